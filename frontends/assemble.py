@@ -1,0 +1,144 @@
+"""Build tracec's input module: ``@step`` with roles, ``@init_params``, ``@init_state``.
+
+Roles and names travel as argument/result attributes of ``@step``
+(``tracec.role = "param" | "state" | "input"`` and ``tracec.name = "l1/w"`` on
+arguments; ``"state" | "output"`` on results), so every later pass, and
+``tracec-opt`` on a saved ``.mlir`` file, sees them in the IR itself.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from xdsl.dialects import func
+from xdsl.dialects.builtin import (
+    ArrayAttr,
+    BytesAttr,
+    DenseIntOrFPElementsAttr,
+    DictionaryAttr,
+    FunctionType,
+    IntegerType,
+    ModuleOp,
+    StringAttr,
+    TensorType,
+    f16,
+    f32,
+    f64,
+    i1,
+)
+from xdsl.ir import Attribute, Block, Region
+
+from tracec.diagnostics import SourceLoc, TracecError
+from tracec.dialects.stablehlo import ConstantOp
+from tracec.frontends.lower_jax import LoweredModel, TensorSpec
+from tracec.frontends.stablehlo_io import display_path, import_text
+
+ROLE = "tracec.role"
+NAME = "tracec.name"
+
+_ELEMENT_TYPES: dict[str, Attribute] = {
+    "float32": f32, "float64": f64, "float16": f16, "bool": i1,
+    "int8": IntegerType(8), "int16": IntegerType(16), "int32": IntegerType(32),
+    "int64": IntegerType(64), "uint8": IntegerType(8), "uint32": IntegerType(32),
+}
+
+
+def tensor_type(shape, dtype: str) -> TensorType:
+    if dtype not in _ELEMENT_TYPES:
+        raise TracecError(f"unsupported dtype {dtype}")
+    return TensorType(_ELEMENT_TYPES[dtype], list(shape))
+
+
+def dense_constant(value: np.ndarray) -> DenseIntOrFPElementsAttr:
+    """An exact constant (raw bytes, no decimal round trip)."""
+    arr = np.asarray(value)  # tobytes() is C order; ascontiguousarray would make 0-d arrays 1-d
+    if arr.dtype == np.bool_:
+        # MLIR stores i1 elements one per byte in the hex form.
+        arr = arr.astype(np.uint8)
+    return DenseIntOrFPElementsAttr(tensor_type(value.shape, value.dtype.name),
+                                    BytesAttr(arr.tobytes()))
+
+
+def role_attrs(role: str, name: str) -> DictionaryAttr:
+    return DictionaryAttr({ROLE: StringAttr(role), NAME: StringAttr(name)})
+
+
+def constant_function(name: str, specs: list[TensorSpec], values: list[np.ndarray],
+                      role: str) -> func.FuncOp:
+    """``func.func @name() -> (...)`` returning the given arrays exactly."""
+    block = Block()
+    consts = [ConstantOp(dense_constant(v)) for v in values]
+    block.add_ops(consts)
+    block.add_op(func.ReturnOp(*[c.output for c in consts]))
+    types = [tensor_type(s.shape, s.dtype) for s in specs]
+    fn = func.FuncOp(name, FunctionType.from_lists([], types), Region(block),
+                     res_attrs=ArrayAttr([role_attrs(role, s.name) for s in specs]))
+    return fn
+
+
+def _find_main(module: ModuleOp) -> func.FuncOp:
+    publics = [op for op in module.ops if isinstance(op, func.FuncOp)
+               and (op.sym_visibility is None or op.sym_visibility.data == "public")]
+    for op in publics:
+        if op.sym_name.data in ("main", "step"):
+            return op
+    if len(publics) == 1:
+        return publics[0]
+    raise TracecError("cannot find the step function: expected a public func named @main or @step")
+
+
+def assemble(lowered: LoweredModel) -> ModuleOp:
+    """One module with ``@step`` (private, roles on its signature) and the init functions."""
+    module = import_text(lowered.step_text, source_file=lowered.source_file,
+                         source_name=display_path(lowered.source_file))
+    step = _find_main(module)
+    step.sym_name = StringAttr("step")
+    step.sym_visibility = StringAttr("private")
+    arg_attrs = ([role_attrs("param", s.name) for s in lowered.params]
+                 + [role_attrs("state", s.name) for s in lowered.state]
+                 + [role_attrs("input", lowered.input.name)])
+    res_attrs = ([role_attrs("state", s.name) for s in lowered.state]
+                 + [role_attrs("output", s.name) for s in lowered.outputs])
+    step.arg_attrs = ArrayAttr(arg_attrs)
+    step.res_attrs = ArrayAttr(res_attrs)
+    module.body.block.add_op(constant_function("init_params", lowered.params, lowered.param_values, "param"))
+    module.body.block.add_op(constant_function("init_state", lowered.state, lowered.state_values, "state"))
+    module.attributes.pop("sym_name", None)
+    module.properties.pop("sym_name", None)
+    module.sym_name = None
+    return module
+
+
+def assemble_mlir_file(path: str, generic_text: str) -> ModuleOp:
+    """A StableHLO file: the step is ``@step`` or ``@main``, with ``tracec.role`` attributes."""
+    shown = display_path(path)
+    module = import_text(generic_text, source_file=path, source_name=shown)
+    step = _find_main(module)
+    roles = []
+    if step.arg_attrs is not None:
+        for d in step.arg_attrs.data:
+            r = d.data.get(ROLE)
+            roles.append(r.data if isinstance(r, StringAttr) else None)
+    if not roles or any(r is None for r in roles):
+        raise TracecError(
+            f"the step function @{step.sym_name.data} must mark every argument with "
+            "{tracec.role = \"param\" | \"state\" | \"input\", tracec.name = \"...\"}",
+            loc=SourceLoc(shown),
+            hint="see docs/abi.md, 'StableHLO input files'")
+    step.sym_name = StringAttr("step")
+    step.sym_visibility = StringAttr("private")
+    names = {op.sym_name.data for op in module.ops if isinstance(op, func.FuncOp)}
+    inputs = step.function_type.inputs.data
+    for fn_name, role in (("init_params", "param"), ("init_state", "state")):
+        if fn_name in names:
+            continue
+        specs, values = [], []
+        for d, t in zip(step.arg_attrs.data, inputs):
+            if d.data[ROLE].data != role:
+                continue
+            name = d.data[NAME].data if NAME in d.data else f"{role}{len(specs)}"
+            shape = tuple(t.get_shape())
+            dtype = next(k for k, v in _ELEMENT_TYPES.items() if v == t.element_type)
+            specs.append(TensorSpec(name, shape, dtype))
+            values.append(np.zeros(shape, dtype))
+        module.body.block.add_op(constant_function(fn_name, specs, values, role))
+    return module

@@ -1,0 +1,138 @@
+"""The JAX frontend: the user contract of DESIGN.md section 2.
+
+``Model`` bundles one time step of a network; ``spike`` and ``stop_gradient`` are the
+two primitives that must survive lowering to StableHLO, so both lower to a
+``stablehlo.composite`` whose attributes say what they are, while ``jax.grad`` of
+the very same function still uses the surrogate (a user can run BPTT on the model).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+from tracec.diagnostics import TracecError
+
+SPIKE_COMPOSITE = "tracec.spike"
+STOP_GRADIENT_COMPOSITE = "tracec.stop_gradient"
+
+
+def _sigmoid(x, alpha):
+    s = jax.nn.sigmoid(alpha * x)
+    return alpha * s * (1.0 - s)
+
+
+def _fast_sigmoid(x, alpha):
+    return 1.0 / (1.0 + alpha * jnp.abs(x)) ** 2
+
+
+def _triangle(x, alpha):
+    return jnp.maximum(0.0, 1.0 - jnp.abs(x) / alpha) / alpha
+
+
+def _arctan(x, alpha):
+    return (alpha / 2.0) / (1.0 + (math.pi * alpha * x / 2.0) ** 2)
+
+
+def _gaussian(x, alpha):
+    return jnp.exp(-(x ** 2) / (2.0 * alpha ** 2)) / (math.sqrt(2.0 * math.pi) * alpha)
+
+
+#: Surrogate derivatives of the Heaviside, exactly the formulas of DESIGN.md section 2.
+SURROGATES: dict[str, Callable] = {
+    "sigmoid": _sigmoid,
+    "fast-sigmoid": _fast_sigmoid,
+    "triangle": _triangle,
+    "arctan": _arctan,
+    "gaussian": _gaussian,
+}
+DEFAULT_SURROGATE = "sigmoid"
+DEFAULT_ALPHA = 4.0
+
+
+def _heaviside(v, *, surrogate, alpha):
+    del surrogate, alpha  # carried as composite attributes only
+    return (v > 0).astype(v.dtype)
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(1, 2))
+def _spike(v, surrogate: str, alpha: float):
+    return jax.lax.composite(_heaviside, name=SPIKE_COMPOSITE)(
+        v, surrogate=surrogate, alpha=float(alpha))
+
+
+@_spike.defjvp
+def _spike_jvp(surrogate, alpha, primals, tangents):
+    (v,), (t,) = primals, tangents
+    return _spike(v, surrogate, alpha), SURROGATES[surrogate](v, alpha).astype(v.dtype) * t
+
+
+def spike(v, surrogate: str = DEFAULT_SURROGATE, alpha: float = DEFAULT_ALPHA):
+    """Heaviside ``v > 0`` forward, surrogate derivative backward.
+
+    ``surrogate`` is one of ``sigmoid``, ``fast-sigmoid``, ``triangle``, ``arctan``,
+    ``gaussian``; ``alpha`` its parameter (DESIGN.md section 2).
+    """
+    if surrogate not in SURROGATES:
+        raise TracecError(f"unknown surrogate '{surrogate}'",
+                          hint=f"choose one of {', '.join(SURROGATES)}")
+    if not isinstance(alpha, (int, float)) or not alpha > 0:
+        raise TracecError(f"surrogate alpha must be a positive number, got {alpha!r}")
+    return _spike(jnp.asarray(v), surrogate, float(alpha))
+
+
+def _identity(x):
+    return x
+
+
+@jax.custom_jvp
+def _stop_gradient(x):
+    return jax.lax.composite(_identity, name=STOP_GRADIENT_COMPOSITE)(x)
+
+
+@_stop_gradient.defjvp
+def _stop_gradient_jvp(primals, tangents):
+    (x,), _ = primals, tangents
+    return _stop_gradient(x), jnp.zeros_like(x)
+
+
+def stop_gradient(x):
+    """Like ``jax.lax.stop_gradient``, but survives lowering to StableHLO."""
+    return jax.tree_util.tree_map(lambda a: _stop_gradient(jnp.asarray(a)), x)
+
+
+@dataclass
+class Model:
+    """One time step of a recurrent network, and everything needed to train it.
+
+    ``init_params(key) -> params``, ``init_state(batch) -> state``,
+    ``step(params, state, x) -> (new_state, output)``, ``loss(output, target) -> scalar``;
+    ``input`` / ``target`` are ``jax.ShapeDtypeStruct`` of one time step (batch first).
+    """
+
+    init_params: Callable[[Any], Any]
+    init_state: Callable[[int], Any]
+    step: Callable[[Any, Any, Any], tuple[Any, Any]]
+    loss: Callable[[Any, Any], Any] | None = None
+    input: Any = None
+    target: Any = None
+
+    def __post_init__(self) -> None:
+        for name in ("init_params", "init_state", "step"):
+            if not callable(getattr(self, name)):
+                raise TracecError(f"tracec.Model: '{name}' must be a function")
+        if self.input is None or not hasattr(self.input, "shape"):
+            raise TracecError(
+                "tracec.Model: 'input' must be a jax.ShapeDtypeStruct of one time step",
+                hint="e.g. input=jax.ShapeDtypeStruct((B, N_IN), jnp.float32)")
+        if len(self.input.shape) < 1:
+            raise TracecError("tracec.Model: 'input' needs a leading batch dimension")
+
+    @property
+    def batch(self) -> int:
+        return int(self.input.shape[0])

@@ -1,0 +1,151 @@
+"""Lower a ``tracec.Model`` to StableHLO: the step function plus initial values.
+
+Parameters and state are flattened to leaves named by their pytree paths joined with
+``/`` (``l1/w_in``). The step is lowered with those leaves as separate arguments,
+in the order params, state, input; results are new state then output leaves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tracec.diagnostics import SourceLoc, TracecError
+from tracec.frontends.jax_frontend import Model
+from tracec.frontends.stablehlo_io import display_path, mlir_to_generic
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str  # numpy dtype name, e.g. "float32"
+
+    def as_json(self) -> dict:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+
+
+@dataclass
+class LoweredModel:
+    step_text: str                 # generic MLIR, locations not yet normalised
+    source_file: str
+    params: list[TensorSpec]
+    param_values: list[np.ndarray]
+    state: list[TensorSpec]
+    state_values: list[np.ndarray]
+    input: TensorSpec
+    outputs: list[TensorSpec]
+    target: TensorSpec | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def _key_name(k) -> str:
+    for attr in ("key", "name", "idx"):
+        if hasattr(k, attr):
+            return str(getattr(k, attr))
+    return str(k)
+
+
+def leaf_names(tree, prefix: str = "") -> list[str]:
+    paths, _ = jax.tree_util.tree_flatten_with_path(tree)
+    names = []
+    for path, _leaf in paths:
+        name = "/".join(_key_name(k) for k in path)
+        names.append(name or prefix or "value")
+    return names
+
+
+def _specs(tree, prefix: str) -> tuple[list[TensorSpec], list[np.ndarray]]:
+    leaves = jax.tree_util.tree_leaves(tree)
+    values = [np.asarray(leaf) for leaf in leaves]
+    names = leaf_names(tree, prefix)
+    return [TensorSpec(n, tuple(v.shape), v.dtype.name) for n, v in zip(names, values)], values
+
+
+def _user_error(model_file: str, what: str, err: Exception) -> TracecError:
+    """Point at the deepest frame of the user's file in an exception's traceback."""
+    import os
+    import traceback
+
+    line = 0
+    for frame in traceback.extract_tb(err.__traceback__):
+        if os.path.realpath(frame.filename) == os.path.realpath(model_file):
+            line = frame.lineno or 0
+    msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return TracecError(f"{what} failed: {type(err).__name__}: {msg}",
+                       loc=SourceLoc(display_path(model_file), line))
+
+
+def lower_model(model: Model, *, seed: int = 0, model_file: str = "<model>") -> LoweredModel:
+    """Evaluate the initial values and lower ``step`` to generic StableHLO text."""
+    try:
+        params = model.init_params(jax.random.PRNGKey(seed))
+    except TracecError:
+        raise
+    except Exception as e:
+        raise _user_error(model_file, "init_params(key)", e) from e
+    try:
+        state = model.init_state(model.batch)
+    except TracecError:
+        raise
+    except Exception as e:
+        raise _user_error(model_file, f"init_state({model.batch})", e) from e
+
+    param_specs, param_values = _specs(params, "params")
+    state_specs, state_values = _specs(state, "state")
+    if not state_specs:
+        raise TracecError("the model has no recurrent state: init_state returned no arrays",
+                          loc=SourceLoc(display_path(model_file)))
+    p_tree = jax.tree_util.tree_structure(params)
+    s_tree = jax.tree_util.tree_structure(state)
+    n_p = len(param_specs)
+    n_s = len(state_specs)
+    x_spec = model.input
+    out_tree_box: list = []
+
+    def flat_step(*leaves):
+        p = jax.tree_util.tree_unflatten(p_tree, leaves[:n_p])
+        s = jax.tree_util.tree_unflatten(s_tree, leaves[n_p:n_p + n_s])
+        new_state, output = model.step(p, s, leaves[-1])
+        if jax.tree_util.tree_structure(new_state) != s_tree:
+            raise TracecError(
+                "step must return (new_state, output) with new_state shaped like init_state's "
+                f"state: got {jax.tree_util.tree_structure(new_state)}, expected {s_tree}",
+                loc=SourceLoc(display_path(model_file)))
+        out_tree_box.append(output)
+        return tuple(jax.tree_util.tree_leaves(new_state)) + tuple(jax.tree_util.tree_leaves(output))
+
+    arg_specs = ([jax.ShapeDtypeStruct(v.shape, v.dtype) for v in param_values]
+                 + [jax.ShapeDtypeStruct(v.shape, v.dtype) for v in state_values]
+                 + [jax.ShapeDtypeStruct(x_spec.shape, x_spec.dtype)])
+    try:
+        lowered = jax.jit(flat_step).lower(*arg_specs)
+    except TracecError:
+        raise
+    except Exception as e:
+        raise _user_error(model_file, "tracing step(params, state, x)", e) from e
+
+    out_avals = lowered.out_info
+    out_leaves = jax.tree_util.tree_leaves(out_avals)
+    for spec, aval in zip(state_specs, out_leaves[:n_s]):
+        if tuple(aval.shape) != spec.shape or np.dtype(aval.dtype).name != spec.dtype:
+            raise TracecError(
+                f"step changes the shape or dtype of state '{spec.name}': "
+                f"{spec.dtype}{list(spec.shape)} -> {np.dtype(aval.dtype).name}{list(aval.shape)}",
+                loc=SourceLoc(display_path(model_file)))
+    output_names = leaf_names(out_tree_box[0], "output") if out_tree_box else []
+    outputs = [TensorSpec(f"output/{n}" if n != "output" else n, tuple(a.shape), np.dtype(a.dtype).name)
+               for n, a in zip(output_names, out_leaves[n_s:])]
+    target = None
+    if model.target is not None:
+        target = TensorSpec("target", tuple(model.target.shape), np.dtype(model.target.dtype).name)
+    return LoweredModel(
+        step_text=mlir_to_generic(lowered.compiler_ir("stablehlo")),
+        source_file=model_file,
+        params=param_specs, param_values=param_values,
+        state=state_specs, state_values=state_values,
+        input=TensorSpec("x", tuple(x_spec.shape), np.dtype(x_spec.dtype).name),
+        outputs=outputs, target=target)

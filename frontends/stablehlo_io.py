@@ -1,0 +1,244 @@
+"""StableHLO text <-> xDSL module.
+
+Import: any producer's MLIR (text or bytecode) is printed by the MLIR bindings in
+*generic op form* with inline locations, locations are normalised to
+``"file":line:col`` (xDSL cannot read MLIR's ``callsite``/range forms, and people
+want the user's line, not JAX's internals), hex float literals are made safe for
+xDSL (DESIGN.md section 4: xDSL reads ``dense<0xFF800000>`` as the integer
+4286578688), then xDSL parses it with tracec's typed dialects registered.
+
+Export: xDSL prints generic form with locations; both IREE and jaxlib's MLIR parser
+accept it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import struct
+from typing import Callable
+
+import numpy as np
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.parser import Parser
+from xdsl.printer import Printer
+from xdsl.utils.exceptions import ParseError
+
+from tracec.diagnostics import SourceLoc, TracecError
+from tracec.dialects import make_context
+
+# ---------------------------------------------------------------------------------
+# Locations
+
+_FILE_LINE_COL = re.compile(r'"((?:[^"\\]|\\.)*)":(\d+):(\d+)')
+
+
+def _matching_paren(text: str, open_index: int) -> int:
+    """Index of the ``)`` closing the ``(`` at ``open_index``; strings are skipped."""
+    depth, k, in_string = 0, open_index, False
+    while k < len(text):
+        c = text[k]
+        if in_string:
+            if c == "\\":
+                k += 1
+            elif c == '"':
+                in_string = False
+        elif c == '"':
+            in_string = True
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return k
+        k += 1
+    raise ValueError("unbalanced location")
+
+
+# tracec's own source folders: frames there (e.g. where the frontend calls jax) are ours,
+# not the user's.
+_OWN_DIRS = tuple(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), d) + os.sep
+                  for d in ("tracec", "frontends", "passes", "runtime"))
+
+
+def _is_library_frame(path: str) -> bool:
+    norm = path.replace("\\", "/")
+    return (norm.startswith("<") or "/site-packages/" in norm or "/dist-packages/" in norm
+            or "/lib/python3" in norm or os.path.abspath(path).startswith(_OWN_DIRS))
+
+
+def pick_user_frame(loc_body: str, prefer_file: str | None) -> tuple[str, int, int] | None:
+    """The innermost ``file:line:col`` of a location that is the user's code.
+
+    MLIR prints call-site chains innermost first, so the first frame in the model's
+    own file wins; failing that, the first frame that is not a library's.
+    """
+    frames = [(m.group(1), int(m.group(2)), int(m.group(3)))
+              for m in _FILE_LINE_COL.finditer(loc_body)]
+    if prefer_file:
+        target = os.path.realpath(prefer_file)
+        for f in frames:
+            if os.path.realpath(f[0]) == target:
+                return f
+    for f in frames:
+        if not _is_library_frame(f[0]):
+            return f
+    return None
+
+
+def normalize_locations(text: str, prefer_file: str | None = None,
+                        display: Callable[[str], str] | None = None) -> str:
+    """Rewrite every ``loc(...)`` in generic MLIR text to ``loc("file":L:C)`` or unknown."""
+    display = display or (lambda p: p)
+    out: list[str] = []
+    i = 0
+    while True:
+        j = text.find("loc(", i)
+        if j < 0:
+            out.append(text[i:])
+            return "".join(out)
+        # `loc(` inside a string literal (e.g. a name) is rare; guard on the previous char.
+        if j > 0 and (text[j - 1].isalnum() or text[j - 1] == "_"):
+            out.append(text[i:j + 4])
+            i = j + 4
+            continue
+        out.append(text[i:j])
+        end = _matching_paren(text, j + 3)
+        frame = pick_user_frame(text[j + 4:end], prefer_file)
+        if frame is None:
+            out.append("loc(unknown)")
+        else:
+            name = display(frame[0]).replace("\\", "\\\\").replace('"', '\\"')
+            out.append(f'loc("{name}":{frame[1]}:{frame[2]})')
+        i = end + 1
+
+
+# ---------------------------------------------------------------------------------
+# Hex float literals
+
+_FLOAT_DTYPES = {"f16": np.float16, "f32": np.float32, "f64": np.float64, "bf16": None}
+_DENSE = re.compile(r"dense<(?!\")")
+_LITERAL = re.compile(r"0x[0-9A-Fa-f]+|[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|inf|nan)")
+
+
+def _matching_angle(text: str, open_index: int) -> int:
+    depth = 0
+    for k in range(open_index, len(text)):
+        if text[k] == "<":
+            depth += 1
+        elif text[k] == ">":
+            depth -= 1
+            if depth == 0:
+                return k
+    raise ValueError("unbalanced '<'")
+
+
+def _bf16_bytes(value: float) -> bytes:
+    bits = struct.unpack("<I", struct.pack("<f", value))[0]
+    return struct.pack("<H", (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16)
+
+
+def fix_hex_float_literals(text: str) -> str:
+    """Turn ``dense<0x..>`` / ``dense<[.., 0x.., ..]>`` of float type into a hex blob.
+
+    MLIR writes non-finite (and some other) float elements as their bit pattern in
+    hex; xDSL 0.75 parses those as integers and converts the *value*, giving e.g.
+    4.29e9 instead of -inf. The quoted blob form ``dense<"0x...">`` carries raw
+    little-endian bytes, which xDSL reads correctly.
+    """
+    out: list[str] = []
+    i = 0
+    for m in _DENSE.finditer(text):
+        if m.start() < i:
+            continue
+        open_index = m.end() - 1
+        close = _matching_angle(text, open_index)
+        body = text[open_index + 1:close]
+        rest = text[close + 1:close + 200]
+        tm = re.match(r"\s*:\s*tensor<([^>]*)>", rest)
+        if "0x" not in body or tm is None:
+            continue
+        dims = tm.group(1).split("x")
+        elem = dims[-1]
+        if elem not in _FLOAT_DTYPES:
+            continue
+        width = {"f16": 2, "bf16": 2, "f32": 4, "f64": 8}[elem]
+        raw = bytearray()
+        for tok in _LITERAL.findall(body):
+            if tok.startswith("0x"):
+                raw += int(tok, 16).to_bytes(width, "little")
+            elif elem == "bf16":
+                raw += _bf16_bytes(float(tok))
+            else:
+                raw += np.array(float(tok), dtype=_FLOAT_DTYPES[elem]).tobytes()
+        out.append(text[i:m.start()])
+        out.append(f'dense<"0x{raw.hex().upper()}">')
+        i = close + 1
+    out.append(text[i:])
+    return "".join(out)
+
+
+# ---------------------------------------------------------------------------------
+# Parse / print
+
+
+def parse_generic(text: str, source_name: str = "<input>") -> ModuleOp:
+    """Parse generic-form MLIR text (already normalised) into an xDSL module."""
+    text = fix_hex_float_literals(text)
+    try:
+        module = Parser(make_context(), text, source_name).parse_module()
+    except ParseError as e:
+        first = str(e).strip().splitlines()
+        raise TracecError(f"could not read the IR of {source_name}: {first[-1] if first else e}",
+                          loc=SourceLoc(source_name),
+                          hint="tracec reads StableHLO; run with --debug for the parser's message") from e
+    return module
+
+
+def print_generic(module: ModuleOp, *, debuginfo: bool = True) -> str:
+    stream = io.StringIO()
+    Printer(stream=stream, print_generic_format=True, print_debuginfo=debuginfo).print_op(module)
+    stream.write("\n")
+    return stream.getvalue()
+
+
+def display_path(path: str) -> str:
+    """How a file is named in diagnostics: relative to the working directory if inside it."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if rel.startswith("..") else rel
+
+
+def mlir_to_generic(mlir_module) -> str:
+    """Generic form with inline locations from an MLIR-bindings module (jaxlib or iree)."""
+    return mlir_module.operation.get_asm(enable_debug_info=True, print_generic_op_form=True,
+                                         use_local_scope=True)
+
+
+def read_mlir_file(path: str) -> str:
+    """Read a ``.mlir`` or ``.mlirbc`` StableHLO file into generic text, any producer."""
+    from iree.compiler import ir
+
+    try:
+        data = open(path, "rb").read()
+    except OSError as e:
+        raise TracecError(f"cannot read {path}: {e.strerror}") from e
+    with ir.Context() as ctx:
+        ctx.allow_unregistered_dialects = True
+        try:
+            module = ir.Module.parse(data if path.endswith(".mlirbc") else data.decode())
+        except Exception as e:  # the bindings raise MLIRError with diagnostics
+            msg = str(e).strip().splitlines()
+            detail = next((m.strip() for m in msg if "error:" in m), msg[-1] if msg else "")
+            raise TracecError(f"{display_path(path)} is not valid MLIR: {detail}",
+                              loc=SourceLoc(display_path(path))) from e
+        return mlir_to_generic(module)
+
+
+def import_text(generic_text: str, *, source_file: str | None, source_name: str) -> ModuleOp:
+    """Normalise locations to ``source_file`` and parse into xDSL."""
+    text = normalize_locations(generic_text, prefer_file=source_file, display=display_path)
+    return parse_generic(text, source_name)

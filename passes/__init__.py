@@ -1,0 +1,55 @@
+"""tracec's passes: one xDSL ``ModulePass`` per file, each with a kebab-case ``name``.
+
+``PASSES`` is the one registry that the driver, ``-p`` pipelines, ``tracec-opt`` and
+``--list-passes`` all use. Passes import xDSL and tracec's dialects, never jax.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from xdsl.passes import ModulePass
+
+
+def _strip_sharding():
+    from tracec.passes.strip_sharding import StripShardingPass
+    return StripShardingPass
+
+
+def _inline_private_functions():
+    from tracec.passes.inline_private_functions import InlinePrivateFunctionsPass
+    return InlinePrivateFunctionsPass
+
+
+def _check_backend_ops():
+    from tracec.passes.check_backend_ops import CheckBackendOpsPass
+    return CheckBackendOpsPass
+
+
+def _make_entry_points():
+    from tracec.passes.make_entry_points import MakeEntryPointsPass
+    return MakeEntryPointsPass
+
+
+def _prepare_iree_input():
+    from tracec.passes.prepare_iree_input import PrepareIreeInputPass
+    return PrepareIreeInputPass
+
+
+#: name -> loader of the pass class (lazy, so listing passes stays cheap).
+PASSES: dict[str, Callable[[], type[ModulePass]]] = {
+    "strip-sharding": _strip_sharding,
+    "inline-private-functions": _inline_private_functions,
+    "check-backend-ops": _check_backend_ops,
+    "make-entry-points": _make_entry_points,
+    "prepare-iree-input": _prepare_iree_input,
+}
+
+
+def pass_summary(name: str) -> str:
+    """First line of a pass's module docstring (for ``--list-passes``)."""
+    import sys
+
+    cls = PASSES[name]()
+    doc = (sys.modules[cls.__module__].__doc__ or "").strip()
+    return doc.splitlines()[0] if doc else ""

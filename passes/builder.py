@@ -1,0 +1,125 @@
+"""Build StableHLO ops in xDSL without repeating property plumbing in every pass.
+
+Every op built here gets the location given to the :class:`Builder`, so IR a pass
+creates still points at the user's line (xDSL does not copy locations by itself).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from xdsl.dialects.builtin import (
+    BytesAttr,
+    DenseArrayBase,
+    DenseIntOrFPElementsAttr,
+    IntegerAttr,
+    IntegerType,
+    LocationAttr,
+    TensorType,
+    UnknownLoc,
+    f32,
+    i32,
+    i64,
+)
+from xdsl.ir import Attribute, Block, Operation, SSAValue
+from xdsl.parser import Parser
+
+from tracec.dialects import make_context
+from tracec.dialects import stablehlo as shlo
+
+_ATTR_CACHE: dict[str, Attribute] = {}
+
+
+def stablehlo_attr(text: str) -> Attribute:
+    """A StableHLO dialect attribute, e.g. ``#stablehlo<comparison_direction LT>``."""
+    if text not in _ATTR_CACHE:
+        _ATTR_CACHE[text] = Parser(make_context(), text).parse_attribute()
+    return _ATTR_CACHE[text]
+
+
+class Builder:
+    """Appends ops to a block; every op gets ``loc``."""
+
+    def __init__(self, block: Block, loc: LocationAttr | None = None,
+                 before: Operation | None = None):
+        self.block = block
+        self.loc = loc or UnknownLoc()
+        self.before = before
+
+    def add(self, op: Operation) -> Operation:
+        op.location = self.loc
+        if self.before is not None:
+            self.block.insert_op_before(op, self.before)
+        else:
+            self.block.add_op(op)
+        return op
+
+    def raw(self, name: str, operands, result_types, properties=None, regions=()) -> Operation:
+        """An op tracec has no typed definition for (printed generically, as parsed)."""
+        from xdsl.ir import Region
+        cls = make_context().get_optional_op(name)
+        if cls is None:
+            from xdsl.dialects.builtin import UnregisteredOp
+            cls = UnregisteredOp.with_name(name)
+        op = cls.create(operands=[SSAValue.get(o) for o in operands], result_types=result_types,
+                        properties=properties or {}, regions=list(regions))
+        return self.add(op)
+
+    def constant(self, value: np.ndarray) -> SSAValue:
+        arr = np.asarray(value)  # tobytes() is C order; ascontiguousarray would make 0-d arrays 1-d
+        etype = {np.dtype(np.float32): f32, np.dtype(np.int32): i32,
+                 np.dtype(np.int64): i64}[arr.dtype]
+        attr = DenseIntOrFPElementsAttr(TensorType(etype, list(arr.shape)), BytesAttr(arr.tobytes()))
+        return self.add(shlo.ConstantOp(attr)).results[0]
+
+    def i32(self, v: int) -> SSAValue:
+        return self.constant(np.array(v, np.int32))
+
+    def add_(self, a, b) -> SSAValue:
+        return self.add(shlo.AddOp(a, b)).results[0]
+
+    def compare(self, a, b, direction: str, kind: str = "SIGNED") -> SSAValue:
+        ta = SSAValue.get(a).type
+        return self.raw("stablehlo.compare", [a, b], [TensorType(IntegerType(1), ta.get_shape())], {
+            "comparison_direction": stablehlo_attr(f"#stablehlo<comparison_direction {direction}>"),
+            "compare_type": stablehlo_attr(f"#stablehlo<comparison_type {kind}>"),
+        }).results[0]
+
+    def reshape(self, v, shape) -> SSAValue:
+        t = SSAValue.get(v).type
+        return self.add(shlo.ReshapeOp.create(operands=[SSAValue.get(v)],
+                                              result_types=[TensorType(t.element_type, list(shape))])).results[0]
+
+    def dynamic_slice(self, v, starts, sizes) -> SSAValue:
+        t = SSAValue.get(v).type
+        return self.add(shlo.DynamicSliceOp.create(
+            operands=[SSAValue.get(v), *[SSAValue.get(s) for s in starts]],
+            result_types=[TensorType(t.element_type, list(sizes))],
+            properties={"slice_sizes": DenseArrayBase.from_list(i64, list(sizes))})).results[0]
+
+    def dynamic_update_slice(self, v, update, starts) -> SSAValue:
+        return self.add(shlo.DynamicUpdateSliceOp.create(
+            operands=[SSAValue.get(v), SSAValue.get(update), *[SSAValue.get(s) for s in starts]],
+            result_types=[SSAValue.get(v).type])).results[0]
+
+    def dimension_size(self, v, dim: int) -> SSAValue:
+        return self.add(shlo.GetDimensionSizeOp.create(
+            operands=[SSAValue.get(v)], result_types=[TensorType(i32, [])],
+            properties={"dimension": IntegerAttr(dim, i64)})).results[0]
+
+    def concatenate(self, values, dim: int, result_type) -> SSAValue:
+        return self.add(shlo.ConcatenateOp.create(
+            operands=[SSAValue.get(v) for v in values], result_types=[result_type],
+            properties={"dimension": IntegerAttr(dim, i64)})).results[0]
+
+    def dynamic_broadcast(self, scalar, shape_tensor, result_type) -> SSAValue:
+        return self.add(shlo.DynamicBroadcastInDimOp.create(
+            operands=[SSAValue.get(scalar), SSAValue.get(shape_tensor)], result_types=[result_type],
+            properties={"broadcast_dimensions": DenseArrayBase.from_list(i64, [])})).results[0]
+
+    def broadcast(self, scalar, result_type) -> SSAValue:
+        return self.add(shlo.BroadcastInDimOp.create(
+            operands=[SSAValue.get(scalar)], result_types=[result_type],
+            properties={"broadcast_dimensions": DenseArrayBase.from_list(i64, [])})).results[0]
+
+    def ret(self, values, kind=shlo.ReturnOp) -> Operation:
+        return self.add(kind(list(values)) if kind is shlo.ReturnOp else kind(*values))

@@ -1,0 +1,50 @@
+"""Small helpers shared by passes: locations, symbols, roles."""
+
+from __future__ import annotations
+
+from xdsl.dialects import func
+from xdsl.dialects.builtin import FileLineColLoc, ModuleOp, StringAttr
+from xdsl.ir import Operation
+
+from tracec.diagnostics import SourceLoc, TracecError
+
+ROLE = "tracec.role"
+NAME = "tracec.name"
+
+
+def source_loc(op: Operation) -> SourceLoc | None:
+    """The user's ``file:line:col`` of an op, walking up to its parents if it has none."""
+    cur: Operation | None = op
+    while cur is not None:
+        loc = cur.location
+        if isinstance(loc, FileLineColLoc):
+            return SourceLoc(loc.filename.data, loc.line.data, loc.column.data)
+        cur = cur.parent_op()
+    return None
+
+
+def op_error(op: Operation, message: str, hint: str | None = None) -> TracecError:
+    return TracecError(message, loc=source_loc(op), op=op.name, hint=hint)
+
+
+def functions(module: ModuleOp) -> dict[str, func.FuncOp]:
+    return {op.sym_name.data: op for op in module.ops if isinstance(op, func.FuncOp)}
+
+
+def get_function(module: ModuleOp, name: str, pass_name: str) -> func.FuncOp:
+    fns = functions(module)
+    if name not in fns:
+        raise TracecError(f"{pass_name}: the module has no function @{name}",
+                          hint=f"functions present: {', '.join(sorted(fns)) or 'none'}")
+    return fns[name]
+
+
+def roles(attrs) -> list[tuple[str, str]]:
+    """``[(role, name)]`` from an ``arg_attrs``/``res_attrs`` array."""
+    out = []
+    for i, d in enumerate(attrs.data if attrs is not None else []):
+        role = d.data.get(ROLE)
+        name = d.data.get(NAME)
+        out.append((role.data if isinstance(role, StringAttr) else "",
+                    name.data if isinstance(name, StringAttr) else f"#{i}"))
+    return out

@@ -1,0 +1,39 @@
+"""prepare-iree-input: the last rewrite before IREE: drop what only tracec needs.
+
+Removes private functions no entry point uses (``@step`` once entries are built)
+and tracec's own argument/result attributes (the manifest in ``iree.reflection``
+keeps names and roles).
+
+Before: entry points built (make-entry-points). After: only public entries and
+the private functions they reference (composite decompositions) remain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, ModuleOp
+from xdsl.passes import ModulePass
+
+from tracec.passes.inline_private_functions import remove_unused_private
+
+
+def _drop_tracec(arr: ArrayAttr | None) -> ArrayAttr | None:
+    if arr is None:
+        return None
+    return ArrayAttr([DictionaryAttr({k: v for k, v in d.data.items() if not k.startswith("tracec.")})
+                      for d in arr.data])
+
+
+@dataclass(frozen=True)
+class PrepareIreeInputPass(ModulePass):
+    name = "prepare-iree-input"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        remove_unused_private(op)
+        for fn in op.ops:
+            if isinstance(fn, func.FuncOp):
+                fn.arg_attrs = _drop_tracec(fn.arg_attrs)
+                fn.res_attrs = _drop_tracec(fn.res_attrs)

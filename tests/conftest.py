@@ -1,0 +1,34 @@
+"""Shared fixtures: compiled artifacts are cached per session (and by tracec's own
+compile cache across sessions, under .cache/ in the repository)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLES = os.path.join(ROOT, "examples")
+MODELS = os.path.join(ROOT, "tests", "models")
+
+os.environ.setdefault("TRACEC_CACHE_DIR", os.path.join(ROOT, ".cache", "tracec"))
+
+
+def run_cli(*args, cwd=ROOT, input=None, prog="tracec", env=None):
+    """Run a tracec command line in a fresh process; returns CompletedProcess."""
+    exe = os.path.join(os.path.dirname(sys.executable), prog)
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run([exe, *args], cwd=cwd, capture_output=True, text=True, input=input,
+                          env=full_env, timeout=600)
+
+
+@pytest.fixture(scope="session")
+def lif2_vmfb(tmp_path_factory):
+    import tracec
+
+    path = str(tmp_path_factory.mktemp("art") / "lif2.vmfb")
+    tracec.compile(os.path.join(EXAMPLES, "lif2.py"), algorithm="forward").save(path)
+    return path

@@ -1,0 +1,205 @@
+"""Command lines: ``tracec`` (compile a model) and ``tracec-opt`` (run passes on a .mlir file).
+
+Flags follow iree-compile / mlir-opt conventions. Errors are one line
+(``model.py:12:8: error: ...``) and a non-zero exit; ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+
+from tracec.diagnostics import TracecError
+
+EXIT_INTERNAL = 70
+
+
+def _run(main_fn, argv) -> int:
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        return main_fn(argv) or 0
+    except TracecError as e:
+        if debug:
+            traceback.print_exc()
+        print(e.format(), file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("tracec: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug in tracec, not the user's fault
+        if debug:
+            traceback.print_exc()
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        print(f"tracec: internal error: {type(e).__name__}: {first} "
+              "(rerun with --debug for the traceback and please report it)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+class _Printer:
+    """The one IR callback behind --print-ir-after, --print-ir-after-all and --dump-dir."""
+
+    def __init__(self, after: list[str], after_all: bool, dump_dir: str | None):
+        self.after = set(after)
+        self.after_all = after_all
+        self.dump_dir = dump_dir
+        self.index = 0
+        if dump_dir:
+            os.makedirs(dump_dir, exist_ok=True)
+
+    def __call__(self, stage: str, pass_name: str | None, ir: str) -> None:
+        label = pass_name or f"stage-{stage}"
+        if pass_name and (self.after_all or pass_name in self.after):
+            sys.stderr.write(f"// -----// IR Dump After {pass_name} ({stage}) //----- //\n{ir}\n")
+        if self.dump_dir and (pass_name or stage == "import"):
+            from tracec.fileio import atomic_write
+
+            name = f"{self.index:02d}-{label if pass_name else 'import'}.mlir"
+            atomic_write(os.path.join(self.dump_dir, name), ir)
+            self.index += 1
+
+    @property
+    def active(self) -> bool:
+        return bool(self.after or self.after_all or self.dump_dir)
+
+
+def _list_passes() -> int:
+    from tracec.passes import PASSES, pass_summary
+
+    for name in PASSES:
+        print(f"  {name:28s} {pass_summary(name)}")
+    return 0
+
+
+def _compile_parser() -> argparse.ArgumentParser:
+    from tracec.options import ALGORITHMS, OPTIMIZERS, STAGES, TARGETS
+
+    p = argparse.ArgumentParser(
+        prog="tracec",
+        description="Compile one time step of a recurrent/spiking network (model.py, .mlir) "
+                    "into a binary that runs (and learns) without Python.")
+    p.add_argument("input", nargs="?", help="model.py, or a StableHLO .mlir/.mlirbc file")
+    p.add_argument("-o", "--output", help="output file (default: stdout for IR stages)")
+    p.add_argument("--model", help="name of the tracec.Model in model.py, if it has several")
+    p.add_argument("--algorithm", choices=ALGORITHMS, default="forward")
+    p.add_argument("--decay", type=float, default=0.9, help="ES-D-RTRL trace decay α in [0, 1)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--update-every", type=int, default=1, metavar="K")
+    p.add_argument("--target", choices=TARGETS, default="llvm-cpu")
+    p.add_argument("--cpu", default="host", help="llvm-cpu: CPU name (host, generic, znver4, ...)")
+    p.add_argument("--target-triple", default="", help="llvm-cpu cross compilation, e.g. aarch64-linux-gnu")
+    p.add_argument("--cuda-arch", default="sm_80")
+    p.add_argument("--rocm-arch", default="gfx942")
+    p.add_argument("--seed", type=int, default=0, help="key given to init_params (default 0)")
+    p.add_argument("--emit", choices=STAGES, help="stop after this stage and write its output")
+    p.add_argument("--print-ir-after", action="append", default=[], metavar="PASS")
+    p.add_argument("--print-ir-after-all", action="store_true")
+    p.add_argument("--dump-dir", metavar="DIR", help="write the IR after every pass, one numbered file each")
+    p.add_argument("-p", "--pipeline", metavar="PIPELINE",
+                   help="run these passes instead of the default pipeline (xdsl-opt syntax)")
+    p.add_argument("--list-passes", action="store_true")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the compile cache")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+def _compile_main(argv) -> int:
+    args = _compile_parser().parse_args(argv)
+    if args.list_passes:
+        return _list_passes()
+    if not args.input:
+        raise TracecError("no input file", hint="usage: tracec model.py -o model.vmfb")
+    from tracec.driver import compile as tracec_compile
+    from tracec.fileio import atomic_write
+    from tracec.options import CompileOptions
+
+    if args.print_ir_after:
+        from tracec.passes import PASSES
+
+        unknown = [n for n in args.print_ir_after if n not in PASSES]
+        if unknown:
+            raise TracecError(f"--print-ir-after: unknown pass '{unknown[0]}'",
+                              hint="tracec --list-passes shows the available passes")
+    options = CompileOptions(
+        algorithm=args.algorithm, decay=args.decay, optimizer=args.optimizer, lr=args.lr,
+        update_every=args.update_every, target=args.target, seed=args.seed, cpu=args.cpu,
+        target_triple=args.target_triple, cuda_arch=args.cuda_arch, rocm_arch=args.rocm_arch)
+    printer = _Printer(args.print_ir_after, args.print_ir_after_all, args.dump_dir)
+    art = tracec_compile(args.input, options, emit=args.emit, pipeline=args.pipeline,
+                         callback=printer if printer.active else None, model_name=args.model,
+                         use_cache=not args.no_cache)
+    for w in art.warnings:
+        print(w, file=sys.stderr)
+    if art.binary is None:
+        text = art.ir[args.emit]
+        if args.output and args.output != "-":
+            atomic_write(args.output, text)
+        else:
+            sys.stdout.write(text)
+        return 0
+    if not args.output:
+        raise TracecError("no output file for the binary", hint="add -o model.vmfb")
+    art.save(args.output)
+    return 0
+
+
+def _opt_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tracec-opt",
+                                description="Run tracec passes on a .mlir file (like xdsl-opt).")
+    p.add_argument("input", nargs="?", default="-", help=".mlir file (default: stdin)")
+    p.add_argument("-p", "--passes", default="", help="pass pipeline, e.g. 'strip-sharding,inline-private-functions'")
+    p.add_argument("-o", "--output", default="-")
+    p.add_argument("--print-ir-after-all", action="store_true")
+    p.add_argument("--list-passes", action="store_true")
+    p.add_argument("--no-locations", action="store_true", help="print without loc(...)")
+    p.add_argument("--debug", action="store_true")
+    return p
+
+
+def _opt_main(argv) -> int:
+    args = _opt_parser().parse_args(argv)
+    if args.list_passes:
+        return _list_passes()
+    from tracec.driver import parse_pipeline, run_passes
+    from tracec.fileio import atomic_write
+    from tracec.frontends.stablehlo_io import import_text, print_generic, read_mlir_file
+
+    passes = parse_pipeline(args.passes) if args.passes else []
+    if args.input == "-":
+        text = sys.stdin.read()
+        from iree.compiler import ir
+
+        with ir.Context() as ctx:
+            ctx.allow_unregistered_dialects = True
+            try:
+                generic = ir.Module.parse(text).operation.get_asm(
+                    enable_debug_info=True, print_generic_op_form=True, use_local_scope=True)
+            except Exception as e:
+                raise TracecError(f"<stdin> is not valid MLIR: {str(e).strip().splitlines()[0]}") from e
+        name = "<stdin>"
+    else:
+        generic = read_mlir_file(args.input)
+        name = args.input
+    module = import_text(generic, source_file=None, source_name=name)
+    printer = _Printer([], args.print_ir_after_all, None)
+    run_passes(module, passes, "tracec-opt", printer if printer.active else None)
+    out = print_generic(module, debuginfo=not args.no_locations)
+    if args.output == "-":
+        sys.stdout.write(out)
+    else:
+        atomic_write(args.output, out)
+    return 0
+
+
+def main(argv=None) -> int:
+    sys.exit(_run(_compile_main, argv))
+
+
+def opt_main(argv=None) -> int:
+    sys.exit(_run(_opt_main, argv))
+
+
+if __name__ == "__main__":
+    main()

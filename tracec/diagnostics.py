@@ -1,0 +1,74 @@
+"""Diagnostics for people: ``model.py:12:8: error: what went wrong; what to do``.
+
+Every error tracec raises on purpose is a :class:`TracecError`. The CLI prints it as
+one line (plus optional notes) and exits non-zero; ``--debug`` adds the traceback.
+Passes never print: warnings go to the :class:`DiagnosticSink` of the compilation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class SourceLoc:
+    """A user-facing source position (1-based line, 1-based column as MLIR prints)."""
+
+    file: str
+    line: int = 0
+    col: int = 0
+
+    def __str__(self) -> str:
+        if self.line:
+            return f"{self.file}:{self.line}:{self.col}" if self.col else f"{self.file}:{self.line}"
+        return self.file
+
+
+class TracecError(Exception):
+    """An error meant for the user of tracec.
+
+    ``loc`` names the user's file (and line where there is one), ``op`` the IR
+    operation involved, ``hint`` what to do about it.
+    """
+
+    def __init__(self, message: str, *, loc: SourceLoc | None = None, op: str | None = None,
+                 hint: str | None = None, exit_code: int = 1):
+        self.message = message
+        self.loc = loc
+        self.op = op
+        self.hint = hint
+        self.exit_code = exit_code
+        super().__init__(self.format())
+
+    def format(self) -> str:
+        where = f"{self.loc}: " if self.loc else ""
+        text = f"{where}error: {self.message}"
+        if self.op:
+            text += f" (op '{self.op}')"
+        if self.hint:
+            text += f"; {self.hint}"
+        return text
+
+
+@dataclass
+class Diagnostic:
+    severity: str
+    message: str
+    loc: SourceLoc | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.loc}: " if self.loc else ""
+        return f"{where}{self.severity}: {self.message}"
+
+
+@dataclass
+class DiagnosticSink:
+    """Collects warnings and remarks during one compilation."""
+
+    items: list[Diagnostic] = field(default_factory=list)
+
+    def warn(self, message: str, loc: SourceLoc | None = None) -> None:
+        self.items.append(Diagnostic("warning", message, loc))
+
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.items if d.severity == "warning"]

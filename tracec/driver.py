@@ -1,0 +1,281 @@
+"""The compiler driver: ordered stages, one IR-dump callback, cache, backends.
+
+Stages (``--emit`` stops after one):
+
+    stablehlo   import (JAX or a .mlir file) + normalisation passes
+    tracec      tracec's passes: analysis, entry points (later: autodiff, traces, optimizer)
+    iree-input  the module handed to IREE
+    vmfb        IREE's binary              (targets llvm-cpu, vmvx, cuda, rocm, vulkan)
+    xla         jax.export artifacts       (target xla)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Callable
+
+from tracec.diagnostics import DiagnosticSink, SourceLoc, TracecError
+from tracec.fileio import atomic_write
+from tracec.options import STAGES, CompileOptions
+from tracec.versions import sources_hash, tool_versions
+
+#: Default pass pipeline of each IR stage (xdsl-opt pipeline syntax).
+STAGE_PIPELINES: dict[str, str] = {
+    "stablehlo": "strip-sharding,inline-private-functions",
+    "tracec": "check-backend-ops{{target={target}}},make-entry-points",
+    "iree-input": "prepare-iree-input",
+}
+IR_STAGES = ("stablehlo", "tracec", "iree-input")
+
+# A callback sees (stage, pass_name or None, ir_text) after every pass; pass_name is
+# None for the IR at the end of a stage.
+IrCallback = Callable[[str, str | None, str], None]
+
+
+@dataclass
+class Artifact:
+    """What ``tracec.compile`` returns: the binary (if built), IR per stage, manifest."""
+
+    target: str
+    manifest: dict
+    ir: dict[str, str] = field(default_factory=dict)
+    binary: bytes | None = None
+    warnings: list[str] = field(default_factory=list)
+    from_cache: bool = False
+
+    def save(self, path: str) -> None:
+        """Write the binary atomically (a failed write never leaves half a file)."""
+        if self.binary is None:
+            raise TracecError("nothing to save: this compilation stopped before the binary "
+                              "(--emit of an IR stage)", hint="save artifact.ir[stage] instead")
+        atomic_write(path, self.binary)
+
+
+# ---------------------------------------------------------------------------------
+# Front: model -> xDSL module
+
+
+def _import(source, options: CompileOptions, model_name: str | None):
+    """(module, source description) from a tracec.Model, a model.py or a .mlir/.mlirbc file."""
+    from tracec.frontends.assemble import assemble, assemble_mlir_file
+    from tracec.frontends.stablehlo_io import display_path
+
+    if isinstance(source, str):
+        path = source
+        if path.endswith((".mlir", ".mlirbc")):
+            from tracec.frontends.stablehlo_io import read_mlir_file
+
+            module = assemble_mlir_file(path, read_mlir_file(path))
+            return module, {"file": display_path(path), "sha256": _file_hash(path)}
+        if not path.endswith(".py"):
+            raise TracecError(f"don't know how to compile '{path}'",
+                              hint="give a model.py, a .mlir or a .mlirbc file")
+        from tracec.frontends.model_loader import load_model
+
+        model, _ = load_model(path, model_name)
+        model_file = path
+    else:
+        model = source
+        import inspect
+
+        model_file = inspect.getsourcefile(model.step) or "<model>"
+    from tracec.frontends.lower_jax import lower_model
+
+    lowered = lower_model(model, seed=options.seed, model_file=model_file)
+    module = assemble(lowered)
+    desc = {"file": display_path(model_file),
+            "sha256": _file_hash(model_file) if os.path.isfile(model_file) else ""}
+    if lowered.target is not None:
+        desc["target"] = lowered.target.as_json()
+    return module, desc
+
+
+def _file_hash(path: str) -> str:
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+# ---------------------------------------------------------------------------------
+# Passes
+
+
+def parse_pipeline(spec: str):
+    """An xdsl-opt style pipeline string -> PassPipeline, with errors for people."""
+    from xdsl.passes import PassPipeline
+
+    from tracec.passes import PASSES
+
+    try:
+        return PassPipeline.parse_spec(PASSES, spec).passes
+    except ValueError as e:
+        msg = str(e)
+        if msg.startswith("Unrecognized passes"):
+            raise TracecError(f"unknown pass in pipeline '{spec}': {msg.split(':', 1)[1].strip()}",
+                              hint="tracec --list-passes shows the available passes") from e
+        raise TracecError(f"bad pipeline '{spec}': {msg}") from e
+    except Exception as e:  # xDSL's pipeline parser raises its own errors for syntax
+        raise TracecError(f"bad pipeline '{spec}': {str(e).strip().splitlines()[-1]}") from e
+
+
+def run_passes(module, passes, stage: str, callback: IrCallback | None) -> None:
+    from tracec.dialects import make_context
+    from tracec.frontends.stablehlo_io import print_generic
+
+    ctx = make_context()
+    for p in passes:
+        p.apply(ctx, module)
+        try:
+            module.verify()
+        except TracecError:
+            raise
+        except Exception as e:
+            raise TracecError(f"internal error: IR does not verify after pass '{p.name}': "
+                              f"{str(e).strip().splitlines()[0]}",
+                              hint="please report this with the model") from e
+        if callback is not None:
+            callback(stage, p.name, print_generic(module))
+
+
+# ---------------------------------------------------------------------------------
+# Cache
+
+
+def cache_dir() -> str | None:
+    if os.environ.get("TRACEC_CACHE", "1") == "0":
+        return None
+    return os.environ.get("TRACEC_CACHE_DIR") or os.path.join(
+        os.path.expanduser("~"), ".cache", "tracec")
+
+
+def _cache_key(input_ir: str, options: CompileOptions, pipeline: str | None, source: dict) -> str:
+    h = hashlib.sha256()
+    payload = {"options": options.as_dict(), "pipeline": pipeline, "tools": tool_versions(),
+               "sources": sources_hash(), "source_file": source.get("file")}
+    h.update(json.dumps(payload, sort_keys=True).encode())
+    h.update(input_ir.encode())
+    return h.hexdigest()
+
+
+def _cache_load(key: str) -> Artifact | None:
+    d = cache_dir()
+    if d is None:
+        return None
+    meta_path = os.path.join(d, key + ".json")
+    bin_path = os.path.join(d, key + ".bin")
+    try:
+        meta = json.load(open(meta_path))
+        binary = open(bin_path, "rb").read()
+    except (OSError, ValueError):
+        return None
+    if hashlib.sha256(binary).hexdigest() != meta.get("binary_sha256"):
+        return None  # a damaged entry is a miss, never a wrong artifact
+    return Artifact(target=meta["target"], manifest=meta["manifest"], ir=meta["ir"],
+                    binary=binary, warnings=meta.get("warnings", []), from_cache=True)
+
+
+def _cache_store(key: str, art: Artifact) -> None:
+    d = cache_dir()
+    if d is None or art.binary is None:
+        return
+    try:
+        os.makedirs(d, exist_ok=True)
+        atomic_write(os.path.join(d, key + ".bin"), art.binary)
+        atomic_write(os.path.join(d, key + ".json"), json.dumps({
+            "target": art.target, "manifest": art.manifest, "ir": art.ir,
+            "warnings": art.warnings, "binary_sha256": hashlib.sha256(art.binary).hexdigest()}))
+    except (OSError, TracecError):
+        pass  # the cache is an optimisation; never fail a compile because of it
+
+
+# ---------------------------------------------------------------------------------
+# The driver
+
+
+def compile(source, options: CompileOptions | None = None, *, emit: str | None = None,
+            pipeline: str | None = None, callback: IrCallback | None = None,
+            model_name: str | None = None, use_cache: bool = True, **option_kwargs) -> Artifact:
+    """Compile a ``tracec.Model`` (or a model.py / .mlir path) into an :class:`Artifact`.
+
+    ``options`` or keyword options (``algorithm=``, ``target=``, ``seed=``, ...);
+    ``emit`` stops after a stage; ``pipeline`` replaces the default passes of the
+    IR stages; ``callback(stage, pass, ir)`` sees the IR after every pass.
+    """
+    from tracec.frontends.stablehlo_io import print_generic
+
+    if options is None:
+        unknown = set(option_kwargs) - set(CompileOptions.field_names())
+        if unknown:
+            raise TracecError(f"unknown compile option(s): {', '.join(sorted(unknown))}",
+                              hint=f"options are {', '.join(CompileOptions.field_names())}")
+        options = CompileOptions(**option_kwargs)
+    final_stage = "xla" if options.target == "xla" else "vmfb"
+    emit = emit or final_stage
+    if emit not in STAGES or (emit in ("vmfb", "xla") and emit != final_stage):
+        valid = list(IR_STAGES) + [final_stage]
+        raise TracecError(f"unknown stage '{emit}' for target {options.target}",
+                          hint=f"--emit takes one of {', '.join(valid)}")
+
+    module, source = _import(source, options, model_name)
+    input_ir = print_generic(module)
+    key = None
+    if use_cache and callback is None and emit == final_stage:
+        key = _cache_key(input_ir, options, pipeline, source)
+        hit = _cache_load(key)
+        if hit is not None:
+            return hit
+
+    sink = DiagnosticSink()
+    ir: dict[str, str] = {}
+    manifest_extra = {
+        "tracec_version": tool_versions()["tracec"], "target": options.target,
+        "algorithm": options.algorithm, "options": options.as_dict(), "source": source,
+    }
+    if callback is not None:
+        callback("import", None, input_ir)
+    if pipeline is not None:
+        stage_passes = {"stablehlo": [], "tracec": parse_pipeline(pipeline), "iree-input": []}
+    else:
+        stage_passes = {}
+        for stage in IR_STAGES:
+            spec = STAGE_PIPELINES[stage].format(target=options.target)
+            stage_passes[stage] = parse_pipeline(spec)
+        stage_passes["tracec"] = [
+            type(p)(manifest=json.dumps(manifest_extra, sort_keys=True))
+            if p.name == "make-entry-points" else p for p in stage_passes["tracec"]]
+    for stage in IR_STAGES:
+        run_passes(module, stage_passes[stage], stage, callback)
+        ir[stage] = print_generic(module)
+        if callback is not None:
+            callback(stage, None, ir[stage])
+        if stage == emit:
+            return Artifact(options.target, _manifest_of(module), ir,
+                            warnings=[str(w) for w in sink.items])
+
+    manifest = _manifest_of(module)
+    from tracec import backends
+
+    if options.target == "xla":
+        binary = backends.compile_xla(ir["tracec"], manifest, options)
+    else:
+        binary = backends.compile_iree(ir["iree-input"], options, source_file=source.get("file"))
+    art = Artifact(options.target, manifest, ir, binary, [str(w) for w in sink.items])
+    if key is not None:
+        _cache_store(key, art)
+    return art
+
+
+def _manifest_of(module) -> dict:
+    from xdsl.dialects import func
+    from xdsl.dialects.builtin import DictionaryAttr
+
+    for op in module.ops:
+        if isinstance(op, func.FuncOp):
+            refl = op.attributes.get("iree.reflection")
+            if isinstance(refl, DictionaryAttr) and "tracec.manifest" in refl.data:
+                return json.loads(refl.data["tracec.manifest"].data)
+    return {}
+
+
+__all__ = ["Artifact", "compile", "atomic_write", "parse_pipeline", "STAGE_PIPELINES", "SourceLoc"]

@@ -1,0 +1,62 @@
+"""Compile options, validated once, in one place, with messages that say what to do."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+from tracec.diagnostics import TracecError
+
+ALGORITHMS = ("forward", "d-rtrl", "es-d-rtrl")
+OPTIMIZERS = ("sgd", "adam")
+# Targets and how each is compiled. `xla` goes through jax.export; `nir` is not built yet.
+TARGETS = ("llvm-cpu", "vmvx", "cuda", "rocm", "vulkan", "xla")
+STAGES = ("stablehlo", "tracec", "iree-input", "vmfb", "xla")
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    # Only `forward` is built so far; the online-learning rules land with their passes.
+    algorithm: str = "forward"
+    decay: float = 0.9
+    optimizer: str = "sgd"
+    lr: float = 1e-3
+    update_every: int = 1
+    target: str = "llvm-cpu"
+    seed: int = 0
+    # llvm-cpu: "host" (fastest, this CPU only) or an LLVM CPU name / "generic".
+    cpu: str = "host"
+    # cross-compilation for llvm-cpu, e.g. "aarch64-linux-gnu", "riscv64-linux-gnu".
+    target_triple: str = ""
+    cuda_arch: str = "sm_80"
+    rocm_arch: str = "gfx942"
+
+    def __post_init__(self) -> None:
+        if self.algorithm not in ALGORITHMS:
+            raise TracecError(f"unknown algorithm '{self.algorithm}'",
+                              hint=f"choose one of {', '.join(ALGORITHMS)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise TracecError(f"unknown optimizer '{self.optimizer}'",
+                              hint=f"choose one of {', '.join(OPTIMIZERS)}")
+        if self.target not in TARGETS:
+            raise TracecError(f"unknown target '{self.target}'",
+                              hint=f"choose one of {', '.join(TARGETS)}")
+        if not isinstance(self.decay, (int, float)) or not (0.0 <= self.decay < 1.0):
+            raise TracecError(f"--decay must be in [0, 1), got {self.decay!r}",
+                              hint="the ES-D-RTRL trace decay α is a number like 0.9")
+        if (not isinstance(self.lr, (int, float)) or isinstance(self.lr, bool)
+                or not math.isfinite(self.lr) or self.lr <= 0):
+            raise TracecError(f"--lr must be a positive finite number, got {self.lr!r}")
+        if not isinstance(self.update_every, int) or self.update_every < 1:
+            raise TracecError(f"--update-every must be an integer >= 1, got {self.update_every!r}")
+        if self.algorithm != "forward":
+            raise TracecError(
+                f"--algorithm {self.algorithm} is not available yet in this build of tracec",
+                hint="use --algorithm forward (online learning passes are being built)")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
