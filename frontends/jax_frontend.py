@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+from jax.custom_batching import custom_vmap
 
 from tracec.diagnostics import TracecError
 
@@ -23,8 +24,8 @@ STOP_GRADIENT_COMPOSITE = "tracec.stop_gradient"
 
 
 def _sigmoid(x, alpha):
-    s = jax.nn.sigmoid(alpha * x)
-    return alpha * s * (1.0 - s)
+    # α·s(1−s) with s = σ(αx); 1−s is written σ(−αx) so it keeps its precision in f32.
+    return alpha * jax.nn.sigmoid(alpha * x) * jax.nn.sigmoid(-alpha * x)
 
 
 def _fast_sigmoid(x, alpha):
@@ -60,10 +61,29 @@ def _heaviside(v, *, surrogate, alpha):
     return (v > 0).astype(v.dtype)
 
 
+def _elementwise_composite(fn, name: str, **attributes):
+    """``stablehlo.composite`` of an element-wise ``fn``, usable under ``jax.vmap``.
+
+    JAX has no batching rule for composites; an element-wise op is its own batched
+    version, so the rule just applies the composite to the batched operand.
+    """
+
+    @custom_vmap
+    def composite(v):
+        return jax.lax.composite(fn, name=name)(v, **attributes)
+
+    @composite.def_vmap
+    def _batched(axis_size, in_batched, v):
+        del axis_size
+        return composite(v), in_batched[0]
+
+    return composite
+
+
 @partial(jax.custom_jvp, nondiff_argnums=(1, 2))
 def _spike(v, surrogate: str, alpha: float):
-    return jax.lax.composite(_heaviside, name=SPIKE_COMPOSITE)(
-        v, surrogate=surrogate, alpha=float(alpha))
+    return _elementwise_composite(_heaviside, SPIKE_COMPOSITE, surrogate=surrogate,
+                                  alpha=float(alpha))(v)
 
 
 @_spike.defjvp
@@ -92,7 +112,7 @@ def _identity(x):
 
 @jax.custom_jvp
 def _stop_gradient(x):
-    return jax.lax.composite(_identity, name=STOP_GRADIENT_COMPOSITE)(x)
+    return _elementwise_composite(_identity, STOP_GRADIENT_COMPOSITE)(x)
 
 
 @_stop_gradient.defjvp

@@ -17,11 +17,19 @@ from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ModuleOp, SymbolRefAttr
+from xdsl.dialects.builtin import FileLineColLoc, ModuleOp, SymbolRefAttr
 from xdsl.ir import Operation
 from xdsl.passes import ModulePass
 
 from tracec.passes.common import functions, op_error
+
+
+def _inherit_location(op: Operation, loc) -> None:
+    """Ops of a library callee with no user location get the call site's (like MLIR's
+    inliner), so a diagnostic inside ``jnp.linalg.inv`` names the user's line."""
+    for inner in op.walk():
+        if not isinstance(inner.location, FileLineColLoc):
+            inner.location = loc
 
 
 def inline_call(call: func.CallOp, callee: func.FuncOp) -> None:
@@ -37,12 +45,13 @@ def inline_call(call: func.CallOp, callee: func.FuncOp) -> None:
             results = [value_map.get(v, v) for v in op.operands]
             break
         clone = op.clone(value_mapper=value_map)
+        _inherit_location(clone, call.location)
         call.parent_block().insert_op_before(clone, call)
         for old, new in zip(op.results, clone.results):
             value_map[old] = new
     assert results is not None
     for res, new in zip(call.results, results):
-        res.replace_by(new)
+        res.replace_all_uses_with(new)
     call.detach()
     call.erase()
 

@@ -37,7 +37,7 @@ class StripShardingPass(ModulePass):
                 if inner.results and any(r.uses for r in inner.results):
                     # sdy.sharding_constraint and friends: pass the operand through.
                     for res, operand in zip(inner.results, inner.operands):
-                        res.replace_by(operand)
+                        res.replace_all_uses_with(operand)
                 inner.detach()
                 inner.erase()
                 continue
