@@ -17,6 +17,7 @@ import io
 import os
 import re
 import struct
+import sys
 from typing import Callable
 
 import numpy as np
@@ -62,9 +63,13 @@ _OWN_DIRS = tuple(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(_
                   for d in ("tracec", "frontends", "passes", "runtime"))
 
 
+_PREFIXES = tuple({os.path.join(os.path.abspath(p), "") for p in
+                   (sys.prefix, sys.base_prefix, sys.exec_prefix)})
+
+
 def _is_library_frame(path: str) -> bool:
     norm = path.replace("\\", "/")
-    return (norm.startswith("<") or "/site-packages/" in norm or "/dist-packages/" in norm
+    return (os.path.abspath(path).startswith(_PREFIXES) or norm.startswith("<") or "/site-packages/" in norm or "/dist-packages/" in norm
             or "/lib/python3" in norm or os.path.abspath(path).startswith(_OWN_DIRS))
 
 

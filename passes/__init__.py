@@ -31,9 +31,19 @@ def _make_entry_points():
     return MakeEntryPointsPass
 
 
-def _prepare_iree_input():
-    from tracec.passes.prepare_iree_input import PrepareIreeInputPass
-    return PrepareIreeInputPass
+def _lower_scan_to_stablehlo():
+    from tracec.passes.lower_scan_to_stablehlo import LowerScanToStablehloPass
+    return LowerScanToStablehloPass
+
+
+def _lower_scan_to_iree():
+    from tracec.passes.lower_scan_to_iree import LowerScanToIreePass
+    return LowerScanToIreePass
+
+
+def _strip_tracec_attributes():
+    from tracec.passes.strip_tracec_attributes import StripTracecAttributesPass
+    return StripTracecAttributesPass
 
 
 #: name -> loader of the pass class (lazy, so listing passes stays cheap).
@@ -42,7 +52,9 @@ PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "inline-private-functions": _inline_private_functions,
     "check-backend-ops": _check_backend_ops,
     "make-entry-points": _make_entry_points,
-    "prepare-iree-input": _prepare_iree_input,
+    "lower-scan-to-stablehlo": _lower_scan_to_stablehlo,
+    "lower-scan-to-iree": _lower_scan_to_iree,
+    "strip-tracec-attributes": _strip_tracec_attributes,
 }
 
 

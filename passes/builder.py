@@ -22,6 +22,7 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute, Block, Operation, SSAValue
 from xdsl.parser import Parser
+from xdsl.traits import IsTerminator
 
 from tracec.dialects import make_context
 from tracec.dialects import stablehlo as shlo
@@ -123,3 +124,40 @@ class Builder:
 
     def ret(self, values, kind=shlo.ReturnOp) -> Operation:
         return self.add(kind(list(values)) if kind is shlo.ReturnOp else kind(*values))
+
+
+def clone_block_ops(block: Block, builder: Builder, args: list[SSAValue],
+                    value_map: dict | None = None) -> list[SSAValue]:
+    """Copy ``block``'s ops (not its terminator) to ``builder`` with its arguments bound to
+    ``args``; return the terminator's operands mapped. Each op keeps its own location."""
+    value_map = dict(value_map or {})
+    value_map.update(zip(block.args, args))
+    for op in block.ops:
+        if op is block.last_op and op.has_trait(IsTerminator):
+            return [value_map.get(v, v) for v in op.operands]
+        clone = op.clone(value_mapper=value_map)
+        if builder.before is not None:
+            builder.block.insert_op_before(clone, builder.before)
+        else:
+            builder.block.add_op(clone)
+        for old, new in zip(op.results, clone.results):
+            value_map[old] = new
+    raise ValueError("block has no terminator")
+
+
+def captured_values(region) -> list[SSAValue]:
+    """Values used inside ``region`` but defined outside it, in first-use order."""
+    inside = set()
+    for op in region.walk():
+        inside.update(op.results)
+        for r in op.regions:
+            for b in r.blocks:
+                inside.update(b.args)
+    for b in region.blocks:
+        inside.update(b.args)
+    seen: dict[SSAValue, None] = {}
+    for op in region.walk():
+        for v in op.operands:
+            if v not in inside and v not in seen:
+                seen[v] = None
+    return list(seen)

@@ -18,7 +18,11 @@ def sniff(path: str, data: bytes) -> str:
     """``"iree"`` or ``"xla"``, or an :class:`ArtifactError` saying what the file is not."""
     if data.startswith(XLA_MAGIC):
         return "xla"
+    # A .vmfb is a flatbuffer with file identifier "IREE" at bytes 4..8, either bare or
+    # wrapped in IREE's zip container (for alignment) as its first member, module.fb.
     if len(data) >= 8 and data[4:8] == b"IREE":
+        return "iree"
+    if data.startswith(b"PK\x03\x04") and b"module.fb" in data[:64] and b"IREE" in data[:256]:
         return "iree"
     if not data:
         raise ArtifactError(f"{path} is empty", hint="recompile it with tracec")

@@ -16,6 +16,7 @@ import struct
 
 import numpy as np
 
+from tracec.diagnostics import TracecError
 from tracec.runtime.artifact import XLA_MAGIC, ArtifactError, check_manifest
 
 _HEADER_LEN = struct.Struct("<Q")
@@ -91,6 +92,7 @@ class XlaExecutor:
                 raise ArtifactError(f"{path} is truncated or corrupted: jax cannot read entry "
                                     f"'{name}' ({msg})", hint="recompile the model") from e
         self._fns = {}
+        self._seq_args: dict[str, list[int]] = {}
 
     def call(self, entry: str, args: list) -> list:
         fn = self._fns.get(entry)
@@ -99,6 +101,13 @@ class XlaExecutor:
             if exp is None:
                 raise ArtifactError(f"this artifact has no entry '{entry}'")
             fn = self._fns[entry] = self._jax.jit(exp.call)
+            self._seq_args[entry] = [i for i, a in enumerate(exp.in_avals)
+                                     if any(not isinstance(d, int) for d in a.shape)]
+        for i in self._seq_args[entry]:
+            if 0 in np.shape(args[i]):
+                raise TracecError(f"{entry}: a sequence of length 0 cannot run on the XLA "
+                                  "target (jax.export needs T >= 1)",
+                                  hint="skip the call, or compile for an IREE target")
         res = fn(*args)
         return list(res) if isinstance(res, (tuple, list)) else [res]
 

@@ -19,16 +19,21 @@ from typing import Callable
 
 from tracec.diagnostics import DiagnosticSink, SourceLoc, TracecError
 from tracec.fileio import atomic_write
-from tracec.options import STAGES, CompileOptions
+from tracec.options import CompileOptions
 from tracec.versions import sources_hash, tool_versions
 
 #: Default pass pipeline of each IR stage (xdsl-opt pipeline syntax).
 STAGE_PIPELINES: dict[str, str] = {
     "stablehlo": "strip-sharding,inline-private-functions",
     "tracec": "check-backend-ops{{target={target}}},make-entry-points",
-    "iree-input": "prepare-iree-input",
+    "iree-input": "lower-scan-to-iree,strip-tracec-attributes",
+    "xla-input": "lower-scan-to-stablehlo,strip-tracec-attributes",
 }
-IR_STAGES = ("stablehlo", "tracec", "iree-input")
+
+
+def ir_stages(target: str) -> tuple[str, str, str]:
+    """The IR stages of a compilation, in order; the backend input depends on the target."""
+    return ("stablehlo", "tracec", "xla-input" if target == "xla" else "iree-input")
 
 # A callback sees (stage, pass_name or None, ir_text) after every pass; pass_name is
 # None for the IR at the end of a stage.
@@ -212,8 +217,9 @@ def compile(source, options: CompileOptions | None = None, *, emit: str | None =
         options = CompileOptions(**option_kwargs)
     final_stage = "xla" if options.target == "xla" else "vmfb"
     emit = emit or final_stage
-    if emit not in STAGES or (emit in ("vmfb", "xla") and emit != final_stage):
-        valid = list(IR_STAGES) + [final_stage]
+    stages = ir_stages(options.target)
+    if emit not in stages and emit != final_stage:
+        valid = list(stages) + [final_stage]
         raise TracecError(f"unknown stage '{emit}' for target {options.target}",
                           hint=f"--emit takes one of {', '.join(valid)}")
 
@@ -235,16 +241,16 @@ def compile(source, options: CompileOptions | None = None, *, emit: str | None =
     if callback is not None:
         callback("import", None, input_ir)
     if pipeline is not None:
-        stage_passes = {"stablehlo": [], "tracec": parse_pipeline(pipeline), "iree-input": []}
+        stage_passes = {"stablehlo": [], "tracec": parse_pipeline(pipeline), stages[2]: []}
     else:
         stage_passes = {}
-        for stage in IR_STAGES:
+        for stage in stages:
             spec = STAGE_PIPELINES[stage].format(target=options.target)
             stage_passes[stage] = parse_pipeline(spec)
         stage_passes["tracec"] = [
             type(p)(manifest=json.dumps(manifest_extra, sort_keys=True))
             if p.name == "make-entry-points" else p for p in stage_passes["tracec"]]
-    for stage in IR_STAGES:
+    for stage in stages:
         run_passes(module, stage_passes[stage], stage, callback)
         ir[stage] = print_generic(module)
         if callback is not None:
@@ -257,7 +263,7 @@ def compile(source, options: CompileOptions | None = None, *, emit: str | None =
     from tracec import backends
 
     if options.target == "xla":
-        binary = backends.compile_xla(ir["tracec"], manifest, options)
+        binary = backends.compile_xla(ir["xla-input"], manifest, options)
     else:
         binary = backends.compile_iree(ir["iree-input"], options, source_file=source.get("file"))
     art = Artifact(options.target, manifest, ir, binary, [str(w) for w in sink.items])

@@ -11,7 +11,7 @@ ALGORITHMS = ("forward", "d-rtrl", "es-d-rtrl")
 OPTIMIZERS = ("sgd", "adam")
 # Targets and how each is compiled. `xla` goes through jax.export; `nir` is not built yet.
 TARGETS = ("llvm-cpu", "vmvx", "cuda", "rocm", "vulkan", "xla")
-STAGES = ("stablehlo", "tracec", "iree-input", "vmfb", "xla")
+STAGES = ("stablehlo", "tracec", "iree-input", "xla-input", "vmfb", "xla")
 
 
 @dataclass(frozen=True)

@@ -74,9 +74,8 @@ def build_xla_artifact(module_text: str, manifest: dict) -> bytes:
     blobs: dict[str, bytes] = {}
     for name in entries:
         blobs[name] = bytes(_export_entry(module_text, name).serialize())
-    version = jax.config.jax_export_calling_convention_version
     return pack(manifest, blobs, extra={"jax_version": jax.__version__,
-                                        "calling_convention_version": int(version.value)})
+                                        "calling_convention_version": _cc_version()})
 
 
 def pack(manifest: dict, blobs: dict[str, bytes], extra: dict | None = None) -> bytes:
@@ -109,7 +108,6 @@ def _export_entry(module_text: str, entry: str):
         except Exception as e:  # MLIRError; the first line says what
             raise TracecError("the XLA backend cannot read the tracec-stage module: "
                               f"{_first_line(e)}", hint="please report this with the model") from e
-        symtab = ir.SymbolTable(module.operation)
         funcs = [op for op in module.body.operations if op.operation.name == "func.func"]
         target = next((f for f in funcs if _sym_name(f) == entry), None)
         if target is None:
@@ -117,10 +115,15 @@ def _export_entry(module_text: str, entry: str):
 
         # The entry becomes a private function; a new public @main calls it.
         inner = f"tracec_entry_{entry}"
+        taken = {_sym_name(f) for f in funcs}
         for f in funcs:
-            if _sym_name(f) in ("main", inner):  # free the names we need
-                _rename(ir, symtab, module, f, f"{_sym_name(f)}_0")
-        _rename(ir, symtab, module, target, inner)
+            old = _sym_name(f)
+            if old in ("main", inner):  # free the names we need
+                new = next(f"{old}_{i}" for i in range(1, len(taken) + 2)
+                           if f"{old}_{i}" not in taken)
+                taken.add(new)
+                _rename(ir, module, f, new)
+        _rename(ir, module, target, inner)
         for f in funcs:
             f.attributes["sym_visibility"] = ir.StringAttr.get("private")
             _strip_tracec_attrs(ir, f)
@@ -140,8 +143,13 @@ def _export_entry(module_text: str, entry: str):
             func.ReturnOp(list(call.results))
         module.operation.attributes["jax.uses_shape_polymorphism"] = ir.BoolAttr.get(True)
         passmanager.PassManager.parse("builtin.module(symbol-dce)").run(module.operation)
-        if not module.operation.verify():
-            raise TracecError(f"internal error: the XLA module of '{entry}' does not verify")
+        why = ""
+        try:
+            ok = module.operation.verify()
+        except Exception as e:  # MLIRError
+            ok, why = False, f": {_first_line(e)}"
+        if not ok:
+            raise TracecError(f"internal error: the XLA module of '{entry}' does not verify{why}")
         req = stablehlo.StablehloCompatibilityRequirement.WEEK_4
         target_version = stablehlo.get_version_from_compatibility_requirement(req)
         try:
@@ -158,8 +166,6 @@ def _export_entry(module_text: str, entry: str):
                           "argument with one: its sequence length cannot be inferred")
 
     n_in, n_out = len(in_avals), len(out_avals)
-    import jax
-
     return export.Exported(
         fun_name=entry,
         in_tree=tree_util.tree_structure((tuple(range(n_in)), {})),
@@ -177,11 +183,18 @@ def _export_entry(module_text: str, entry: str):
         unordered_effects=(),
         disabled_safety_checks=(),
         mlir_module_serialized=serialized,
-        calling_convention_version=int(jax.config.jax_export_calling_convention_version.value),
+        calling_convention_version=_cc_version(),
         module_kept_var_idx=tuple(range(n_in)),
         uses_global_constants=True,
         _get_vjp=None,
     )
+
+
+def _cc_version() -> int:
+    """jax.export's current calling convention version (what jax.export would write)."""
+    import jax
+
+    return int(jax.config.jax_export_calling_convention_version)
 
 
 def _sym_name(f) -> str:
@@ -190,7 +203,7 @@ def _sym_name(f) -> str:
     return ir.StringAttr(f.attributes["sym_name"]).value
 
 
-def _rename(ir, symtab, module, f, new: str) -> None:
+def _rename(ir, module, f, new: str) -> None:
     old = _sym_name(f)
     ir.SymbolTable.replace_all_symbol_uses(old, new, module.operation)
     ir.SymbolTable.set_symbol_name(f, new)
@@ -216,10 +229,11 @@ def _avals(ir, types, t_dim, entry: str, what: str) -> list:
 
     out = []
     for i, t in enumerate(types):
-        if not ir.RankedTensorType.isinstance(t):
+        try:
+            rt = ir.RankedTensorType(t)
+        except ValueError as e:
             raise TracecError(f"entry '{entry}' {what} {i} has type {t}; the XLA target "
-                              "supports ranked tensors only")
-        rt = ir.RankedTensorType(t)
+                              "supports ranked tensors only") from e
         elt = str(rt.element_type)
         if elt not in _DTYPES:
             raise TracecError(f"entry '{entry}' {what} {i} has element type {elt}, which the "

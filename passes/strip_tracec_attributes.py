@@ -1,4 +1,4 @@
-"""prepare-iree-input: the last rewrite before IREE: drop what only tracec needs.
+"""strip-tracec-attributes: the last rewrite before a backend: drop what only tracec needs.
 
 Removes private functions no entry point uses (``@step`` once entries are built)
 and tracec's own argument/result attributes (the manifest in ``iree.reflection``
@@ -28,8 +28,8 @@ def _drop_tracec(arr: ArrayAttr | None) -> ArrayAttr | None:
 
 
 @dataclass(frozen=True)
-class PrepareIreeInputPass(ModulePass):
-    name = "prepare-iree-input"
+class StripTracecAttributesPass(ModulePass):
+    name = "strip-tracec-attributes"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         remove_unused_private(op)

@@ -1,0 +1,41 @@
+# Two commands on a fresh machine (Python 3.11 + pip + gcc):
+#   make demo   compile the bundled example and run it against JAX
+#   make test   run every test (pytest, filecheck, CMake/ctest)
+# Each sets up its own virtual environment from pyproject.toml (the one place where
+# versions are pinned).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.tracec-installed
+
+.PHONY: demo test venv pytest ctest clean bench
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	mkdir -p build
+	$(VENV)/bin/tracec examples/lif2.py -o build/lif2.vmfb --algorithm forward
+	$(PY) examples/run_lif2.py build/lif2.vmfb
+
+pytest: $(STAMP)
+	$(PY) -m pytest -q tests
+
+ctest: $(STAMP)
+	PATH="$(abspath $(VENV))/bin:$$PATH" cmake -S . -B build/cmake -DPython3_EXECUTABLE=$(abspath $(PY))
+	PATH="$(abspath $(VENV))/bin:$$PATH" cmake --build build/cmake
+	PATH="$(abspath $(VENV))/bin:$$PATH" ctest --test-dir build/cmake --output-on-failure
+
+test: pytest ctest
+
+bench: $(STAMP)
+	$(PY) -m benchmarks.forward_sequence
+
+clean:
+	rm -rf build .cache

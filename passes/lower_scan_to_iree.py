@@ -1,0 +1,150 @@
+"""lower-scan-to-iree: ``tracec.scan`` -> ``scf.for`` whose loop values are buffer views.
+
+IREE 3.13 inserts a full copy of every tensor carried around a loop on every
+iteration (``stream.async.transfer``), so a scan that stacks ``[T, ...]`` outputs
+costs O(T²). Carrying ``!hal.buffer_view`` instead (``hal.tensor.export`` at the
+end of each iteration, ``hal.tensor.import`` at the start) leaves no tensor on
+the loop edge: the row update happens in place and time per step is flat in T
+(measured: ~120 µs/step at both T=100 and T=1000 for 2×128 LIF, batch 32, where
+the tensor-carried forms grow 20×).
+
+Rows of ``xs`` are read with ``tensor.extract_slice``; stacked results written
+with ``tensor.insert_slice`` into a ``tensor.empty`` of T rows.
+
+Before: ``tracec.scan`` ops. After: none; ``scf``/``tensor``/``arith``/``hal``
+ops that IREE accepts alongside StableHLO, with the scan's location.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects.builtin import (
+    DYNAMIC_INDEX,
+    DenseArrayBase,
+    IndexType,
+    IntegerAttr,
+    ModuleOp,
+    TensorType,
+    i32,
+    i64,
+)
+from xdsl.ir import Attribute, Block, Region, SSAValue
+from xdsl.parser import Parser
+from xdsl.passes import ModulePass
+
+from tracec.dialects import make_context
+from tracec.dialects.tracec import ScanOp
+from tracec.passes.builder import Builder, clone_block_ops
+from tracec.passes.common import op_error
+
+_BUFFER_VIEW: list[Attribute] = []
+
+
+def buffer_view_type() -> Attribute:
+    if not _BUFFER_VIEW:
+        _BUFFER_VIEW.append(Parser(make_context(), "!hal.buffer_view").parse_type())
+    return _BUFFER_VIEW[0]
+
+
+def _segments(*sizes: int) -> DenseArrayBase:
+    return DenseArrayBase.from_list(i32, list(sizes))
+
+
+class _IreeBuilder(Builder):
+    """The few non-StableHLO ops the IREE loop form needs (printed generically)."""
+
+    def index(self, value: int) -> SSAValue:
+        return self.raw("arith.constant", [], [IndexType()],
+                        {"value": IntegerAttr(value, IndexType())}).results[0]
+
+    def dim(self, tensor, d: int) -> SSAValue:
+        return self.raw("tensor.dim", [tensor, self.index(d)], [IndexType()]).results[0]
+
+    def empty(self, t: TensorType, dyn: list[SSAValue]) -> SSAValue:
+        return self.raw("tensor.empty", dyn, [t]).results[0]
+
+    def export(self, tensor, dyn: list[SSAValue]) -> SSAValue:
+        t = SSAValue.get(tensor).type
+        return self.raw("hal.tensor.export", [tensor, *dyn], [buffer_view_type()],
+                        {"source_encoding": t}).results[0]
+
+    def import_(self, view, t: TensorType, dyn: list[SSAValue]) -> SSAValue:
+        return self.raw("hal.tensor.import", [view, *dyn], [t],
+                        {"operandSegmentSizes": _segments(1, len(dyn), 0, 0),
+                         "target_encoding": t}).results[0]
+
+    def extract_row(self, source, t_index, row_type: TensorType) -> SSAValue:
+        shape = list(row_type.get_shape())
+        return self.raw("tensor.extract_slice", [source, t_index], [row_type], {
+            "operandSegmentSizes": _segments(1, 1, 0, 0),
+            "static_offsets": DenseArrayBase.from_list(i64, [DYNAMIC_INDEX_OFFSET] + [0] * len(shape)),
+            "static_sizes": DenseArrayBase.from_list(i64, [1] + shape),
+            "static_strides": DenseArrayBase.from_list(i64, [1] * (len(shape) + 1)),
+        }).results[0]
+
+    def insert_row(self, row, dest, t_index) -> SSAValue:
+        shape = list(SSAValue.get(row).type.get_shape())
+        return self.raw("tensor.insert_slice", [row, dest, t_index], [SSAValue.get(dest).type], {
+            "operandSegmentSizes": _segments(1, 1, 1, 0, 0),
+            "static_offsets": DenseArrayBase.from_list(i64, [DYNAMIC_INDEX_OFFSET] + [0] * len(shape)),
+            "static_sizes": DenseArrayBase.from_list(i64, [1] + shape),
+            "static_strides": DenseArrayBase.from_list(i64, [1] * (len(shape) + 1)),
+        }).results[0]
+
+
+# MLIR's marker for a dynamic entry in static_offsets (ShapedType::kDynamic).
+DYNAMIC_INDEX_OFFSET = -(2 ** 63)
+
+
+def _dyn_dims(t: TensorType, t_len: SSAValue) -> list[SSAValue]:
+    """The SSA sizes of ``t``'s dynamic dimensions: tracec's only dynamic dim is T."""
+    n = sum(1 for d in t.get_shape() if d == DYNAMIC_INDEX)
+    return [t_len] * n
+
+
+def lower_scan(scan: ScanOp) -> None:
+    if not scan.xs:
+        raise op_error(scan, "tracec.scan without inputs has no trip count")
+    b = _IreeBuilder(scan.parent_block(), scan.location, before=scan)
+    n = scan.n_carry
+    xs = list(scan.xs)
+    stacked_types = [r.type for r in list(scan.res)[n:]]
+    c0, c1 = b.index(0), b.index(1)
+    t_len = b.dim(xs[0], 0)
+    init = [b.export(c, _dyn_dims(SSAValue.get(c).type, t_len)) for c in scan.carry]
+    init += [b.export(b.empty(t, [t_len]), [t_len]) for t in stacked_types]
+    bv = buffer_view_type()
+
+    body = Block(arg_types=[IndexType()] + [bv] * len(init))
+    bb = _IreeBuilder(body, scan.location)
+    t_idx = body.args[0]
+    carry_types = [SSAValue.get(c).type for c in scan.carry]
+    carry = [bb.import_(v, t, _dyn_dims(t, t_len)) for v, t in zip(body.args[1:1 + n], carry_types)]
+    rows = [bb.extract_row(x, t_idx, TensorType(x.type.element_type, list(x.type.get_shape())[1:]))
+            for x in xs]
+    results = clone_block_ops(scan.body.block, bb, carry + rows)
+    new_carry, outs = results[:n], results[n:]
+    yielded = [bb.export(v, _dyn_dims(t, t_len)) for v, t in zip(new_carry, carry_types)]
+    for view, t, out in zip(body.args[1 + n:], stacked_types, outs):
+        buf = bb.import_(view, t, [t_len])
+        yielded.append(bb.export(bb.insert_row(out, buf, t_idx), [t_len]))
+    bb.raw("scf.yield", yielded, [])
+
+    loop = b.raw("scf.for", [c0, t_len, c1, *init], [bv] * len(init), regions=[Region(body)])
+    finals = [b.import_(v, t, _dyn_dims(t, t_len))
+              for v, t in zip(loop.results, carry_types + stacked_types)]
+    for old, new in zip(scan.results, finals):
+        old.replace_all_uses_with(new)
+    scan.detach()
+    scan.erase()
+
+
+@dataclass(frozen=True)
+class LowerScanToIreePass(ModulePass):
+    name = "lower-scan-to-iree"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        for scan in [o for o in op.walk() if isinstance(o, ScanOp)]:
+            lower_scan(scan)
