@@ -76,8 +76,11 @@ def _is_library_frame(path: str) -> bool:
 def pick_user_frame(loc_body: str, prefer_file: str | None) -> tuple[str, int, int] | None:
     """The innermost ``file:line:col`` of a location that is the user's code.
 
-    MLIR prints call-site chains innermost first, so the first frame in the model's
-    own file wins; failing that, the first frame that is not a library's.
+    MLIR prints call-site chains innermost first. With a model file, the first frame
+    in that file wins, then one in a file beside it (helpers the model imports);
+    frames elsewhere (e.g. the script that called ``tracec.compile``) are not the
+    model's and give no location. Without one (a .mlir input), the first frame that
+    is not a library's.
     """
     frames = [(m.group(1), int(m.group(2)), int(m.group(3)))
               for m in _FILE_LINE_COL.finditer(loc_body)]
@@ -86,6 +89,11 @@ def pick_user_frame(loc_body: str, prefer_file: str | None) -> tuple[str, int, i
         for f in frames:
             if os.path.realpath(f[0]) == target:
                 return f
+        model_dir = os.path.join(os.path.dirname(target), "")
+        for f in frames:
+            if os.path.realpath(f[0]).startswith(model_dir) and not _is_library_frame(f[0]):
+                return f
+        return None
     for f in frames:
         if not _is_library_frame(f[0]):
             return f

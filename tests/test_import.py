@@ -83,5 +83,7 @@ def test_locations_pick_the_users_frame():
     assert out.endswith('loc("/x/model.py":12:8)')
     out2 = normalize_locations(text, prefer_file=None)
     assert out2.endswith('loc("/x/model.py":12:8)')
+    # A frame outside the model's folder (the caller's script) is not the model's line.
+    assert normalize_locations(text, prefer_file="/y/other.py").endswith("loc(unknown)")
     lib_only = 'x loc("f"("/usr/lib/python3.11/site-packages/jax/a.py":1:1))'
     assert normalize_locations(lib_only).endswith("loc(unknown)")

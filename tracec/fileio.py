@@ -17,6 +17,10 @@ def atomic_write(path: str, data: bytes | str) -> None:
     except OSError as e:
         raise TracecError(f"cannot write {path}: {e.strerror}") from e
     try:
+        # mkstemp creates 0600; give the file the permissions a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         with os.fdopen(fd, mode) as f:
             f.write(data)
             f.flush()

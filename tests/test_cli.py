@@ -1,0 +1,175 @@
+"""The command lines: stages, IR inspection, pass registry, cache, and errors for people."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from conftest import EXAMPLES, MODELS, ROOT, run_cli
+
+LIF2 = os.path.join("examples", "lif2.py")
+
+
+def _one_line_error(proc, *fragments):
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for f in fragments:
+        assert f in lines[0], lines[0]
+    return lines[0]
+
+
+def test_emit_stablehlo_is_accepted_by_jaxlib():
+    proc = run_cli(LIF2, "--emit", "stablehlo", "--no-cache")
+    assert proc.returncode == 0, proc.stderr
+    from jax._src.interpreters import mlir as jax_mlir
+    from jaxlib.mlir import ir
+
+    with jax_mlir.make_ir_context():
+        module = ir.Module.parse(proc.stdout)
+    text = str(module)
+    assert "stablehlo.composite" in text and "func.func private @step" in text
+
+
+def test_print_ir_after_all_shows_every_pass():
+    from tracec.driver import STAGE_PIPELINES
+
+    proc = run_cli(LIF2, "--emit", "iree-input", "--print-ir-after-all", "-o", os.devnull)
+    assert proc.returncode == 0, proc.stderr
+    expected = []
+    for stage in ("stablehlo", "tracec", "iree-input"):
+        expected += [p.split("{")[0] for p in STAGE_PIPELINES[stage].split(",")]
+    shown = [line.split("After ")[1].split(" ")[0] for line in proc.stderr.splitlines()
+             if line.startswith("// -----// IR Dump After")]
+    assert shown == expected
+
+
+def test_print_ir_after_one_pass():
+    proc = run_cli(LIF2, "--emit", "tracec", "--print-ir-after", "make-entry-points", "-o", os.devnull)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("IR Dump After") == 1
+    assert '"tracec.scan"' in proc.stderr
+
+
+def test_dump_dir_writes_one_numbered_file_per_pass(tmp_path):
+    proc = run_cli(LIF2, "--emit", "iree-input", "--dump-dir", str(tmp_path), "-o", os.devnull)
+    assert proc.returncode == 0, proc.stderr
+    files = sorted(os.listdir(tmp_path))
+    assert files[0] == "00-import.mlir"
+    assert files[1:] == ["01-strip-sharding.mlir", "02-inline-private-functions.mlir",
+                         "03-check-backend-ops.mlir", "04-make-entry-points.mlir",
+                         "05-lower-scan-to-iree.mlir", "06-strip-tracec-attributes.mlir"]
+
+
+def test_list_passes_and_pipeline():
+    proc = run_cli("--list-passes")
+    assert proc.returncode == 0
+    for name in ("strip-sharding", "inline-private-functions", "make-entry-points",
+                 "lower-scan-to-iree", "lower-scan-to-stablehlo"):
+        assert name in proc.stdout
+    proc = run_cli(LIF2, "-p", "strip-sharding,inline-private-functions", "--emit", "tracec")
+    assert proc.returncode == 0, proc.stderr
+    assert "func.func" in proc.stdout and "tracec.scan" not in proc.stdout
+
+
+def test_unknown_pass_in_pipeline():
+    _one_line_error(run_cli(LIF2, "-p", "strip-sharding,no-such-pass", "-o", "x.vmfb"),
+                    "unknown pass", "no-such-pass", "--list-passes")
+
+
+def test_tracec_opt_runs_registered_passes(tmp_path):
+    proc = run_cli(LIF2, "--emit", "stablehlo", "-o", str(tmp_path / "in.mlir"))
+    assert proc.returncode == 0, proc.stderr
+    out = run_cli(str(tmp_path / "in.mlir"), "-p", "make-entry-points,lower-scan-to-stablehlo",
+                  prog="tracec-opt")
+    assert out.returncode == 0, out.stderr
+    assert '"stablehlo.while"' in out.stdout and "forward_sequence" in out.stdout
+    bad = run_cli(str(tmp_path / "in.mlir"), "-p", "bogus", prog="tracec-opt")
+    _one_line_error(bad, "unknown pass", "bogus")
+
+
+def test_syntax_error_names_file_and_line():
+    line = _one_line_error(run_cli(os.path.join("tests", "models", "syntax_error.py"), "-o", "x.vmfb"),
+                           "syntax error")
+    assert line.startswith("tests/models/syntax_error.py:3:")
+
+
+def test_no_model_and_two_models():
+    _one_line_error(run_cli(os.path.join("tests", "models", "no_model.py"), "-o", "x.vmfb"),
+                    "tests/models/no_model.py", "no tracec.Model found")
+    _one_line_error(run_cli(os.path.join("tests", "models", "two_models.py"), "-o", "x.vmfb"),
+                    "2 tracec.Model objects", "--model NAME")
+    proc = run_cli(os.path.join("tests", "models", "two_models.py"), "--model", "model_b",
+                   "--emit", "stablehlo")
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_exception_in_model_names_line():
+    line = _one_line_error(run_cli(os.path.join("tests", "models", "raises.py"), "-o", "x.vmfb"),
+                           "dot_general requires contracting dimensions")
+    assert line.startswith("tests/models/raises.py:12:")
+
+
+def test_op_the_backend_cannot_compile_names_op_and_line(tmp_path):
+    out = tmp_path / "linalg.vmfb"
+    line = _one_line_error(run_cli(os.path.join("tests", "models", "linalg_op.py"), "-o", str(out),
+                                   "--no-cache"),
+                           "stablehlo.custom_call", "lapack")
+    assert line.startswith("tests/models/linalg_op.py:10:")
+    assert not out.exists()
+
+
+def test_debug_shows_traceback():
+    proc = run_cli(os.path.join("tests", "models", "no_model.py"), "-o", "x.vmfb", "--debug")
+    assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+def test_failed_compile_keeps_previous_output(tmp_path):
+    out = tmp_path / "model.vmfb"
+    out.write_bytes(b"previous good artifact")
+    _one_line_error(run_cli(os.path.join("tests", "models", "linalg_op.py"), "-o", str(out)),
+                    "custom call")
+    assert out.read_bytes() == b"previous good artifact"
+    assert os.listdir(tmp_path) == ["model.vmfb"]  # no temporary left behind
+
+
+def test_bad_option_values():
+    _one_line_error(run_cli(LIF2, "--decay", "1.5", "-o", "x.vmfb"), "--decay must be in [0, 1)")
+    _one_line_error(run_cli(LIF2, "--lr", "-1", "-o", "x.vmfb"), "--lr must be a positive")
+    _one_line_error(run_cli(LIF2, "--algorithm", "es-d-rtrl", "-o", "x.vmfb"), "not available yet")
+
+
+def test_compile_cache_hit_and_bypass(tmp_path):
+    env = {"TRACEC_CACHE_DIR": str(tmp_path / "cache")}
+    a = run_cli(LIF2, "-o", str(tmp_path / "a.vmfb"), env=env)
+    assert a.returncode == 0, a.stderr
+    entries = os.listdir(tmp_path / "cache")
+    assert len(entries) == 2  # binary + metadata
+    import tracec
+
+    os.environ["TRACEC_CACHE_DIR"], saved = env["TRACEC_CACHE_DIR"], os.environ.get("TRACEC_CACHE_DIR")
+    try:
+        art = tracec.compile(os.path.join(ROOT, LIF2))
+        assert art.from_cache and art.binary == (tmp_path / "a.vmfb").read_bytes()
+        assert not tracec.compile(os.path.join(ROOT, LIF2), use_cache=False).from_cache
+        assert not tracec.compile(os.path.join(ROOT, LIF2), seed=5).from_cache  # options are in the key
+    finally:
+        os.environ["TRACEC_CACHE_DIR"] = saved
+    # A damaged cache entry is a miss, never a wrong artifact.
+    binary = [e for e in entries if e.endswith(".bin")][0]
+    (tmp_path / "cache" / binary).write_bytes(b"garbage")
+    b = run_cli(LIF2, "-o", str(tmp_path / "b.vmfb"), env=env)
+    assert b.returncode == 0 and (tmp_path / "b.vmfb").read_bytes() == (tmp_path / "a.vmfb").read_bytes()
+
+
+def test_gpu_and_cross_targets_compile_without_a_gpu(tmp_path):
+    for flags in (["--target", "cuda"], ["--target", "rocm"], ["--target", "vulkan"],
+                  ["--target-triple", "aarch64-linux-gnu"]):
+        out = tmp_path / "m.vmfb"
+        proc = run_cli(LIF2, "-o", str(out), *flags)
+        assert proc.returncode == 0, (flags, proc.stderr)
+        data = out.read_bytes()
+        assert data[:4] == b"PK\x03\x04" and b"IREE" in data[:256]
+        out.unlink()
