@@ -9,7 +9,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.tracec-installed
 
-.PHONY: demo test venv pytest ctest clean bench
+.PHONY: demo test venv pytest filecheck ctest clean bench
 
 venv: $(STAMP)
 
@@ -27,12 +27,15 @@ demo: $(STAMP)
 pytest: $(STAMP)
 	$(PY) -m pytest -q tests
 
+filecheck: $(STAMP)
+	$(VENV)/bin/lit -v tests/filecheck
+
 ctest: $(STAMP)
 	PATH="$(abspath $(VENV))/bin:$$PATH" cmake -S . -B build/cmake -DPython3_EXECUTABLE=$(abspath $(PY))
 	PATH="$(abspath $(VENV))/bin:$$PATH" cmake --build build/cmake
 	PATH="$(abspath $(VENV))/bin:$$PATH" ctest --test-dir build/cmake --output-on-failure
 
-test: pytest ctest
+test: filecheck pytest ctest
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.forward_sequence

@@ -248,7 +248,11 @@ def read_mlir_file(path: str) -> str:
             detail = next((m.strip() for m in msg if "error:" in m), msg[-1] if msg else "")
             raise TracecError(f"{display_path(path)} is not valid MLIR: {detail}",
                               loc=SourceLoc(display_path(path))) from e
-        return mlir_to_generic(module)
+        text = mlir_to_generic(module)
+    # The bindings name the parsed buffer "-"; ops without a loc() of their own get
+    # their position in the file: name the file, so diagnostics point into it.
+    shown = display_path(path).replace("\\", "\\\\").replace('"', '\\"')
+    return text.replace('loc("-":', f'loc("{shown}":')
 
 
 def import_text(generic_text: str, *, source_file: str | None, source_name: str) -> ModuleOp:

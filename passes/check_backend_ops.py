@@ -18,7 +18,7 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 
 from tracec.dialects.stablehlo import CustomCallOp
-from tracec.passes.common import op_error
+from tracec.passes.common import op_error, op_name
 
 # Ops (by name) that no IREE target compiles, with the reason to give the user.
 _IREE_UNSUPPORTED = {
@@ -48,7 +48,7 @@ class CheckBackendOpsPass(ModulePass):
                     hint="this usually comes from a jnp.linalg/jax.scipy routine or a host "
                          "callback in the step; rewrite it with basic array ops, or compile "
                          "with --target xla")
-            if inner.name in _IREE_UNSUPPORTED:
+            if op_name(inner) in _IREE_UNSUPPORTED:
                 raise op_error(inner, f"the {self.target} backend cannot compile "
-                                      f"{_IREE_UNSUPPORTED[inner.name]}",
+                                      f"{_IREE_UNSUPPORTED[op_name(inner)]}",
                                hint="pass random numbers in as inputs instead")

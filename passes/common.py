@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from xdsl.dialects import func
-from xdsl.dialects.builtin import FileLineColLoc, ModuleOp, StringAttr
+from xdsl.dialects.builtin import FileLineColLoc, ModuleOp, StringAttr, UnregisteredOp
 from xdsl.ir import Operation
 
 from tracec.diagnostics import SourceLoc, TracecError
 
 ROLE = "tracec.role"
 NAME = "tracec.name"
+
+
+def op_name(op: Operation) -> str:
+    """The op's name as written, also for ops tracec has no typed definition of
+    (xDSL names those all ``builtin.unregistered``)."""
+    if isinstance(op, UnregisteredOp):
+        return op.op_name.data
+    return op.name
 
 
 def source_loc(op: Operation) -> SourceLoc | None:
@@ -24,7 +32,7 @@ def source_loc(op: Operation) -> SourceLoc | None:
 
 
 def op_error(op: Operation, message: str, hint: str | None = None) -> TracecError:
-    return TracecError(message, loc=source_loc(op), op=op.name, hint=hint)
+    return TracecError(message, loc=source_loc(op), op=op_name(op), hint=hint)
 
 
 def functions(module: ModuleOp) -> dict[str, func.FuncOp]:

@@ -18,6 +18,8 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, ModuleOp
 from xdsl.passes import ModulePass
 
+from tracec.passes.common import op_name
+
 
 def _is_sharding_attr(name: str) -> bool:
     return name.startswith("sdy.") or name in ("mhlo.sharding", "mhlo.layout_mode")
@@ -33,7 +35,7 @@ class StripShardingPass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         for inner in list(op.walk()):
-            if inner.name.startswith("sdy."):
+            if op_name(inner).startswith("sdy."):
                 if inner.results and any(r.uses for r in inner.results):
                     # sdy.sharding_constraint and friends: pass the operand through.
                     for res, operand in zip(inner.results, inner.operands):
