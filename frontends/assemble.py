@@ -76,14 +76,18 @@ def constant_function(name: str, specs: list[TensorSpec], values: list[np.ndarra
 
 
 def _find_main(module: ModuleOp) -> func.FuncOp:
-    publics = [op for op in module.ops if isinstance(op, func.FuncOp)
-               and (op.sym_visibility is None or op.sym_visibility.data == "public")]
-    for op in publics:
-        if op.sym_name.data in ("main", "step"):
-            return op
+    """The step function: ``@step`` (as tracec writes it), else ``@main``, else the one
+    public function."""
+    fns = {op.sym_name.data: op for op in module.ops if isinstance(op, func.FuncOp)}
+    for name in ("step", "main"):
+        if name in fns:
+            return fns[name]
+    publics = [op for op in fns.values()
+               if op.sym_visibility is None or op.sym_visibility.data == "public"]
     if len(publics) == 1:
         return publics[0]
-    raise TracecError("cannot find the step function: expected a public func named @main or @step")
+    raise TracecError("cannot find the step function: expected a func named @step or @main",
+                      hint=f"functions present: {', '.join(sorted(fns)) or 'none'}")
 
 
 def assemble(lowered: LoweredModel) -> ModuleOp:

@@ -6,6 +6,8 @@ creates still points at the user's line (xDSL does not copy locations by itself)
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from xdsl.dialects.builtin import (
     BytesAttr,
@@ -16,6 +18,7 @@ from xdsl.dialects.builtin import (
     LocationAttr,
     TensorType,
     UnknownLoc,
+    UnregisteredOp,
     f32,
     i32,
     i64,
@@ -27,14 +30,15 @@ from xdsl.traits import IsTerminator
 from tracec.dialects import make_context
 from tracec.dialects import stablehlo as shlo
 
-_ATTR_CACHE: dict[str, Attribute] = {}
+@lru_cache(maxsize=1)
+def _context():
+    return make_context()
 
 
+@lru_cache(maxsize=None)
 def stablehlo_attr(text: str) -> Attribute:
     """A StableHLO dialect attribute, e.g. ``#stablehlo<comparison_direction LT>``."""
-    if text not in _ATTR_CACHE:
-        _ATTR_CACHE[text] = Parser(make_context(), text).parse_attribute()
-    return _ATTR_CACHE[text]
+    return Parser(_context(), text).parse_attribute()
 
 
 class Builder:
@@ -56,11 +60,7 @@ class Builder:
 
     def raw(self, name: str, operands, result_types, properties=None, regions=()) -> Operation:
         """An op tracec has no typed definition for (printed generically, as parsed)."""
-        from xdsl.ir import Region
-        cls = make_context().get_optional_op(name)
-        if cls is None:
-            from xdsl.dialects.builtin import UnregisteredOp
-            cls = UnregisteredOp.with_name(name)
+        cls = _context().get_optional_op(name) or UnregisteredOp.with_name(name)
         op = cls.create(operands=[SSAValue.get(o) for o in operands], result_types=result_types,
                         properties=properties or {}, regions=list(regions))
         return self.add(op)
@@ -76,7 +76,8 @@ class Builder:
         return self.constant(np.array(v, np.int32))
 
     def add_(self, a, b) -> SSAValue:
-        return self.add(shlo.AddOp(a, b)).results[0]
+        return self.add(shlo.AddOp.create(operands=[SSAValue.get(a), SSAValue.get(b)],
+                                          result_types=[SSAValue.get(a).type])).results[0]
 
     def compare(self, a, b, direction: str, kind: str = "SIGNED") -> SSAValue:
         ta = SSAValue.get(a).type

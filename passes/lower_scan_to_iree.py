@@ -18,6 +18,7 @@ ops that IREE accepts alongside StableHLO, with the scan's location.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import (
@@ -39,13 +40,9 @@ from tracec.dialects.tracec import ScanOp
 from tracec.passes.builder import Builder, clone_block_ops
 from tracec.passes.common import op_error
 
-_BUFFER_VIEW: list[Attribute] = []
-
-
+@lru_cache(maxsize=1)
 def buffer_view_type() -> Attribute:
-    if not _BUFFER_VIEW:
-        _BUFFER_VIEW.append(Parser(make_context(), "!hal.buffer_view").parse_type())
-    return _BUFFER_VIEW[0]
+    return Parser(make_context(), "!hal.buffer_view").parse_type()
 
 
 def _segments(*sizes: int) -> DenseArrayBase:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import os
 
-import pytest
 
-from conftest import EXAMPLES, MODELS, ROOT, run_cli
+from conftest import ROOT, run_cli
 
 LIF2 = os.path.join("examples", "lif2.py")
 

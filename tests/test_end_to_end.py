@@ -153,3 +153,39 @@ def test_damaged_artifacts_are_one_line_errors(lif2_vmfb, tmp_path, damage):
         assert "\n" not in str(e) and str(bad) in str(e)
     else:
         pytest.fail("a damaged artifact loaded")
+
+
+@pytest.mark.parametrize("suffix", [".mlir", ".mlirbc"])
+def test_stablehlo_file_input_round_trip(tmp_path, suffix):
+    """`--emit stablehlo` output (any producer's StableHLO with roles) compiles again."""
+    art = tracec.compile(os.path.join(EXAMPLES, "lif2.py"), emit="stablehlo")
+    path = tmp_path / f"lif2{suffix}"
+    if suffix == ".mlir":
+        path.write_text(art.ir["stablehlo"])
+    else:
+        from iree.compiler import ir
+
+        with ir.Context() as ctx:
+            ctx.allow_unregistered_dialects = True
+            module = ir.Module.parse(art.ir["stablehlo"])
+            with open(path, "wb") as f:
+                module.operation.write_bytecode(f)
+    out = tmp_path / "m.vmfb"
+    tracec.compile(str(path)).save(str(out))
+    xs = _inputs(20)
+    ref, _ = _reference(xs)
+    learner = tracec.runtime.load(str(out))
+    assert learner.manifest["source"]["file"].endswith(suffix)
+    np.testing.assert_allclose(learner.forward_sequence(xs), ref, rtol=1e-5, atol=1e-6)
+
+
+def test_stablehlo_file_without_roles_is_a_clear_error(tmp_path):
+    path = tmp_path / "bare.mlir"
+    path.write_text("func.func @main(%x: tensor<2xf32>) -> tensor<2xf32> {\n"
+                    "  return %x : tensor<2xf32>\n}\n")
+    with pytest.raises(tracec.TracecError, match=r"must mark every argument with .*tracec.role"):
+        tracec.compile(str(path))
+    bad = tmp_path / "broken.mlir"
+    bad.write_text("func.func @main(%x: tensor<2xf32> {\n")
+    with pytest.raises(tracec.TracecError, match="broken.mlir is not valid MLIR"):
+        tracec.compile(str(bad))

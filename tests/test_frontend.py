@@ -86,7 +86,6 @@ def test_user_ops_keep_user_locations():
     """No op that came from a line of the model ends up with loc(unknown)."""
     from xdsl.dialects.builtin import FileLineColLoc
 
-    from tracec.dialects import stablehlo as shlo
     import tracec.driver as driver
 
     art = driver.compile("examples/lif2.py", emit="tracec", use_cache=False)

@@ -6,7 +6,6 @@ import math
 import struct
 
 import numpy as np
-import pytest
 
 from tracec.frontends.stablehlo_io import (
     fix_hex_float_literals,

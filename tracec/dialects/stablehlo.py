@@ -35,7 +35,7 @@ from xdsl.irdl import (
     var_operand_def,
     var_result_def,
 )
-from xdsl.traits import HasParent, IsTerminator, NoMemoryEffect, Pure
+from xdsl.traits import IsTerminator, NoMemoryEffect, Pure
 
 
 @irdl_op_definition
@@ -180,30 +180,109 @@ class DynamicBroadcastInDimOp(IRDLOperation):
     traits = traits_def(NoMemoryEffect())
 
 
-def _binary(op_name: str, class_name: str) -> type[IRDLOperation]:
-    cls = type(class_name, (IRDLOperation,), {
-        "__doc__": f"``{op_name}`` (element-wise, two operands).",
-        "__module__": __name__,
-        "name": op_name,
-        "lhs": operand_def(TensorType),
-        "rhs": operand_def(TensorType),
-        "result": result_def(TensorType),
-        "traits": traits_def(NoMemoryEffect()),
-        "__init__": lambda self, lhs, rhs, result_type=None: IRDLOperation.__init__(
-            self, operands=[lhs, rhs],
-            result_types=[result_type or SSAValue.get(lhs).type]),
-    })
-    return irdl_op_definition(cls)
+def _define(op_name: str, class_name: str, operands: tuple[str, ...] = (), *,
+            props: tuple[str, ...] = (), optional_props: tuple[str, ...] = (),
+            variadic: bool = False, regions: tuple[str, ...] = ()) -> type[IRDLOperation]:
+    """Define a StableHLO op from its operand and property names (a table row).
+
+    ``operands`` are tensor operands in order (``variadic`` makes the single operand
+    group variadic); one tensor result, or variadic results when ``variadic``.
+    """
+    body: dict = {"__doc__": f"``{op_name}``.", "__module__": __name__, "name": op_name,
+                  "traits": traits_def(NoMemoryEffect())}
+    if variadic:
+        body[operands[0] if operands else "inputs"] = var_operand_def()
+        body["res"] = var_result_def()
+    else:
+        for name in operands:
+            body[name] = operand_def(TensorType)
+        body["result"] = result_def(TensorType)
+    for name in props:
+        body[name] = prop_def(Attribute)
+    for name in optional_props:
+        body[name] = opt_prop_def(Attribute)
+    for name in regions:
+        body[name] = region_def()
+    return irdl_op_definition(type(class_name, (IRDLOperation,), body))
 
 
+# Transcendental ops may carry StableHLO's optional `result_accuracy`.
+_ACC = ("result_accuracy",)
+
+
+def _unary(op_name: str, class_name: str, accuracy: bool = False):
+    return _define(op_name, class_name, ("operand",), optional_props=_ACC if accuracy else ())
+
+
+def _binary(op_name: str, class_name: str):
+    return _define(op_name, class_name, ("lhs", "rhs"))
+
+
+# Element-wise, one operand.
+AbsOp = _unary("stablehlo.abs", "AbsOp")
+NegateOp = _unary("stablehlo.negate", "NegateOp")
+SignOp = _unary("stablehlo.sign", "SignOp")
+FloorOp = _unary("stablehlo.floor", "FloorOp")
+CeilOp = _unary("stablehlo.ceil", "CeilOp")
+RoundNearestEvenOp = _unary("stablehlo.round_nearest_even", "RoundNearestEvenOp")
+RoundNearestAfzOp = _unary("stablehlo.round_nearest_afz", "RoundNearestAfzOp")
+NotOp = _unary("stablehlo.not", "NotOp")
+IsFiniteOp = _unary("stablehlo.is_finite", "IsFiniteOp")
+ConvertOp = _unary("stablehlo.convert", "ConvertOp")
+ExpOp = _unary("stablehlo.exponential", "ExpOp", accuracy=True)
+Expm1Op = _unary("stablehlo.exponential_minus_one", "Expm1Op", accuracy=True)
+LogOp = _unary("stablehlo.log", "LogOp", accuracy=True)
+Log1pOp = _unary("stablehlo.log_plus_one", "Log1pOp", accuracy=True)
+LogisticOp = _unary("stablehlo.logistic", "LogisticOp", accuracy=True)
+TanhOp = _unary("stablehlo.tanh", "TanhOp", accuracy=True)
+SqrtOp = _unary("stablehlo.sqrt", "SqrtOp", accuracy=True)
+RsqrtOp = _unary("stablehlo.rsqrt", "RsqrtOp", accuracy=True)
+CbrtOp = _unary("stablehlo.cbrt", "CbrtOp", accuracy=True)
+SineOp = _unary("stablehlo.sine", "SineOp", accuracy=True)
+CosineOp = _unary("stablehlo.cosine", "CosineOp", accuracy=True)
+
+# Element-wise, two or three operands.
 AddOp = _binary("stablehlo.add", "AddOp")
 SubtractOp = _binary("stablehlo.subtract", "SubtractOp")
 MultiplyOp = _binary("stablehlo.multiply", "MultiplyOp")
+DivideOp = _binary("stablehlo.divide", "DivideOp")
+RemainderOp = _binary("stablehlo.remainder", "RemainderOp")
+PowerOp = _binary("stablehlo.power", "PowerOp")
+MaximumOp = _binary("stablehlo.maximum", "MaximumOp")
+MinimumOp = _binary("stablehlo.minimum", "MinimumOp")
+Atan2Op = _binary("stablehlo.atan2", "Atan2Op")
+AndOp = _binary("stablehlo.and", "AndOp")
+OrOp = _binary("stablehlo.or", "OrOp")
+XorOp = _binary("stablehlo.xor", "XorOp")
+SelectOp = _define("stablehlo.select", "SelectOp", ("pred", "on_true", "on_false"))
+ClampOp = _define("stablehlo.clamp", "ClampOp", ("min", "operand", "max"))
+
+# Shape and data movement.
+TransposeOp = _define("stablehlo.transpose", "TransposeOp", ("operand",), props=("permutation",))
+SliceOp = _define("stablehlo.slice", "SliceOp", ("operand",),
+                  props=("start_indices", "limit_indices", "strides"))
+PadOp = _define("stablehlo.pad", "PadOp", ("operand", "padding_value"),
+                props=("edge_padding_low", "edge_padding_high", "interior_padding"))
+ReverseOp = _define("stablehlo.reverse", "ReverseOp", ("operand",), props=("dimensions",))
+IotaOp = _define("stablehlo.iota", "IotaOp", props=("iota_dimension",))
+DotGeneralOp = _define("stablehlo.dot_general", "DotGeneralOp", ("lhs", "rhs"),
+                       props=("dot_dimension_numbers",),
+                       optional_props=("precision_config", "algorithm"))
+ConvolutionOp = _define(
+    "stablehlo.convolution", "ConvolutionOp", ("lhs", "rhs"),
+    props=("dimension_numbers", "feature_group_count", "batch_group_count"),
+    optional_props=("window_strides", "padding", "lhs_dilation", "rhs_dilation",
+                    "window_reversal", "precision_config"))
+# `stablehlo.reduce`: operands are the inputs then as many init values (half each).
+ReduceOp = _define("stablehlo.reduce", "ReduceOp", ("operands_",), variadic=True,
+                   props=("dimensions",), regions=("body",))
+OptimizationBarrierOp = _define("stablehlo.optimization_barrier", "OptimizationBarrierOp",
+                                ("operands_",), variadic=True)
 
 STABLEHLO_OPS: list[type[Operation]] = [
-    ConstantOp, ReturnOp, WhileOp, CompositeOp, CustomCallOp, DynamicSliceOp,
-    DynamicUpdateSliceOp, GetDimensionSizeOp, ReshapeOp, BroadcastInDimOp, CompareOp,
-    AddOp, SubtractOp, MultiplyOp, ConcatenateOp, DynamicBroadcastInDimOp,
+    op for op in globals().values()
+    if isinstance(op, type) and issubclass(op, IRDLOperation) and op is not IRDLOperation
+    and getattr(op, "name", "").startswith("stablehlo.")
 ]
 
 StableHLO = Dialect("stablehlo", STABLEHLO_OPS, [])
