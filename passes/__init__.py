@@ -46,10 +46,28 @@ def _strip_tracec_attributes():
     return StripTracecAttributesPass
 
 
+def _identify_recurrent_state():
+    from tracec.passes.identify_recurrent_state import IdentifyRecurrentStatePass
+    return IdentifyRecurrentStatePass
+
+
+def _find_hidden_groups():
+    from tracec.passes.find_hidden_groups import FindHiddenGroupsPass
+    return FindHiddenGroupsPass
+
+
+def _find_param_relations():
+    from tracec.passes.find_param_relations import FindParamRelationsPass
+    return FindParamRelationsPass
+
+
 #: name -> loader of the pass class (lazy, so listing passes stays cheap).
 PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "strip-sharding": _strip_sharding,
     "inline-private-functions": _inline_private_functions,
+    "identify-recurrent-state": _identify_recurrent_state,
+    "find-hidden-groups": _find_hidden_groups,
+    "find-param-relations": _find_param_relations,
     "check-backend-ops": _check_backend_ops,
     "make-entry-points": _make_entry_points,
     "lower-scan-to-stablehlo": _lower_scan_to_stablehlo,

@@ -3,8 +3,21 @@
 from __future__ import annotations
 
 from xdsl.dialects import func
-from xdsl.dialects.builtin import FileLineColLoc, ModuleOp, StringAttr, UnregisteredOp
-from xdsl.ir import Operation
+from xdsl.dialects.builtin import (
+    ArrayAttr,
+    BoolAttr,
+    DictionaryAttr,
+    FileLineColLoc,
+    FloatAttr,
+    IntegerAttr,
+    ModuleOp,
+    StringAttr,
+    UnregisteredOp,
+    f64,
+    i1,
+    i64,
+)
+from xdsl.ir import Attribute, Operation
 
 from tracec.diagnostics import SourceLoc, TracecError
 
@@ -56,3 +69,43 @@ def roles(attrs) -> list[tuple[str, str]]:
         out.append((role.data if isinstance(role, StringAttr) else "",
                     name.data if isinstance(name, StringAttr) else f"#{i}"))
     return out
+
+
+def to_attr(value) -> Attribute:
+    """Python data (dict, list, str, int, float, bool) as a readable MLIR attribute."""
+    if isinstance(value, Attribute):
+        return value
+    if isinstance(value, bool):
+        return BoolAttr.from_bool(value)
+    if isinstance(value, int):
+        return IntegerAttr(value, i64)
+    if isinstance(value, float):
+        return FloatAttr(value, f64)
+    if isinstance(value, str):
+        return StringAttr(value)
+    if isinstance(value, dict):
+        return DictionaryAttr({str(k): to_attr(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return ArrayAttr([to_attr(v) for v in value])
+    raise TypeError(f"cannot store {type(value).__name__} as an attribute")
+
+
+def from_attr(attr: Attribute):
+    """The inverse of :func:`to_attr`."""
+    if isinstance(attr, StringAttr):
+        return attr.data
+    if isinstance(attr, IntegerAttr):
+        v = attr.value.data
+        return bool(v) if attr.type == i1 else v
+    if isinstance(attr, FloatAttr):
+        return attr.value.data
+    if isinstance(attr, DictionaryAttr):
+        return {k: from_attr(v) for k, v in attr.data.items()}
+    if isinstance(attr, ArrayAttr):
+        return [from_attr(v) for v in attr.data]
+    return str(attr)
+
+
+def loc_text(op: Operation) -> str:
+    loc = source_loc(op)
+    return str(loc) if loc else "unknown"

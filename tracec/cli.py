@@ -25,6 +25,9 @@ def _run(main_fn, argv) -> int:
             traceback.print_exc()
         print(e.format(), file=sys.stderr)
         return e.exit_code
+    except BrokenPipeError:  # `tracec inspect ... | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("tracec: interrupted", file=sys.stderr)
         return 130
@@ -193,8 +196,17 @@ def _opt_main(argv) -> int:
     return 0
 
 
+def _main(argv) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "inspect":
+        from tracec.inspect import main as inspect_main
+
+        return inspect_main(argv[1:])
+    return _compile_main(argv)
+
+
 def main(argv=None) -> int:
-    sys.exit(_run(_compile_main, argv))
+    sys.exit(_run(_main, argv))
 
 
 def opt_main(argv=None) -> int:

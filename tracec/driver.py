@@ -50,6 +50,7 @@ class Artifact:
     binary: bytes | None = None
     warnings: list[str] = field(default_factory=list)
     from_cache: bool = False
+    module: object = None  # the xDSL module at the end (with keep_module=True)
 
     def save(self, path: str) -> None:
         """Write the binary atomically (a failed write never leaves half a file)."""
@@ -200,7 +201,8 @@ def _cache_store(key: str, art: Artifact) -> None:
 
 def compile(source, options: CompileOptions | None = None, *, emit: str | None = None,
             pipeline: str | None = None, callback: IrCallback | None = None,
-            model_name: str | None = None, use_cache: bool = True, **option_kwargs) -> Artifact:
+            model_name: str | None = None, use_cache: bool = True, keep_module: bool = False,
+            **option_kwargs) -> Artifact:
     """Compile a ``tracec.Model`` (or a model.py / .mlir path) into an :class:`Artifact`.
 
     ``options`` or keyword options (``algorithm=``, ``target=``, ``seed=``, ...);
@@ -257,7 +259,8 @@ def compile(source, options: CompileOptions | None = None, *, emit: str | None =
             callback(stage, None, ir[stage])
         if stage == emit:
             return Artifact(options.target, _manifest_of(module), ir,
-                            warnings=[str(w) for w in sink.items])
+                            warnings=[str(w) for w in sink.items],
+                            module=module if keep_module else None)
 
     manifest = _manifest_of(module)
     from tracec import backends

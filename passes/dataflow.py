@@ -1,0 +1,113 @@
+"""Op classes and value graphs for the recurrence analyses (shared by three passes).
+
+An op on a path from a state input to a state output is one of:
+
+- element-wise: the value at one neuron depends only on the same neuron (arithmetic,
+  comparisons, select, ``tracec.spike``), and reshapes/broadcasts that keep the
+  number of elements (identity layout changes);
+- a cut: recurrent mixing through a parameter (``dot_general``/``convolution`` with
+  an operand derived from a parameter) or ``tracec.stop_gradient``: the paths through
+  it are not part of a hidden group (DESIGN.md section 3);
+- anything else (reductions, matmuls between activations, slices...): coupling
+  between neurons that the online rules cannot represent inside a group.
+"""
+
+from __future__ import annotations
+
+import math
+
+from xdsl.dialects import func
+from xdsl.dialects.builtin import StringAttr
+from xdsl.ir import Block, BlockArgument, Operation, SSAValue
+
+from tracec.dialects import stablehlo as shlo
+from tracec.passes.common import op_name, roles
+
+ELEMENTWISE = (
+    shlo.AbsOp, shlo.NegateOp, shlo.SignOp, shlo.FloorOp, shlo.CeilOp, shlo.RoundNearestEvenOp,
+    shlo.RoundNearestAfzOp, shlo.NotOp, shlo.IsFiniteOp, shlo.ConvertOp, shlo.ExpOp,
+    shlo.Expm1Op, shlo.LogOp, shlo.Log1pOp, shlo.LogisticOp, shlo.TanhOp, shlo.SqrtOp,
+    shlo.RsqrtOp, shlo.CbrtOp, shlo.SineOp, shlo.CosineOp, shlo.AddOp, shlo.SubtractOp,
+    shlo.MultiplyOp, shlo.DivideOp, shlo.RemainderOp, shlo.PowerOp, shlo.MaximumOp,
+    shlo.MinimumOp, shlo.Atan2Op, shlo.AndOp, shlo.OrOp, shlo.XorOp, shlo.SelectOp,
+    shlo.ClampOp, shlo.CompareOp,
+)
+# Ops that only change how a parameter is laid out on its way to where it is used.
+LAYOUT = (shlo.TransposeOp, shlo.ReshapeOp, shlo.ConvertOp, shlo.BroadcastInDimOp)
+MIXING = (shlo.DotGeneralOp, shlo.ConvolutionOp)
+
+SPIKE = "tracec.spike"
+STOP_GRADIENT = "tracec.stop_gradient"
+
+
+def composite_name(op: Operation) -> str | None:
+    return op.composite_name.data if isinstance(op, shlo.CompositeOp) else None
+
+
+def numel(value: SSAValue) -> int:
+    shape = getattr(value.type, "get_shape", lambda: ())()
+    return math.prod(shape)
+
+
+def is_elementwise(op: Operation) -> bool:
+    if isinstance(op, ELEMENTWISE):
+        return True
+    if composite_name(op) == SPIKE:
+        return True
+    if isinstance(op, (shlo.BroadcastInDimOp, shlo.ReshapeOp)):
+        return numel(op.operands[0]) == numel(op.results[0])
+    return False
+
+
+class StepGraph:
+    """The ``@step`` function with its roles, and the facts every analysis needs."""
+
+    def __init__(self, step: func.FuncOp):
+        self.step = step
+        self.block: Block = step.body.block
+        self.arg_roles = roles(step.arg_attrs)
+        self.res_roles = roles(step.res_attrs)
+        self.args = list(self.block.args)
+        self.ret: Operation = self.block.last_op
+        self.results = list(self.ret.operands)
+        self.param_args = [a for a, (r, _) in zip(self.args, self.arg_roles) if r == "param"]
+        self.state_args = [a for a, (r, _) in zip(self.args, self.arg_roles) if r == "state"]
+        self.state_names = [n for r, n in self.arg_roles if r == "state"]
+        self.param_names = [n for r, n in self.arg_roles if r == "param"]
+        self.state_results = self.results[:len(self.state_args)]
+        self.output_results = self.results[len(self.state_args):]
+        self.from_param = self._param_derived()
+
+    def _param_derived(self) -> set[SSAValue]:
+        """Values that are a parameter seen through layout ops (transpose, reshape, ...)."""
+        derived: set[SSAValue] = set(self.param_args)
+        for op in self.block.ops:
+            if isinstance(op, LAYOUT) and op.operands[0] in derived:
+                derived.update(op.results)
+        return derived
+
+    def is_cut(self, op: Operation) -> bool:
+        if composite_name(op) == STOP_GRADIENT:
+            return True
+        return isinstance(op, MIXING) and any(v in self.from_param for v in op.operands[:2])
+
+    def param_index(self, value: SSAValue) -> int | None:
+        if isinstance(value, BlockArgument) and value in self.param_args:
+            return self.param_args.index(value)
+        return None
+
+    def state_index(self, value: SSAValue) -> int | None:
+        if isinstance(value, BlockArgument) and value in self.state_args:
+            return self.state_args.index(value)
+        return None
+
+
+def describe(op: Operation) -> str:
+    """``stablehlo.reduce`` or ``stablehlo.composite "tracec.spike"``."""
+    name = op_name(op)
+    cname = composite_name(op)
+    return f'{name} "{cname}"' if cname else name
+
+
+def string_list(values) -> list[str]:
+    return [v.data if isinstance(v, StringAttr) else str(v) for v in values]

@@ -1,0 +1,155 @@
+"""find-param-relations: where each parameter meets the data flow into hidden groups.
+
+For every parameter, followed through layout ops (transpose, reshape, convert,
+broadcast), the op that uses it is its *relation*:
+
+- ``dense``: a ``dot_general`` ``y = x·W``; ``x`` is the presynaptic operand;
+- ``conv``: a ``convolution``;
+- ``element-wise``: a per-neuron bias, time constant or threshold;
+- ``gathered``: an embedding or sparse weight read with ``gather``/``dynamic_slice``.
+
+The groups of a relation are the hidden groups whose new states its output ``y``
+reaches element-wise. A parameter that reaches no new state is a *readout*
+parameter (its gradient is its exact same-step gradient).
+
+Before: find-hidden-groups has run. After: ``@step`` carries
+``tracec.relations = [{param, kind, x_shape, y_shape, groups, loc}]`` and
+``tracec.readout_params``; the computation is unchanged.
+Diagnostics: a parameter used inside a nested loop; non-element-wise coupling
+between a relation and the neurons it feeds (a normalisation between them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import Operation, SSAValue
+from xdsl.passes import ModulePass
+
+from tracec.dialects import stablehlo as shlo
+from tracec.passes.common import from_attr, get_function, loc_text, op_error, op_name, to_attr
+from tracec.passes.dataflow import LAYOUT, StepGraph, describe, is_elementwise
+
+
+def _shape(v: SSAValue) -> list[int]:
+    return list(v.type.get_shape())
+
+
+def _uses(g: StepGraph, param: SSAValue) -> list[tuple[Operation, SSAValue]]:
+    """(op, param-derived operand) for each non-layout use of ``param``."""
+    out = []
+    todo, seen = [param], set()
+    while todo:
+        v = todo.pop()
+        if v in seen:
+            continue
+        seen.add(v)
+        for use in v.uses:
+            op = use.operation
+            if op.parent_block() is not g.block:
+                raise op_error(op, f"parameter '{g.param_names[g.param_args.index(param)]}' is used "
+                                   "inside a nested loop or region",
+                               hint="tracec differentiates one time step; unroll the inner loop or "
+                                    "move the parameter's use out of it")
+            if isinstance(op, LAYOUT) and op.operands[0] is v:
+                todo.extend(op.results)
+            else:
+                out.append((op, v))
+    return out
+
+
+def _forward_states(g: StepGraph, start: SSAValue) -> tuple[set[int], set[int], Operation | None]:
+    """States whose new value ``start`` reaches element-wise; all states it reaches at
+    all; and the first non-element-wise, non-cut op on an element-wise... path."""
+    result_index = {}
+    for k, r in enumerate(g.state_results):
+        result_index.setdefault(r, []).append(k)
+    ew: set[int] = set()
+    any_: set[int] = set()
+    breaking: Operation | None = None
+    frontier = [(start, True, None)]
+    seen = set()
+    while frontier:
+        v, elementwise, via = frontier.pop()
+        if (v, elementwise) in seen:
+            continue
+        seen.add((v, elementwise))
+        for k in result_index.get(v, []):
+            any_.add(k)
+            if elementwise:
+                ew.add(k)
+            elif breaking is None and via is not None:
+                breaking = via
+        for use in v.uses:
+            op = use.operation
+            if op is g.ret or op.parent_block() is not g.block:
+                continue
+            if g.is_cut(op):
+                nxt, nvia = False, None
+            elif is_elementwise(op):
+                nxt, nvia = elementwise, via
+            else:
+                nxt, nvia = False, (op if elementwise else via)
+            for res in op.results:
+                frontier.append((res, nxt, nvia))
+    return ew, any_, breaking
+
+
+def param_relations(g: StepGraph) -> tuple[list[dict], list[str]]:
+    groups = from_attr(g.step.attributes["tracec.groups"])
+    group_of = {}
+    for gi, grp in enumerate(groups):
+        for name in grp["states"] + grp["derived"]:
+            group_of[g.state_names.index(name)] = gi
+    relations, readout = [], []
+    for p, name in zip(g.param_args, g.param_names):
+        reaches_state = False
+        for op, operand in _uses(g, p):
+            if isinstance(op, shlo.DotGeneralOp):
+                kind = "dense"
+            elif isinstance(op, shlo.ConvolutionOp):
+                kind = "conv"
+            elif isinstance(op, (shlo.DynamicSliceOp,)) or op_name(op) == "stablehlo.gather":
+                kind = "gathered"
+            elif is_elementwise(op):
+                kind = "element-wise"
+            else:
+                kind = "other"
+            y = op.results[0]
+            ew, any_, breaking = _forward_states(g, y)
+            reaches_state = reaches_state or bool(any_)
+            if kind == "other" and not any_:
+                continue
+            if any_ and not ew and breaking is not None:
+                raise op_error(breaking, f"non-element-wise coupling between parameter '{name}' "
+                                         f"and the neurons it feeds, through {describe(breaking)}",
+                               hint="the online rules need each relation's output to reach the "
+                                    "neuron element-wise (no normalisation in between)")
+            if not ew:
+                continue
+            rel = {"param": name, "kind": kind, "y_shape": _shape(y),
+                   "groups": sorted({group_of[k] for k in ew}), "loc": loc_text(op)}
+            if kind in ("dense", "conv"):
+                x = op.operands[1] if operand is op.operands[0] else op.operands[0]
+                rel["x_shape"] = _shape(x)
+                rel["param_side"] = "lhs" if operand is op.operands[0] else "rhs"
+            relations.append(rel)
+        if not reaches_state:
+            readout.append(name)
+    return relations, readout
+
+
+@dataclass(frozen=True)
+class FindParamRelationsPass(ModulePass):
+    name = "find-param-relations"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        step = get_function(op, "step", self.name)
+        g = StepGraph(step)
+        if "tracec.groups" not in step.attributes:
+            raise op_error(step, "find-param-relations needs find-hidden-groups to run first")
+        relations, readout = param_relations(g)
+        step.attributes["tracec.relations"] = to_attr(relations)
+        step.attributes["tracec.readout_params"] = to_attr(readout)
