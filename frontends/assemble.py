@@ -15,7 +15,9 @@ from xdsl.dialects.builtin import (
     BytesAttr,
     DenseIntOrFPElementsAttr,
     DictionaryAttr,
+    FileLineColLoc,
     FunctionType,
+    IntAttr,
     IntegerType,
     ModuleOp,
     StringAttr,
@@ -104,6 +106,10 @@ def assemble(lowered: LoweredModel) -> ModuleOp:
                  + [role_attrs("output", s.name) for s in lowered.outputs])
     step.arg_attrs = ArrayAttr(arg_attrs)
     step.res_attrs = ArrayAttr(res_attrs)
+    if lowered.step_line:
+        # Diagnostics about the step as a whole point at `def step`.
+        step.location = FileLineColLoc(StringAttr(display_path(lowered.source_file)),
+                                       IntAttr(lowered.step_line), IntAttr(1))
     module.body.block.add_op(constant_function("init_params", lowered.params, lowered.param_values, "param"))
     module.body.block.add_op(constant_function("init_state", lowered.state, lowered.state_values, "state"))
     module.attributes.pop("sym_name", None)

@@ -38,6 +38,7 @@ class LoweredModel:
     input: TensorSpec
     outputs: list[TensorSpec]
     target: TensorSpec | None = None
+    step_line: int = 0  # line of `def step` in source_file, for diagnostics
     extra: dict = field(default_factory=dict)
 
 
@@ -121,7 +122,8 @@ def lower_model(model: Model, *, seed: int = 0, model_file: str = "<model>") -> 
                  + [jax.ShapeDtypeStruct(v.shape, v.dtype) for v in state_values]
                  + [jax.ShapeDtypeStruct(x_spec.shape, x_spec.dtype)])
     try:
-        lowered = jax.jit(flat_step).lower(*arg_specs)
+        # keep_unused: an argument the step ignores must keep its place in the signature.
+        lowered = jax.jit(flat_step, keep_unused=True).lower(*arg_specs)
     except TracecError:
         raise
     except Exception as e:
@@ -141,7 +143,17 @@ def lower_model(model: Model, *, seed: int = 0, model_file: str = "<model>") -> 
     target = None
     if model.target is not None:
         target = TensorSpec("target", tuple(model.target.shape), np.dtype(model.target.dtype).name)
+    step_line = 0
+    try:
+        import inspect
+        import os
+
+        if os.path.realpath(inspect.getsourcefile(model.step) or "") == os.path.realpath(model_file):
+            step_line = inspect.getsourcelines(model.step)[1]
+    except (OSError, TypeError):
+        pass
     return LoweredModel(
+        step_line=step_line,
         step_text=mlir_to_generic(lowered.compiler_ir("stablehlo")),
         source_file=model_file,
         params=param_specs, param_values=param_values,

@@ -37,6 +37,12 @@ def load_model(path: str, name: str | None = None):
     sys.modules[module_name] = module
     # Let the model import helpers that sit beside it.
     model_dir = os.path.dirname(os.path.abspath(path))
+    # Helpers beside the model (`from common import ...`) must be this folder's, not a
+    # same-named module another model loaded earlier in this process.
+    for stale in [n for n, m in list(sys.modules.items())
+                  if os.path.isfile(os.path.join(model_dir, n + ".py"))
+                  and os.path.dirname(os.path.abspath(getattr(m, "__file__", "") or "")) != model_dir]:
+        del sys.modules[stale]
     sys.path.insert(0, model_dir)
     try:
         exec(code, module.__dict__)

@@ -35,6 +35,12 @@ ELEMENTWISE = (
 # Ops that only change how a parameter is laid out on its way to where it is used.
 LAYOUT = (shlo.TransposeOp, shlo.ReshapeOp, shlo.ConvertOp, shlo.BroadcastInDimOp)
 MIXING = (shlo.DotGeneralOp, shlo.ConvolutionOp)
+# Ops whose every output element is one input element: between a relation and its
+# neurons they only route values (an LSTM's fused gate matmul split by slices), so a
+# relation may reach its neurons through them. Between states they would move values
+# from one neuron to another, which is not element-wise.
+INDEX_MAP = (shlo.SliceOp, shlo.ReshapeOp, shlo.TransposeOp, shlo.BroadcastInDimOp,
+             shlo.ConcatenateOp, shlo.ReverseOp)
 
 SPIKE = "tracec.spike"
 STOP_GRADIENT = "tracec.stop_gradient"

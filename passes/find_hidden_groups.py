@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
-from xdsl.ir import Operation, SSAValue
+from xdsl.ir import BlockArgument, Operation, SSAValue
 from xdsl.passes import ModulePass
 
 from tracec.passes.common import from_attr, get_function, loc_text, op_error, to_attr
@@ -154,7 +154,9 @@ def hidden_groups(g: StepGraph) -> tuple[list[dict], list[dict], list[dict]]:
         if len(shapes) > 1:
             detail = ", ".join(f"'{g.state_names[i]}' {list(g.state_args[i].type.get_shape())}"
                                for i in members)
-            raise op_error(g.ret, f"the states of one hidden group have different shapes: {detail}",
+            where = next((g.state_results[i].owner for i in reversed(members)
+                          if not isinstance(g.state_results[i], BlockArgument)), g.ret)
+            raise op_error(where, f"the states of one hidden group have different shapes: {detail}",
                            hint="states coupled element-wise must have one value per neuron each")
         primary = [i for i in members if i not in derived]
         zero = not any((j, k) in self_edges for j in members for k in primary)

@@ -9,7 +9,8 @@ broadcast), the op that uses it is its *relation*:
 - ``gathered``: an embedding or sparse weight read with ``gather``/``dynamic_slice``.
 
 The groups of a relation are the hidden groups whose new states its output ``y``
-reaches element-wise. A parameter that reaches no new state is a *readout*
+reaches element-wise (index-routing ops such as the slices that split an LSTM's
+fused gate matmul are allowed on the way). A parameter that reaches no new state is a *readout*
 parameter (its gradient is its exact same-step gradient).
 
 Before: find-hidden-groups has run. After: ``@step`` carries
@@ -30,7 +31,7 @@ from xdsl.passes import ModulePass
 
 from tracec.dialects import stablehlo as shlo
 from tracec.passes.common import from_attr, get_function, loc_text, op_error, op_name, to_attr
-from tracec.passes.dataflow import LAYOUT, StepGraph, describe, is_elementwise
+from tracec.passes.dataflow import INDEX_MAP, LAYOUT, StepGraph, describe, is_elementwise
 
 
 def _shape(v: SSAValue) -> list[int]:
@@ -48,7 +49,7 @@ def _uses(g: StepGraph, param: SSAValue) -> list[tuple[Operation, SSAValue]]:
         seen.add(v)
         for use in v.uses:
             op = use.operation
-            if op.parent_block() is not g.block:
+            if op.parent_block() is not g.block or isinstance(op, shlo.WhileOp):
                 raise op_error(op, f"parameter '{g.param_names[g.param_args.index(param)]}' is used "
                                    "inside a nested loop or region",
                                hint="tracec differentiates one time step; unroll the inner loop or "
@@ -88,7 +89,7 @@ def _forward_states(g: StepGraph, start: SSAValue) -> tuple[set[int], set[int], 
                 continue
             if g.is_cut(op):
                 nxt, nvia = False, None
-            elif is_elementwise(op):
+            elif is_elementwise(op) or isinstance(op, INDEX_MAP):
                 nxt, nvia = elementwise, via
             else:
                 nxt, nvia = False, (op if elementwise else via)
@@ -122,7 +123,7 @@ def param_relations(g: StepGraph) -> tuple[list[dict], list[str]]:
             reaches_state = reaches_state or bool(any_)
             if kind == "other" and not any_:
                 continue
-            if any_ and not ew and breaking is not None:
+            if breaking is not None:
                 raise op_error(breaking, f"non-element-wise coupling between parameter '{name}' "
                                          f"and the neurons it feeds, through {describe(breaking)}",
                                hint="the online rules need each relation's output to reach the "

@@ -11,7 +11,7 @@ After: unchanged computation; ``tracec.derived_from`` on derived state results a
 ``tracec.recurrent = true`` on ``@step``.
 Diagnostics (with the user's line): no state; nothing recurrent (no new state depends
 on any old state); a state whose new value depends on nothing (only constants and
-parameters).
+parameters); a parameter used inside a nested loop (``lax.fori_loop`` in the step).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from xdsl.ir import BlockArgument, SSAValue
 from xdsl.passes import ModulePass
 
 from tracec.diagnostics import TracecError
+from tracec.dialects import stablehlo as shlo
 from tracec.passes.builder import captured_values
 from tracec.passes.common import get_function, op_error, source_loc, to_attr
 from tracec.passes.dataflow import StepGraph
@@ -54,6 +55,12 @@ def backward_sources(g: StepGraph, value: SSAValue, stop: dict[SSAValue, int]):
     return reached_states, reached_args
 
 
+def _root(g: StepGraph, v: SSAValue) -> SSAValue:
+    while v not in g.param_args:
+        v = v.owner.operands[0]
+    return v
+
+
 def derived_states(g: StepGraph) -> dict[int, list[int]]:
     """state index -> indices of the states it is derived from."""
     derived: dict[int, list[int]] = {}
@@ -80,6 +87,15 @@ class IdentifyRecurrentStatePass(ModulePass):
         if not g.state_args:
             raise TracecError("nothing recurrent: the step has no state", loc=source_loc(step),
                               hint="init_state must return the arrays carried from step to step")
+        for inner in g.block.ops:
+            if isinstance(inner, shlo.WhileOp):
+                used = [g.param_names[g.param_args.index(_root(g, v))] for v in inner.operands
+                        if v in g.from_param]
+                if used:
+                    raise op_error(inner, f"parameter '{used[0]}' is used inside a nested loop",
+                                   hint="tracec differentiates one time step; unroll the inner "
+                                        "loop (e.g. a Python for loop) or move the parameter out")
+        derived = derived_states(g)  # also rejects a state that depends on nothing
         recurrent = False
         for r in g.state_results:
             _, args = backward_sources(g, r, {})
@@ -88,7 +104,6 @@ class IdentifyRecurrentStatePass(ModulePass):
         if not recurrent:
             raise op_error(g.ret, "nothing recurrent found: no new state depends on the previous "
                                   "state", hint="the step must use its `state` argument")
-        derived = derived_states(g)
         res_attrs = list(step.res_attrs.data)
         for k, sources in derived.items():
             d = dict(res_attrs[k].data)
