@@ -97,11 +97,12 @@ def assemble(lowered: LoweredModel) -> ModuleOp:
     module = import_text(lowered.step_text, source_file=lowered.source_file,
                          source_name=display_path(lowered.source_file))
     step = _find_main(module)
-    step.sym_name = StringAttr("step")
+    # A `sequence` model's function is a scan over time: extract-step finds its step.
+    step.sym_name = StringAttr("sequence" if lowered.is_sequence else "step")
     step.sym_visibility = StringAttr("private")
     arg_attrs = ([role_attrs("param", s.name) for s in lowered.params]
                  + [role_attrs("state", s.name) for s in lowered.state]
-                 + [role_attrs("input", lowered.input.name)])
+                 + [role_attrs("input", "xs" if lowered.is_sequence else lowered.input.name)])
     res_attrs = ([role_attrs("state", s.name) for s in lowered.state]
                  + [role_attrs("output", s.name) for s in lowered.outputs])
     step.arg_attrs = ArrayAttr(arg_attrs)

@@ -133,19 +133,29 @@ class Model:
     ``init_params(key) -> params``, ``init_state(batch) -> state``,
     ``step(params, state, x) -> (new_state, output)``, ``loss(output, target) -> scalar``;
     ``input`` / ``target`` are ``jax.ShapeDtypeStruct`` of one time step (batch first).
+
+    Instead of ``step``, a model may give ``sequence(params, state, xs) -> (final_state,
+    outputs)`` written with ``jax.lax.scan`` over the leading axis of ``xs``; the
+    compiler finds the recurrence in the loop and extracts the step itself.
     """
 
     init_params: Callable[[Any], Any]
     init_state: Callable[[int], Any]
-    step: Callable[[Any, Any, Any], tuple[Any, Any]]
+    step: Callable[[Any, Any, Any], tuple[Any, Any]] | None = None
     loss: Callable[[Any, Any], Any] | None = None
     input: Any = None
     target: Any = None
+    sequence: Callable[[Any, Any, Any], tuple[Any, Any]] | None = None
 
     def __post_init__(self) -> None:
-        for name in ("init_params", "init_state", "step"):
+        for name in ("init_params", "init_state"):
             if not callable(getattr(self, name)):
                 raise TracecError(f"tracec.Model: '{name}' must be a function")
+        if (self.step is None) == (self.sequence is None):
+            raise TracecError("tracec.Model: give exactly one of 'step' (one time step) and "
+                              "'sequence' (a lax.scan over time)")
+        if not callable(self.step or self.sequence):
+            raise TracecError("tracec.Model: 'step' / 'sequence' must be a function")
         if self.input is None or not hasattr(self.input, "shape"):
             raise TracecError(
                 "tracec.Model: 'input' must be a jax.ShapeDtypeStruct of one time step",

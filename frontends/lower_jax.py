@@ -17,6 +17,10 @@ from tracec.frontends.jax_frontend import Model
 from tracec.frontends.stablehlo_io import display_path, mlir_to_generic
 
 
+#: T used to trace a `sequence` model; the loop body does not depend on it.
+SEQUENCE_TRACE_LENGTH = 3
+
+
 @dataclass(frozen=True)
 class TensorSpec:
     name: str
@@ -38,6 +42,7 @@ class LoweredModel:
     input: TensorSpec
     outputs: list[TensorSpec]
     target: TensorSpec | None = None
+    is_sequence: bool = False  # the lowered function is a scan over T; see extract-step
     step_line: int = 0  # line of `def step` in source_file, for diagnostics
     extra: dict = field(default_factory=dict)
 
@@ -105,29 +110,33 @@ def lower_model(model: Model, *, seed: int = 0, model_file: str = "<model>") -> 
     n_s = len(state_specs)
     x_spec = model.input
     out_tree_box: list = []
+    fn = model.step or model.sequence
+    what = "step(params, state, x)" if model.step else "sequence(params, state, xs)"
 
     def flat_step(*leaves):
         p = jax.tree_util.tree_unflatten(p_tree, leaves[:n_p])
         s = jax.tree_util.tree_unflatten(s_tree, leaves[n_p:n_p + n_s])
-        new_state, output = model.step(p, s, leaves[-1])
+        new_state, output = fn(p, s, leaves[-1])
         if jax.tree_util.tree_structure(new_state) != s_tree:
             raise TracecError(
-                "step must return (new_state, output) with new_state shaped like init_state's "
+                f"{what} must return (new_state, output) with new_state shaped like init_state's "
                 f"state: got {jax.tree_util.tree_structure(new_state)}, expected {s_tree}",
                 loc=SourceLoc(display_path(model_file)))
         out_tree_box.append(output)
         return tuple(jax.tree_util.tree_leaves(new_state)) + tuple(jax.tree_util.tree_leaves(output))
 
+    # A sequence function is traced over a short sequence; only its loop body matters.
+    x_shape = ((SEQUENCE_TRACE_LENGTH,) if model.sequence else ()) + tuple(x_spec.shape)
     arg_specs = ([jax.ShapeDtypeStruct(v.shape, v.dtype) for v in param_values]
                  + [jax.ShapeDtypeStruct(v.shape, v.dtype) for v in state_values]
-                 + [jax.ShapeDtypeStruct(x_spec.shape, x_spec.dtype)])
+                 + [jax.ShapeDtypeStruct(x_shape, x_spec.dtype)])
     try:
         # keep_unused: an argument the step ignores must keep its place in the signature.
         lowered = jax.jit(flat_step, keep_unused=True).lower(*arg_specs)
     except TracecError:
         raise
     except Exception as e:
-        raise _user_error(model_file, "tracing step(params, state, x)", e) from e
+        raise _user_error(model_file, f"tracing {what}", e) from e
 
     out_avals = lowered.out_info
     out_leaves = jax.tree_util.tree_leaves(out_avals)
@@ -138,7 +147,9 @@ def lower_model(model: Model, *, seed: int = 0, model_file: str = "<model>") -> 
                 f"{spec.dtype}{list(spec.shape)} -> {np.dtype(aval.dtype).name}{list(aval.shape)}",
                 loc=SourceLoc(display_path(model_file)))
     output_names = leaf_names(out_tree_box[0], "output") if out_tree_box else []
-    outputs = [TensorSpec(f"output/{n}" if n != "output" else n, tuple(a.shape), np.dtype(a.dtype).name)
+    lead = 1 if model.sequence else 0  # per-step outputs drop the stacked time axis
+    outputs = [TensorSpec(f"output/{n}" if n != "output" else n, tuple(a.shape)[lead:],
+                          np.dtype(a.dtype).name)
                for n, a in zip(output_names, out_leaves[n_s:])]
     target = None
     if model.target is not None:
@@ -148,8 +159,8 @@ def lower_model(model: Model, *, seed: int = 0, model_file: str = "<model>") -> 
         import inspect
         import os
 
-        if os.path.realpath(inspect.getsourcefile(model.step) or "") == os.path.realpath(model_file):
-            step_line = inspect.getsourcelines(model.step)[1]
+        if os.path.realpath(inspect.getsourcefile(fn) or "") == os.path.realpath(model_file):
+            step_line = inspect.getsourcelines(fn)[1]
     except (OSError, TypeError):
         pass
     return LoweredModel(
@@ -159,4 +170,4 @@ def lower_model(model: Model, *, seed: int = 0, model_file: str = "<model>") -> 
         params=param_specs, param_values=param_values,
         state=state_specs, state_values=state_values,
         input=TensorSpec("x", tuple(x_spec.shape), np.dtype(x_spec.dtype).name),
-        outputs=outputs, target=target)
+        outputs=outputs, target=target, is_sequence=model.sequence is not None)

@@ -46,6 +46,11 @@ def _strip_tracec_attributes():
     return StripTracecAttributesPass
 
 
+def _extract_step():
+    from tracec.passes.extract_step import ExtractStepPass
+    return ExtractStepPass
+
+
 def _identify_recurrent_state():
     from tracec.passes.identify_recurrent_state import IdentifyRecurrentStatePass
     return IdentifyRecurrentStatePass
@@ -65,6 +70,7 @@ def _find_param_relations():
 PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "strip-sharding": _strip_sharding,
     "inline-private-functions": _inline_private_functions,
+    "extract-step": _extract_step,
     "identify-recurrent-state": _identify_recurrent_state,
     "find-hidden-groups": _find_hidden_groups,
     "find-param-relations": _find_param_relations,

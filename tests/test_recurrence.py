@@ -36,6 +36,7 @@ LIF = [dense("w_in", 0, x=(B, I)), dense("w_rec", 0)]
 EXPECTED = {
     "lif_carry": ([G(["v"], ["z"])], LIF, []),
     "lif_recompute": ([G(["v"])], LIF, []),
+    "lif_scan": ([G(["v"])], LIF, []),  # lif_recompute as a lax.scan sequence function
     "alif": ([G(["a", "v"])], [ew("b", 0)] + LIF, []),
     "gif3": ([G(["i1", "i2", "v"])], LIF, []),
     "lif_syn": ([G(["g", "v"])], LIF, []),
@@ -75,6 +76,32 @@ def test_carrying_or_recomputing_spikes_gives_the_same_structure():
     assert carry["groups"][0]["states"] == recompute["groups"][0]["states"] == ["v"]
     assert carry["groups"][0]["derived"] == ["z"]
     assert _strip(carry)[1] == _strip(recompute)[1]
+
+
+def test_scan_sequence_model_runs_like_jax(tmp_path):
+    """The step extracted from a lax.scan computes what the scan computes."""
+    import sys
+
+    import jax
+    import numpy as np
+
+    import tracec
+    import tracec.runtime
+
+    path = str(tmp_path / "scan.vmfb")
+    art = tracec.compile(os.path.join(ZOO, "lif_scan.py"))
+    assert 'tracec.carried = ["stacked-input", "param", "param", "counter", "state", ' \
+           '"stacked-output"]' in art.ir["tracec"]
+    art.save(path)
+    sys.path.insert(0, ZOO)
+    import lif_scan
+
+    xs = np.random.default_rng(0).random((40, B, I)).astype(np.float32)
+    params = lif_scan.init_params(jax.random.PRNGKey(0))
+    final, ref = lif_scan.sequence(params, lif_scan.model.init_state(B), xs)
+    learner = tracec.runtime.load(path)
+    np.testing.assert_allclose(learner.forward_sequence(xs), ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(learner.state["v"], final["v"], rtol=1e-5, atol=1e-6)
 
 
 def test_stop_gradient_is_a_reported_cut():
@@ -128,6 +155,7 @@ DIAGNOSTICS = {
     "shape_mismatch": (8, "the states of one hidden group have different shapes: 'flat' [32], 'v' [4, 8]"),
     "not_recurrent": (7, "nothing recurrent found"),
     "constant_state": (9, "the new value of state 'c' depends on nothing"),
+    "scan_uses_time": (13, "the time loop carries a value that is not part of the model's state"),
 }
 
 

@@ -25,7 +25,7 @@ from tracec.versions import sources_hash, tool_versions
 #: Default pass pipeline of each IR stage (xdsl-opt pipeline syntax).
 STAGE_PIPELINES: dict[str, str] = {
     "stablehlo": "strip-sharding,inline-private-functions",
-    "tracec": "check-backend-ops{{target={target}}},make-entry-points",
+    "tracec": "extract-step,check-backend-ops{{target={target}}},make-entry-points",
     "iree-input": "lower-scan-to-iree,strip-tracec-attributes",
     "xla-input": "lower-scan-to-stablehlo,strip-tracec-attributes",
 }

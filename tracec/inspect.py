@@ -12,16 +12,18 @@ import json
 
 from tracec.diagnostics import TracecError
 
-ANALYSES = "identify-recurrent-state,find-hidden-groups,find-param-relations"
+ANALYSES = "extract-step,identify-recurrent-state,find-hidden-groups,find-param-relations"
 
 
 def analyse(source, model_name: str | None = None, seed: int = 0) -> dict:
     """The recurrence of a model (path or tracec.Model) as plain data."""
     from tracec.driver import compile as tracec_compile
+    from tracec.driver import parse_pipeline, run_passes
     from tracec.passes.common import from_attr, get_function
 
-    art = tracec_compile(source, emit="tracec", pipeline=ANALYSES, model_name=model_name,
-                         seed=seed, use_cache=False, keep_module=True)
+    art = tracec_compile(source, emit="stablehlo", model_name=model_name, seed=seed,
+                         use_cache=False, keep_module=True)
+    run_passes(art.module, parse_pipeline(ANALYSES), "tracec", None)
     step = get_function(art.module, "step", "inspect")
     attrs = step.attributes
     states = []
