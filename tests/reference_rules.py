@@ -1,0 +1,275 @@
+"""A reference of D-RTRL and ES-D-RTRL written directly in JAX from DESIGN.md section 3.
+
+Independent of tracec's passes: it evaluates the model's *jaxpr* (not StableHLO) with
+an interpreter that can (a) stop gradients at recurrent mixing (a ``dot_general``
+with a parameter operand), (b) add a perturbation ``eps`` at a relation's output
+``y``, and (c) hold chosen new states fixed (replace them by free inputs). With those,
+every quantity of the rules is one jax.jvp or jax.vjp:
+
+    D_t[b,h,a,c]  jvp of the new states, tangent 1 on old state c (mixing cut;
+                  a derived old state gets its recomputation's tangent)
+    Df_t[b,h,a]   jvp of the new states, tangent 1 on eps at the relation's y (cut)
+    δ_t[b,h,a]    vjp of m_t L_t, the group's own new states held as outputs
+    ∂h/∂p         jvp with tangent 1 on an element-wise parameter (cut)
+    direct grad   vjp of m_t L_t w.r.t. θ with every group's new states held fixed
+
+The structure (groups, relations) is given by the caller: in the tests it is the
+hand-written table of tests/test_recurrence.py. Dense relations are ``y = x @ W``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.extend import core as jcore
+
+LAYOUT = {"transpose", "reshape", "convert_element_type", "broadcast_in_dim", "squeeze",
+          "expand_dims"}
+CALLS = {"pjit", "jit", "closed_call", "core_call"}
+
+
+class Interp:
+    """Evaluate a closed jaxpr with cuts, relation perturbations and held states."""
+
+    def __init__(self, closed, n_param: int, cut: bool = False, eps: dict | None = None,
+                 hold: dict | None = None):
+        self.closed = closed
+        self.n_param = n_param
+        self.cut = cut
+        self.eps = eps or {}      # relation id -> perturbation added to y
+        self.hold = hold or {}    # outvar index -> value replacing it where defined
+        self.relations: list[dict] = []  # (param index, x, y) in evaluation order
+
+    def run(self, *args):
+        jaxpr = self.closed.jaxpr
+        held_vars = {}
+        for k, v in self.hold.items():
+            held_vars[jaxpr.outvars[k]] = v
+        flags = [i < self.n_param for i in range(len(args))]
+        param_of = {i: i for i in range(self.n_param)}
+        outs, _ = self._eval(jaxpr, self.closed.consts, list(args), flags,
+                             [param_of.get(i) for i in range(len(args))], held_vars)
+        return outs
+
+    def _eval(self, jaxpr, consts, args, flags, params, held):
+        env, flag, pidx = {}, {}, {}
+
+        def read(v):
+            return v.val if isinstance(v, jcore.Literal) else env[v]
+
+        def write(v, val, f=False, p=None):
+            if v in held:
+                val = held[v]
+            env[v], flag[v], pidx[v] = val, f, p
+
+        for v, c in zip(jaxpr.constvars, consts):
+            write(v, c)
+        for v, a, f, p in zip(jaxpr.invars, args, flags, params):
+            write(v, a, f, p)
+        for eqn in jaxpr.eqns:
+            vals = [read(v) for v in eqn.invars]
+            fl = [False if isinstance(v, jcore.Literal) else flag[v] for v in eqn.invars]
+            pi = [None if isinstance(v, jcore.Literal) else pidx[v] for v in eqn.invars]
+            name = eqn.primitive.name
+            if name in CALLS:
+                sub = eqn.params["jaxpr"]
+                outs, sub_flags = self._eval(sub.jaxpr, sub.consts, vals, fl, pi, {})
+                for v, o, f in zip(eqn.outvars, outs, sub_flags):
+                    write(v, o, f)
+                continue
+            if name in ("dot_general", "conv_general_dilated") and any(fl[:2]):
+                side = 1 if fl[1] else 0
+                out = eqn.primitive.bind(*vals, **eqn.params)
+                rid = len(self.relations)
+                self.relations.append({"param": pi[side], "x": vals[1 - side], "y": out})
+                if self.cut:
+                    out = jax.lax.stop_gradient(out)
+                if rid in self.eps:
+                    out = out + self.eps[rid]
+                write(eqn.outvars[0], out)
+                continue
+            out = eqn.primitive.bind(*vals, **eqn.primitive.get_bind_params(eqn.params))
+            outs = out if eqn.primitive.multiple_results else [out]
+            through = name in LAYOUT and fl and fl[0]
+            for v, o in zip(eqn.outvars, outs):
+                write(v, o, bool(through), pi[0] if through else None)
+        return [read(v) for v in jaxpr.outvars], [
+            False if isinstance(v, jcore.Literal) else flag[v] for v in jaxpr.outvars]
+
+
+def rules_gradient(model, params, xs, targets, mask, *, algorithm: str, decay: float,
+                   groups: list[dict], state_names: list[str]):
+    """Summed gradient ``Σ_t m_t G_t`` (dict param leaf name -> array) and losses [T].
+
+    ``groups``: [{"states": [...], "derived": {name: [source names]}}].
+    """
+    p_leaves, p_tree = jax.tree_util.tree_flatten(params)
+    state0 = model.init_state(xs.shape[1])
+    s_leaves, s_tree = jax.tree_util.tree_flatten(state0)
+    n_p, n_s = len(p_leaves), len(s_leaves)
+    p_names = ["/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
+               for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+
+    def flat(*leaves):
+        p = jax.tree_util.tree_unflatten(p_tree, leaves[:n_p])
+        s = jax.tree_util.tree_unflatten(s_tree, leaves[n_p:n_p + n_s])
+        new_s, out = model.step(p, s, leaves[-1])
+        return tuple(jax.tree_util.tree_leaves(new_s)) + tuple(jax.tree_util.tree_leaves(out))
+
+    closed = jax.make_jaxpr(flat)(*p_leaves, *s_leaves, xs[0])
+    idx = {n: i for i, n in enumerate(state_names)}
+
+    # Which relation ids (in evaluation order) belong to which param, and their shapes.
+    probe = Interp(closed, n_p)
+    probe.run(*p_leaves, *s_leaves, xs[0])
+    rels = [(r["param"], r["x"].shape, r["y"].shape) for r in probe.relations]
+
+    grads = {n: np.zeros(np.shape(v), np.float64) for n, v in zip(p_names, p_leaves)}
+    losses = []
+    state = [jnp.asarray(s) for s in s_leaves]
+    # Traces, per group: {rid: ε} (D-RTRL) or εx per rid + εf per rid (ES-D-RTRL);
+    # element-wise params: {pidx: ε}.
+    traces: dict = {}
+    deriv_prev: dict = {}  # derived state d -> {source c: ∂d/∂c at the previous step}
+    alpha = decay
+
+    def loss_of(outs, t):
+        o = outs[n_s:]
+        out = o[0] if len(o) == 1 else tuple(o)
+        return mask[t] * model.loss(out, targets[t])
+
+    for t in range(xs.shape[0]):
+        x = xs[t]
+        args = (*p_leaves, *state, x)
+        base = Interp(closed, n_p).run(*args)
+        losses.append(float(loss_of(base, t)))
+        for g in groups:
+            prim = [idx[n] for n in g["states"]]
+            derived = {idx[d]: [idx[s] for s in src] for d, src in g.get("derived", {}).items()}
+            S = len(prim)
+
+            # D_t: tangent 1 on old state c, and the recomputation tangent on derived states.
+            def new_states(*st):
+                full = list(state)
+                for i, v in zip(prim + list(derived), st):
+                    full[i] = v
+                outs = Interp(closed, n_p, cut=True).run(*p_leaves, *full, x)
+                return [outs[i] for i in prim]
+
+            D = []
+            for c in prim:
+                tan = [jnp.ones_like(state[c]) if i == c else jnp.zeros_like(state[i]) for i in prim]
+                tan += [deriv_prev.get(d, {}).get(c, jnp.zeros_like(state[d])) for d in derived]
+                _, out_t = jax.jvp(new_states, [state[i] for i in prim + list(derived)], tan)
+                D.append(jnp.stack(out_t, -1))           # [B,H,a]
+            D = jnp.stack(D, -1)                          # [B,H,a,c]
+
+            # δ_t: the group's own new states held as outputs (derived ones recomputed).
+            held_now = {i: base[i] for i in prim}
+
+            def loss_held(*hv):
+                outs = Interp(closed, n_p, hold=dict(zip(prim, hv))).run(*args)
+                return loss_of(outs, t)
+
+            delta = jnp.stack(jax.grad(loss_held, argnums=tuple(range(S)))(*held_now.values()), -1)
+
+            # ∂(derived)/∂(source) at this step, for next step's D.
+            new_deriv = {}
+            for d, srcs in derived.items():
+                new_deriv[d] = {}
+                for c in srcs:
+                    def derived_of(hc, c=c, d=d):
+                        return Interp(closed, n_p, hold={c: hc}).run(*args)[d]
+                    new_deriv[d][c] = jax.jvp(derived_of, [base[c]], [jnp.ones_like(base[c])])[1]
+
+            # Relations feeding this group.
+            for rid, (pi, xshape, yshape) in enumerate(rels):
+                def states_of_eps(e, rid=rid):
+                    outs = Interp(closed, n_p, cut=True, eps={rid: e}).run(*args)
+                    return [outs[i] for i in prim]
+                _, df = jax.jvp(states_of_eps, [jnp.zeros(yshape)], [jnp.ones(yshape)])
+                Df = jnp.stack(df, -1)                    # [B,H,a]
+                if not bool(jnp.any(Df != 0)):
+                    continue
+                xv = Interp(closed, n_p).run  # noqa: F841 (x is recorded below)
+                probe = Interp(closed, n_p)
+                probe.run(*args)
+                xr = probe.relations[rid]["x"]
+                key = ("dense", rid, id(g))
+                if algorithm == "d-rtrl":
+                    eps_prev = traces.get(key, jnp.zeros((xr.shape[0], xr.shape[1], yshape[1], S)))
+                    eps_t = jnp.einsum("bhac,bihc->biha", D, eps_prev) + \
+                        xr[:, :, None, None] * Df[:, None, :, :]
+                    traces[key] = eps_t
+                    G = jnp.einsum("bha,biha->ih", delta, eps_t)
+                else:
+                    ex = alpha * traces.get(key + ("x",), jnp.zeros(xr.shape)) + xr
+                    ef = alpha * jnp.einsum("bhac,bhc->bha", D,
+                                            traces.get(key + ("f",), jnp.zeros(Df.shape))) \
+                        + (1 - alpha) * Df
+                    traces[key + ("x",)], traces[key + ("f",)] = ex, ef
+                    n = t  # steps since reset
+                    gsig = jnp.einsum("bha,bha->bh", delta, ef) / (1 - alpha ** (n + 1))
+                    G = jnp.einsum("bi,bh->ih", ex, gsig)
+                grads[p_names[pi]] += np.asarray(G, np.float64)
+
+            # Element-wise parameters (bias, time constant, threshold): exact per-neuron trace.
+            for pi in range(n_p):
+                if any(r[0] == pi for r in rels):
+                    continue
+
+                def states_of_p(pv, pi=pi):
+                    pl = list(p_leaves)
+                    pl[pi] = pv
+                    outs = Interp(closed, n_p, cut=True).run(*pl, *state, x)
+                    return [outs[i] for i in prim]
+                _, dp = jax.jvp(states_of_p, [p_leaves[pi]], [jnp.ones_like(p_leaves[pi])])
+                dp = jnp.stack(dp, -1)
+                if not bool(jnp.any(dp != 0)):
+                    continue
+                key = ("ew", pi, id(g))
+                e = jnp.einsum("bhac,bhc->bha", D, traces.get(key, jnp.zeros(dp.shape))) + dp
+                traces[key] = e
+                G = jnp.einsum("bha,bha->h", delta, e)
+                grads[p_names[pi]] += np.asarray(G, np.float64).reshape(grads[p_names[pi]].shape)
+            deriv_prev.update(new_deriv)
+
+        # Direct same-step gradient with every group's new states held fixed.
+        held_all = {i: base[i] for g in groups for i in [idx[n] for n in g["states"]]}
+
+        def loss_params(*pl):
+            outs = Interp(closed, n_p, hold=held_all).run(*pl, *state, x)
+            return loss_of(outs, t)
+
+        direct = jax.grad(loss_params, argnums=tuple(range(n_p)))(*p_leaves)
+        for n, gd in zip(p_names, direct):
+            grads[n] += np.asarray(gd, np.float64)
+        state = list(base[:n_s])
+    return grads, np.array(losses)
+
+
+def bptt_gradient(model, params, xs, targets, mask):
+    """The exact gradient of Σ_t m_t L_t through the whole sequence (jax.grad of a scan)."""
+    def total(p):
+        def body(s, inp):
+            x, y, m = inp
+            s, out = model.step(p, s, x)
+            return s, m * model.loss(out, y)
+        _, ls = jax.lax.scan(body, model.init_state(xs.shape[1]), (xs, targets, mask))
+        return jnp.sum(ls)
+    g = jax.grad(total)(params)
+    names = ["/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
+             for path, _ in jax.tree_util.tree_flatten_with_path(g)[0]]
+    return {n: np.asarray(v, np.float64) for n, v in zip(names, jax.tree_util.tree_leaves(g))}
+
+
+def cosine(a: dict, b: dict) -> float:
+    va = np.concatenate([a[k].ravel() for k in sorted(a)])
+    vb = np.concatenate([b[k].ravel() for k in sorted(a)])
+    return float(va @ vb / (np.linalg.norm(va) * np.linalg.norm(vb) + 1e-30))
+
+
+__all__ = ["Interp", "rules_gradient", "bptt_gradient", "cosine", "math"]
