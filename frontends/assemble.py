@@ -16,6 +16,7 @@ from xdsl.dialects.builtin import (
     DenseIntOrFPElementsAttr,
     DictionaryAttr,
     FileLineColLoc,
+    FlatSymbolRefAttr,
     FunctionType,
     IntAttr,
     IntegerType,
@@ -30,7 +31,7 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Attribute, Block, Region
 
 from tracec.diagnostics import SourceLoc, TracecError
-from tracec.dialects.stablehlo import ConstantOp
+from tracec.dialects.stablehlo import CompositeOp, ConstantOp
 from tracec.frontends.lower_jax import LoweredModel, TensorSpec
 from tracec.frontends.stablehlo_io import display_path, import_text
 
@@ -113,10 +114,38 @@ def assemble(lowered: LoweredModel) -> ModuleOp:
                                        IntAttr(lowered.step_line), IntAttr(1))
     module.body.block.add_op(constant_function("init_params", lowered.params, lowered.param_values, "param"))
     module.body.block.add_op(constant_function("init_state", lowered.state, lowered.state_values, "state"))
+    if lowered.loss_text is not None:
+        add_loss_function(module, lowered)
     module.attributes.pop("sym_name", None)
     module.properties.pop("sym_name", None)
     module.sym_name = None
     return module
+
+
+def add_loss_function(module: ModuleOp, lowered: LoweredModel) -> None:
+    """``@loss(outputs..., target) -> scalar`` (private; the learning passes use it).
+
+    The loss's helper functions move along under a ``loss.`` prefix so they cannot
+    clash with the step's; inline-private-functions inlines them later.
+    """
+    loss_module = import_text(lowered.loss_text, source_file=lowered.source_file,
+                              source_name=display_path(lowered.source_file))
+    main = _find_main(loss_module)
+    fns = [op for op in loss_module.ops if isinstance(op, func.FuncOp)]
+    renames = {f.sym_name.data: "loss" if f is main else f"loss.{f.sym_name.data}" for f in fns}
+    for f in fns:
+        for op in f.walk():
+            if isinstance(op, func.CallOp) and op.callee.root_reference.data in renames:
+                op.callee = FlatSymbolRefAttr(renames[op.callee.root_reference.data])
+            elif isinstance(op, CompositeOp) and op.decomposition.root_reference.data in renames:
+                op.decomposition = FlatSymbolRefAttr(renames[op.decomposition.root_reference.data])
+        f.detach()
+        f.sym_name = StringAttr(renames[f.sym_name.data])
+        f.sym_visibility = StringAttr("private")
+        module.body.block.add_op(f)
+    main.arg_attrs = ArrayAttr([role_attrs("output", s.name) for s in lowered.outputs]
+                               + [role_attrs("target", lowered.target.name)])
+    main.res_attrs = ArrayAttr([role_attrs("loss", "loss")])
 
 
 def assemble_mlir_file(path: str, generic_text: str) -> ModuleOp:

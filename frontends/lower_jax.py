@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from tracec.diagnostics import SourceLoc, TracecError
@@ -43,6 +44,7 @@ class LoweredModel:
     outputs: list[TensorSpec]
     target: TensorSpec | None = None
     is_sequence: bool = False  # the lowered function is a scan over T; see extract-step
+    loss_text: str | None = None  # generic MLIR of loss(output leaves..., target) -> scalar
     step_line: int = 0  # line of `def step` in source_file, for diagnostics
     extra: dict = field(default_factory=dict)
 
@@ -82,6 +84,29 @@ def _user_error(model_file: str, what: str, err: Exception) -> TracecError:
     msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     return TracecError(f"{what} failed: {type(err).__name__}: {msg}",
                        loc=SourceLoc(display_path(model_file), line))
+
+
+def _lower_loss(model: Model, out_example, outputs: list[TensorSpec], model_file: str) -> str:
+    """``loss(output, target)`` with the output's leaves as separate arguments."""
+    out_tree = jax.tree_util.tree_structure(out_example)
+
+    def flat_loss(*leaves):
+        out = jax.tree_util.tree_unflatten(out_tree, leaves[:-1])
+        value = model.loss(out, leaves[-1])
+        if jnp.shape(value) != ():
+            raise TracecError(f"loss(output, target) must return a scalar, got shape "
+                              f"{list(jnp.shape(value))}", loc=SourceLoc(display_path(model_file)))
+        return value
+
+    specs = [jax.ShapeDtypeStruct(o.shape, o.dtype) for o in outputs] + [
+        jax.ShapeDtypeStruct(model.target.shape, model.target.dtype)]
+    try:
+        lowered = jax.jit(flat_loss, keep_unused=True).lower(*specs)
+    except TracecError:
+        raise
+    except Exception as e:
+        raise _user_error(model_file, "tracing loss(output, target)", e) from e
+    return mlir_to_generic(lowered.compiler_ir("stablehlo"))
 
 
 def lower_model(model: Model, *, seed: int = 0, model_file: str = "<model>") -> LoweredModel:
@@ -154,6 +179,9 @@ def lower_model(model: Model, *, seed: int = 0, model_file: str = "<model>") -> 
     target = None
     if model.target is not None:
         target = TensorSpec("target", tuple(model.target.shape), np.dtype(model.target.dtype).name)
+    loss_text = None
+    if model.loss is not None and model.target is not None and out_tree_box:
+        loss_text = _lower_loss(model, out_tree_box[0], outputs, model_file)
     step_line = 0
     try:
         import inspect
@@ -170,4 +198,5 @@ def lower_model(model: Model, *, seed: int = 0, model_file: str = "<model>") -> 
         params=param_specs, param_values=param_values,
         state=state_specs, state_values=state_values,
         input=TensorSpec("x", tuple(x_spec.shape), np.dtype(x_spec.dtype).name),
-        outputs=outputs, target=target, is_sequence=model.sequence is not None)
+        outputs=outputs, target=target, is_sequence=model.sequence is not None,
+        loss_text=loss_text)

@@ -98,4 +98,4 @@ class InlinePrivateFunctionsPass(ModulePass):
                 inline_call(call, fns[call.callee.root_reference.data])
         else:
             raise op_error(calls[0], "recursive function calls cannot be inlined")
-        remove_unused_private(op, keep={"step", "sequence"})
+        remove_unused_private(op, keep={"step", "sequence", "loss"})

@@ -99,3 +99,37 @@ def test_user_ops_keep_user_locations():
             assert op.location.filename.data == "examples/lif2.py"
             checked += 1
     assert checked >= 10
+
+
+def test_loss_is_lowered_next_to_the_step():
+    """`@loss(outputs..., target)` is in the module and computes the model's loss."""
+    import iree.compiler as ic
+    import iree.runtime as rt
+    from xdsl.dialects import func
+    from xdsl.dialects.builtin import StringAttr
+
+    import tracec.driver as driver
+    from tracec.frontends.stablehlo_io import print_generic
+
+    art = driver.compile("examples/lif2.py", emit="stablehlo", keep_module=True, use_cache=False)
+    module = art.module
+    fns = {f.sym_name.data: f for f in module.ops if isinstance(f, func.FuncOp)}
+    assert "loss" in fns and not any(n.startswith("loss.") for n in fns)  # helpers inlined
+    assert 'tracec.role = "target"' in print_generic(module)
+    for name, f in fns.items():
+        if name != "loss":
+            f.detach()
+    fns["loss"].sym_visibility = StringAttr("public")
+    vm = ic.compile_str(print_generic(module), target_backends=["llvm-cpu"], input_type="stablehlo")
+    ctx = rt.SystemContext(config=rt.Config("local-sync"))
+    ctx.add_vm_module(rt.VmModule.copy_buffer(ctx.instance, vm))
+    rng = np.random.default_rng(0)
+    out = rng.normal(size=(32, 10)).astype(np.float32)
+    target = rng.integers(0, 10, 32).astype(np.int32)
+    import sys
+
+    sys.path.insert(0, "examples")
+    import lif2
+
+    got = ctx.modules.module.loss(out, target).to_host()
+    np.testing.assert_allclose(got, lif2.loss(out, target), rtol=1e-6)
