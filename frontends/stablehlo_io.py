@@ -199,6 +199,11 @@ def fix_hex_float_literals(text: str) -> str:
 def parse_generic(text: str, source_name: str = "<input>") -> ModuleOp:
     """Parse generic-form MLIR text (already normalised) into an xDSL module."""
     text = fix_hex_float_literals(text)
+    # xDSL prints an attribute with an empty body (`#stablehlo.dot<>`, a dot_general
+    # without batch or contracting dimensions: an outer product) as `#stablehlo.dot`,
+    # which MLIR rejects: spell the empty lists out.
+    text = text.replace("#stablehlo.dot<>", "#stablehlo.dot<lhs_contracting_dimensions = [], "
+                                            "rhs_contracting_dimensions = []>")
     try:
         module = Parser(make_context(), text, source_name).parse_module()
     except ParseError as e:
