@@ -21,6 +21,16 @@ def _inline_private_functions():
     return InlinePrivateFunctionsPass
 
 
+def _insert_eligibility_traces():
+    from tracec.passes.insert_eligibility_traces import InsertEligibilityTracesPass
+    return InsertEligibilityTracesPass
+
+
+def _insert_optimizer():
+    from tracec.passes.insert_optimizer import InsertOptimizerPass
+    return InsertOptimizerPass
+
+
 def _check_backend_ops():
     from tracec.passes.check_backend_ops import CheckBackendOpsPass
     return CheckBackendOpsPass
@@ -66,6 +76,11 @@ def _find_param_relations():
     return FindParamRelationsPass
 
 
+def _differentiate():
+    from tracec.passes.differentiate import DifferentiatePass
+    return DifferentiatePass
+
+
 #: name -> loader of the pass class (lazy, so listing passes stays cheap).
 PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "strip-sharding": _strip_sharding,
@@ -74,11 +89,14 @@ PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "identify-recurrent-state": _identify_recurrent_state,
     "find-hidden-groups": _find_hidden_groups,
     "find-param-relations": _find_param_relations,
+    "insert-eligibility-traces": _insert_eligibility_traces,
+    "insert-optimizer": _insert_optimizer,
     "check-backend-ops": _check_backend_ops,
     "make-entry-points": _make_entry_points,
     "lower-scan-to-stablehlo": _lower_scan_to_stablehlo,
     "lower-scan-to-iree": _lower_scan_to_iree,
     "strip-tracec-attributes": _strip_tracec_attributes,
+    "differentiate": _differentiate,
 }
 
 

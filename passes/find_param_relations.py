@@ -131,7 +131,7 @@ def param_relations(g: StepGraph) -> tuple[list[dict], list[str]]:
             if not ew:
                 continue
             rel = {"param": name, "kind": kind, "y_shape": _shape(y),
-                   "groups": sorted({group_of[k] for k in ew}), "loc": loc_text(op)}
+                   "groups": sorted({group_of[k] for k in ew}), "loc": loc_text(op), "_op": op}
             if kind in ("dense", "conv"):
                 x = op.operands[1] if operand is op.operands[0] else op.operands[0]
                 rel["x_shape"] = _shape(x)
@@ -152,5 +152,6 @@ class FindParamRelationsPass(ModulePass):
         if "tracec.groups" not in step.attributes:
             raise op_error(step, "find-param-relations needs find-hidden-groups to run first")
         relations, readout = param_relations(g)
-        step.attributes["tracec.relations"] = to_attr(relations)
+        step.attributes["tracec.relations"] = to_attr(
+            [{k: v for k, v in r.items() if not k.startswith("_")} for r in relations])
         step.attributes["tracec.readout_params"] = to_attr(readout)

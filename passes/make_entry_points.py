@@ -39,7 +39,7 @@ from xdsl.passes import ModulePass
 from tracec.diagnostics import TracecError
 from tracec.dialects.tracec import ScanOp, YieldOp
 from tracec.passes.builder import Builder, clone_block_ops
-from tracec.passes.common import get_function, roles
+from tracec.passes.common import functions, get_function, roles
 from tracec.versions import ABI_VERSION, FORMAT_VERSION
 
 
@@ -85,6 +85,17 @@ class MakeEntryPointsPass(ModulePass):
         entries = {"forward": fwd, "forward_sequence": seq,
                    "init_params": get_function(op, "init_params", self.name),
                    "init_state": get_function(op, "init_state", self.name)}
+        core = functions(op).get("train_core")
+        learning_tensors: dict[str, list] = {}
+        if core is not None:
+            train_step, train_seq = self._training(core)
+            op.body.block.add_op(train_step)
+            op.body.block.add_op(train_seq)
+            entries["train_step"] = train_step
+            entries["train_sequence"] = train_seq
+            for (r, n), t in zip(roles(core.arg_attrs), core.function_type.inputs.data):
+                if r in ("trace", "opt", "accum", "counter", "target", "mask"):
+                    learning_tensors.setdefault(r, []).append(_tensor_json(t, r, n))
 
         manifest = {
             "format": "tracec-artifact",
@@ -97,6 +108,9 @@ class MakeEntryPointsPass(ModulePass):
             "outputs": [_tensor_json(t, r, n) for (r, n), t in outputs],
             "entries": {},
         }
+        for role, key in (("trace", "traces"), ("opt", "optimizer_state"), ("accum", "accumulators"),
+                          ("counter", "counters")):
+            manifest[key] = learning_tensors.get(role, [])
         try:
             manifest.update(json.loads(self.manifest))
         except json.JSONDecodeError as e:
@@ -114,6 +128,45 @@ class MakeEntryPointsPass(ModulePass):
             if name == "forward":
                 refl["tracec.manifest"] = StringAttr(text)
             fn.attributes["iree.reflection"] = DictionaryAttr(refl)
+
+    def _training(self, core: func.FuncOp) -> tuple[func.FuncOp, func.FuncOp]:
+        """``train_step`` (a copy of ``@train_core``) and ``train_sequence`` (a
+        ``tracec.scan`` of it over the rows of ``xs``, ``targets``, ``masks``, stacking the
+        per-step loss)."""
+        types = list(core.function_type.inputs.data)
+        arg_roles = roles(core.arg_attrs)
+        res_roles = roles(core.res_attrs)
+        block = Block(arg_types=types)
+        results = clone_block_ops(core.body.block, Builder(block, core.location), list(block.args))
+        block.add_op(func.ReturnOp(*results))
+        step_fn = func.FuncOp("train_step", core.function_type, Region(block),
+                              arg_attrs=core.arg_attrs, res_attrs=core.res_attrs)
+        step_fn.location = core.location
+
+        n_tail = 3  # x, target, mask
+        n_carry = len(types) - n_tail
+        row_types = types[n_carry:]
+        seq_types = [TensorType(t.element_type, [DYNAMIC_INDEX] + list(t.get_shape()))
+                     for t in row_types]
+        out_types = list(core.function_type.outputs.data)
+        loss_index = [r for r, _ in res_roles].index("loss")
+        outer = Block(arg_types=types[:n_carry] + seq_types)
+        body = Block(arg_types=types)
+        bb = Builder(body, core.location)
+        res = clone_block_ops(core.body.block, bb, list(body.args))
+        bb.add(YieldOp(res[:n_carry] + [res[loss_index]]))
+        loss_t = out_types[loss_index]
+        scan = Builder(outer, core.location).add(ScanOp(
+            list(outer.args[:n_carry]), list(outer.args[n_carry:]), Region(body),
+            [TensorType(loss_t.element_type, [DYNAMIC_INDEX] + list(loss_t.get_shape()))]))
+        outer.add_op(func.ReturnOp(*scan.results))
+        seq_roles = arg_roles[:n_carry] + [("input", "xs"), ("target", "targets"), ("mask", "masks")]
+        seq_fn = func.FuncOp("train_sequence",
+                             FunctionType.from_lists(outer.arg_types, [r.type for r in scan.results]),
+                             Region(outer), arg_attrs=_attrs(seq_roles),
+                             res_attrs=_attrs(res_roles[:n_carry] + [("loss", "losses")]))
+        seq_fn.location = core.location
+        return step_fn, seq_fn
 
     def _forward(self, step: func.FuncOp) -> func.FuncOp:
         block = Block(arg_types=step.function_type.inputs.data)

@@ -33,6 +33,7 @@ class StripTracecAttributesPass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         remove_unused_private(op)
+        op.attributes.pop("tracec.warnings", None)  # the driver has collected them
         for fn in op.ops:
             if isinstance(fn, func.FuncOp):
                 fn.arg_attrs = _drop_tracec(fn.arg_attrs)

@@ -47,4 +47,5 @@ class IreeExecutor:
         return np.asarray(value.to_host() if hasattr(value, "to_host") else value)
 
     def to_device(self, array: np.ndarray):
-        return self._rt.asdevicearray(self.config.device, np.ascontiguousarray(array))
+        # (np.ascontiguousarray would turn a 0-d array into a 1-d one)
+        return self._rt.asdevicearray(self.config.device, np.asarray(array, order="C"))

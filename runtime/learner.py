@@ -1,4 +1,10 @@
-"""The Learner: a loaded artifact with its parameters and state kept on the device."""
+"""The Learner: a loaded artifact with its parameters and state kept on the device.
+
+Calls are driven by the manifest: every entry lists its arguments and results as
+``role:name`` (docs/abi.md). The learner keeps one device value per carried
+``role:name`` (params, state, traces, optimizer state, accumulators, counters), builds
+each call's arguments from them plus the call's inputs, and stores what comes back.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,9 @@ from tracec.runtime.artifact import ArtifactError, sniff
 
 CHECKPOINT_FORMAT = "tracec-checkpoint"
 CHECKPOINT_VERSION = 1
+CARRIED = ("param", "state", "trace", "opt", "accum", "counter")
+# Reset to initial values by reset(); params and optimizer state are kept.
+RESET_ROLES = ("state", "trace", "accum", "counter")
 
 
 def load(path: str, driver: str = "local-sync") -> "Learner":
@@ -36,6 +45,10 @@ def _executor(path: str, driver: str):
     return IreeExecutor(path, data, driver)
 
 
+def _key(spec: dict) -> str:
+    return f"{spec['role']}:{spec['name']}"
+
+
 class Learner:
     """Runs one artifact. Every method returns numpy arrays once the call has finished."""
 
@@ -47,9 +60,19 @@ class Learner:
         self._state_specs = m["state"]
         self._input = m["input"]
         self._outputs = m["outputs"]
-        self._params = list(self._exec.call("init_params", []))
-        self._state = list(self._exec.call("init_state", []))
+        self._target = (m.get("source", {}).get("target")
+                        or next(iter(m.get("target", [])), None))
+        self._values: dict[str, object] = {}
+        for spec, v in zip(self._param_specs, self._exec.call("init_params", [])):
+            self._values[_key(spec)] = v
+        for key in ("optimizer_state",):
+            for spec in m.get(key, []):
+                self._values[_key(spec)] = self._zeros(spec)
         self.steps_since_reset = 0
+        self.reset()
+
+    def _zeros(self, spec: dict):
+        return self._exec.to_device(np.zeros(spec["shape"], np.dtype(spec["dtype"])))
 
     # -- inspection ------------------------------------------------------------------
 
@@ -57,62 +80,114 @@ class Learner:
     def algorithm(self) -> str:
         return self.manifest.get("algorithm", "forward")
 
+    def _named(self, specs) -> dict[str, np.ndarray]:
+        return {s["name"]: self._exec.to_numpy(self._values[_key(s)]) for s in specs}
+
     @property
     def params(self) -> dict[str, np.ndarray]:
-        return {s["name"]: self._exec.to_numpy(v) for s, v in zip(self._param_specs, self._params)}
+        return self._named(self._param_specs)
 
     @property
     def state(self) -> dict[str, np.ndarray]:
-        return {s["name"]: self._exec.to_numpy(v) for s, v in zip(self._state_specs, self._state)}
+        return self._named(self._state_specs)
+
+    @property
+    def traces(self) -> dict[str, np.ndarray]:
+        return self._named(self.manifest.get("traces", []))
 
     def set_params(self, mapping: dict) -> None:
         """Replace parameters by name; names not given keep their values."""
-        by_name = {s["name"]: i for i, s in enumerate(self._param_specs)}
+        by_name = {s["name"]: s for s in self._param_specs}
         unknown = sorted(set(mapping) - set(by_name))
         if unknown:
             raise TracecError(f"set_params: unknown parameter(s) {', '.join(unknown)}",
                               hint=f"parameters are {', '.join(by_name)}")
-        new = list(self._params)
-        for name, value in mapping.items():
-            spec = self._param_specs[by_name[name]]
-            new[by_name[name]] = self._exec.to_device(self._check(value, spec, f"parameter '{name}'"))
-        self._params = new
+        checked = {name: self._check(v, by_name[name], f"parameter '{name}'")
+                   for name, v in mapping.items()}
+        for name, value in checked.items():
+            self._values[_key(by_name[name])] = self._exec.to_device(value)
 
     # -- running ---------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Zero the state (to init_state's values) and the step counter; params stay."""
-        self._state = list(self._exec.call("init_state", []))
+        """Zero the state (to init_state's values), traces, accumulated gradient and the
+        step counters; parameters and optimizer state stay."""
+        for spec, v in zip(self._state_specs, self._exec.call("init_state", [])):
+            self._values[_key(spec)] = v
+        for key in ("traces", "accumulators", "counters"):
+            for spec in self.manifest.get(key, []):
+                self._values[_key(spec)] = self._zeros(spec)
         self.steps_since_reset = 0
+
+    def _call(self, entry: str, inputs: dict) -> dict:
+        sig = self.manifest["entries"].get(entry)
+        if sig is None:
+            raise TracecError(f"{self.path} has no entry '{entry}'")
+        args = [inputs[k] if k in inputs else self._values[k] for k in sig["args"]]
+        res = self._exec.call(entry, args)
+        out: dict = {}
+        for k, v in zip(sig["results"], res):
+            if k.split(":", 1)[0] in CARRIED:
+                self._values[k] = v
+            else:
+                out.setdefault(k.split(":", 1)[0], []).append(v)
+        return out
 
     def forward(self, x):
         """One step without learning: returns the output ``[B, ...]``."""
         x = self._check(x, self._input, "input x")
-        res = self._exec.call("forward", self._params + self._state + [x])
-        n = len(self._state_specs)
-        self._state = list(res[:n])
+        out = self._call("forward", {f"input:{self._input['name']}": x})
         self.steps_since_reset += 1
-        return self._outputs_numpy(res[n:])
+        return self._outputs_numpy(out["output"])
 
     def forward_sequence(self, xs):
         """T steps inside the binary: ``xs [T, B, ...]`` -> outputs ``[T, B, ...]``."""
         xs = self._check(xs, self._input, "inputs xs", leading=True)
-        res = self._exec.call("forward_sequence", self._params + self._state + [xs])
-        n = len(self._state_specs)
-        self._state = list(res[:n])
+        out = self._call("forward_sequence", {"input:xs": xs})
         self.steps_since_reset += int(xs.shape[0])
-        return self._outputs_numpy(res[n:])
+        return self._outputs_numpy(out["output"])
 
-    def train_step(self, x, target, mask=1):
-        raise self._no_training("train_step")
+    def train_step(self, x, target, mask=1.0):
+        """One online step: traces, gradient, optimizer when due. Returns ``(loss, output)``."""
+        self._require_training("train_step")
+        x = self._finite(self._check(x, self._input, "input x"), "input x")
+        target = self._finite(self._check(target, self._target, "target"), "target")
+        mask = np.asarray(mask, np.float32)
+        if mask.shape != ():
+            raise TracecError(f"mask must be a scalar for train_step, got shape {list(mask.shape)}")
+        out = self._call("train_step", {f"input:{self._input['name']}": x,
+                                        f"target:{self._target['name']}": target,
+                                        "mask:mask": mask})
+        self.steps_since_reset += 1
+        return float(self._exec.to_numpy(out["loss"][0])), self._outputs_numpy(out["output"])
 
     def train_sequence(self, xs, targets, mask=None):
-        raise self._no_training("train_sequence")
+        """T online steps inside the binary; returns the per-step losses ``[T]``."""
+        self._require_training("train_sequence")
+        xs = self._finite(self._check(xs, self._input, "inputs xs", leading=True), "inputs xs")
+        targets = self._finite(self._check(targets, self._target, "targets", leading=True), "targets")
+        T = xs.shape[0]
+        if targets.shape[0] != T:
+            raise TracecError(f"targets have {targets.shape[0]} steps, inputs {T}")
+        mask = np.ones(T, np.float32) if mask is None else np.asarray(mask, np.float32)
+        if mask.shape != (T,):
+            raise TracecError(f"mask must have shape [T] = [{T}], got {list(mask.shape)}")
+        out = self._call("train_sequence", {"input:xs": xs, "target:targets": targets,
+                                            "mask:masks": mask})
+        self.steps_since_reset += T
+        return self._exec.to_numpy(out["loss"][0])
 
-    def _no_training(self, what: str) -> TracecError:
-        return TracecError(f"{self.path} was compiled with --algorithm {self.algorithm}; "
-                           f"it has no {what}",
-                           hint="recompile with --algorithm d-rtrl or es-d-rtrl to train online")
+    def _require_training(self, what: str) -> None:
+        if what not in self.manifest["entries"]:
+            raise TracecError(f"{self.path} was compiled with --algorithm {self.algorithm}; "
+                              f"it has no {what}",
+                              hint="recompile with --algorithm d-rtrl or es-d-rtrl to train online")
+
+    @staticmethod
+    def _finite(arr: np.ndarray, what: str) -> np.ndarray:
+        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+            raise TracecError(f"{what} contains NaN or Inf; nothing was updated")
+        return arr
 
     def _outputs_numpy(self, values):
         outs = [self._exec.to_numpy(v) for v in values]
@@ -130,41 +205,38 @@ class Learner:
             if arr.dtype.kind != want.kind:
                 raise TracecError(f"{what} has dtype {arr.dtype}, expected {want}")
             arr = arr.astype(want)
-        return np.ascontiguousarray(arr)
+        return np.asarray(arr, order="C")
 
     # -- checkpoints -----------------------------------------------------------------
 
     def _identity(self) -> dict:
         m = self.manifest
         return {"params": m["params"], "state": m["state"], "algorithm": m.get("algorithm"),
-                "source": m.get("source", {}).get("sha256")}
+                "traces": m.get("traces", []), "source": m.get("source", {}).get("sha256")}
 
     def save_checkpoint(self, path: str) -> None:
         """Everything needed to resume exactly, written atomically."""
-        arrays = {}
-        for prefix, specs, values in (("param", self._param_specs, self._params),
-                                      ("state", self._state_specs, self._state)):
-            for i, (s, v) in enumerate(zip(specs, values)):
-                arrays[f"{prefix}{i}"] = self._exec.to_numpy(v)
+        arrays = {k: self._exec.to_numpy(v) for k, v in self._values.items()}
         meta = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
-                "identity": self._identity(), "steps_since_reset": self.steps_since_reset}
+                "identity": self._identity(), "steps_since_reset": self.steps_since_reset,
+                "keys": sorted(arrays)}
         buf = io.BytesIO()
-        np.savez(buf, __meta__=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
+        np.savez(buf, __meta__=np.frombuffer(json.dumps(meta).encode(), np.uint8),
+                 **{f"v{i}": arrays[k] for i, k in enumerate(meta["keys"])})
         atomic_write(path, buf.getvalue())
 
     def load_checkpoint(self, path: str) -> None:
         try:
             with np.load(path, allow_pickle=False) as z:
                 meta = json.loads(bytes(z["__meta__"]).decode())
-                arrays = {k: z[k] for k in z.files if k != "__meta__"}
+                arrays = {k: z[f"v{i}"] for i, k in enumerate(meta["keys"])}
         except (OSError, ValueError, KeyError) as e:
             raise TracecError(f"{path} is not a readable tracec checkpoint ({type(e).__name__})") from e
         if meta.get("format") != CHECKPOINT_FORMAT or meta.get("version") != CHECKPOINT_VERSION:
             raise TracecError(f"{path} is not a tracec checkpoint of version {CHECKPOINT_VERSION}")
-        if meta.get("identity") != self._identity():
+        if meta.get("identity") != self._identity() or set(arrays) != set(self._values):
             raise TracecError(f"{path} was saved from a different model or algorithm than {self.path}")
-        self._params = [self._exec.to_device(arrays[f"param{i}"]) for i in range(len(self._param_specs))]
-        self._state = [self._exec.to_device(arrays[f"state{i}"]) for i in range(len(self._state_specs))]
+        self._values = {k: self._exec.to_device(v) for k, v in arrays.items()}
         self.steps_since_reset = int(meta["steps_since_reset"])
 
     def __repr__(self) -> str:

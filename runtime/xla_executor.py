@@ -115,4 +115,4 @@ class XlaExecutor:
         return np.asarray(value)
 
     def to_device(self, array: np.ndarray):
-        return self._jax.device_put(np.ascontiguousarray(array))
+        return self._jax.device_put(np.asarray(array, order="C"))

@@ -127,6 +127,30 @@ def rules_gradient(model, params, xs, targets, mask, *, algorithm: str, decay: f
     probe.run(*p_leaves, *s_leaves, xs[0])
     rels = [(r["param"], r["x"].shape, r["y"].shape) for r in probe.relations]
 
+    # Which relations and element-wise parameters feed which group: decided once, on
+    # structure (tangents at a random point), never from one step's values (a relation's
+    # Df can be zero at t = 0 when it is multiplied by a state that starts at zero).
+    rng = np.random.default_rng(12345)
+    rand_state = [jnp.asarray(rng.normal(size=np.shape(s)), jnp.float32) for s in s_leaves]
+    rand_x = jnp.asarray(rng.normal(size=np.shape(xs[0])), jnp.float32)
+    feeds: dict = {}
+    for gi_, g_ in enumerate(groups):
+        prim_ = [idx[n] for n in g_["states"]]
+        for rid, (_, _, yshape) in enumerate(rels):
+            def f_(e, rid=rid):
+                outs = Interp(closed, n_p, cut=True, eps={rid: e}).run(*p_leaves, *rand_state, rand_x)
+                return [outs[i] for i in prim_]
+            t_ = jax.jvp(f_, [jnp.zeros(yshape)], [jnp.ones(yshape)])[1]
+            feeds[("rel", rid, gi_)] = any(bool(jnp.any(v != 0)) for v in t_)
+        for pi in range(n_p):
+            def h_(pv, pi=pi):
+                pl = list(p_leaves)
+                pl[pi] = pv
+                outs = Interp(closed, n_p, cut=True).run(*pl, *rand_state, rand_x)
+                return [outs[i] for i in prim_]
+            t_ = jax.jvp(h_, [p_leaves[pi]], [jnp.ones_like(p_leaves[pi])])[1]
+            feeds[("ew", pi, gi_)] = any(bool(jnp.any(v != 0)) for v in t_)
+
     grads = {n: np.zeros(np.shape(v), np.float64) for n, v in zip(p_names, p_leaves)}
     losses = []
     state = [jnp.asarray(s) for s in s_leaves]
@@ -146,7 +170,7 @@ def rules_gradient(model, params, xs, targets, mask, *, algorithm: str, decay: f
         args = (*p_leaves, *state, x)
         base = Interp(closed, n_p).run(*args)
         losses.append(float(loss_of(base, t)))
-        for g in groups:
+        for gi, g in enumerate(groups):
             prim = [idx[n] for n in g["states"]]
             derived = {idx[d]: [idx[s] for s in src] for d, src in g.get("derived", {}).items()}
             S = len(prim)
@@ -192,9 +216,8 @@ def rules_gradient(model, params, xs, targets, mask, *, algorithm: str, decay: f
                     return [outs[i] for i in prim]
                 _, df = jax.jvp(states_of_eps, [jnp.zeros(yshape)], [jnp.ones(yshape)])
                 Df = jnp.stack(df, -1)                    # [B,H,a]
-                if not bool(jnp.any(Df != 0)):
+                if not feeds[("rel", rid, gi)]:
                     continue
-                xv = Interp(closed, n_p).run  # noqa: F841 (x is recorded below)
                 probe = Interp(closed, n_p)
                 probe.run(*args)
                 xr = probe.relations[rid]["x"]
@@ -228,7 +251,7 @@ def rules_gradient(model, params, xs, targets, mask, *, algorithm: str, decay: f
                     return [outs[i] for i in prim]
                 _, dp = jax.jvp(states_of_p, [p_leaves[pi]], [jnp.ones_like(p_leaves[pi])])
                 dp = jnp.stack(dp, -1)
-                if not bool(jnp.any(dp != 0)):
+                if not feeds[("ew", pi, gi)]:
                     continue
                 key = ("ew", pi, id(g))
                 e = jnp.einsum("bhac,bhc->bha", D, traces.get(key, jnp.zeros(dp.shape))) + dp

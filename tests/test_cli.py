@@ -138,7 +138,6 @@ def test_failed_compile_keeps_previous_output(tmp_path):
 def test_bad_option_values():
     _one_line_error(run_cli(LIF2, "--decay", "1.5", "-o", "x.vmfb"), "--decay must be in [0, 1)")
     _one_line_error(run_cli(LIF2, "--lr", "-1", "-o", "x.vmfb"), "--lr must be a positive")
-    _one_line_error(run_cli(LIF2, "--algorithm", "es-d-rtrl", "-o", "x.vmfb"), "not available yet")
 
 
 def test_compile_cache_hit_and_bypass(tmp_path):
@@ -173,3 +172,11 @@ def test_gpu_and_cross_targets_compile_without_a_gpu(tmp_path):
         data = out.read_bytes()
         assert data[:4] == b"PK\x03\x04" and b"IREE" in data[:256]
         out.unlink()
+
+
+def test_bare_heaviside_warns_with_the_line(tmp_path):
+    proc = run_cli(os.path.join("tests", "models", "bare_heaviside.py"), "--algorithm", "d-rtrl",
+                   "-o", str(tmp_path / "m.vmfb"), "--no-cache")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.startswith("tests/models/bare_heaviside.py:6:8: warning: a bare Heaviside")
+    assert (tmp_path / "m.vmfb").exists()

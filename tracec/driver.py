@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable
 
-from tracec.diagnostics import DiagnosticSink, SourceLoc, TracecError
+from tracec.diagnostics import SourceLoc, TracecError
 from tracec.fileio import atomic_write
 from tracec.options import CompileOptions
 from tracec.versions import sources_hash, tool_versions
@@ -29,6 +29,12 @@ STAGE_PIPELINES: dict[str, str] = {
     "iree-input": "lower-scan-to-iree,strip-tracec-attributes",
     "xla-input": "lower-scan-to-stablehlo,strip-tracec-attributes",
 }
+
+
+#: Inserted into the tracec stage after extract-step when --algorithm is not forward.
+LEARNING_PIPELINE = ("identify-recurrent-state,find-hidden-groups,find-param-relations,"
+                     "insert-eligibility-traces{{algorithm={algorithm} decay={decay}}},"
+                     "insert-optimizer{{kind={optimizer} lr={lr} update-every={update_every}}}")
 
 
 def ir_stages(target: str) -> tuple[str, str, str]:
@@ -234,7 +240,7 @@ def compile(source, options: CompileOptions | None = None, *, emit: str | None =
         if hit is not None:
             return hit
 
-    sink = DiagnosticSink()
+    warnings: list[str] = []
     ir: dict[str, str] = {}
     manifest_extra = {
         "tracec_version": tool_versions()["tracec"], "target": options.target,
@@ -248,18 +254,27 @@ def compile(source, options: CompileOptions | None = None, *, emit: str | None =
         stage_passes = {}
         for stage in stages:
             spec = STAGE_PIPELINES[stage].format(target=options.target)
+            if stage == "tracec" and options.algorithm != "forward":
+                spec = spec.replace("extract-step,", "extract-step," + LEARNING_PIPELINE.format(
+                    algorithm=options.algorithm, decay=float(options.decay),
+                    optimizer=options.optimizer, lr=float(options.lr),
+                    update_every=options.update_every) + ",")
             stage_passes[stage] = parse_pipeline(spec)
         stage_passes["tracec"] = [
             type(p)(manifest=json.dumps(manifest_extra, sort_keys=True))
             if p.name == "make-entry-points" else p for p in stage_passes["tracec"]]
+    from tracec.passes.ad import module_warnings
+
     for stage in stages:
         run_passes(module, stage_passes[stage], stage, callback)
+        # Passes never print: they leave warnings on the module (tracec.warnings).
+        warnings += [w for w in module_warnings(module) if w not in warnings]
         ir[stage] = print_generic(module)
         if callback is not None:
             callback(stage, None, ir[stage])
         if stage == emit:
             return Artifact(options.target, _manifest_of(module), ir,
-                            warnings=[str(w) for w in sink.items],
+                            warnings=list(warnings),
                             module=module if keep_module else None)
 
     manifest = _manifest_of(module)
@@ -269,7 +284,7 @@ def compile(source, options: CompileOptions | None = None, *, emit: str | None =
         binary = backends.compile_xla(ir["xla-input"], manifest, options)
     else:
         binary = backends.compile_iree(ir["iree-input"], options, source_file=source.get("file"))
-    art = Artifact(options.target, manifest, ir, binary, [str(w) for w in sink.items])
+    art = Artifact(options.target, manifest, ir, binary, list(warnings))
     if key is not None:
         _cache_store(key, art)
     return art

@@ -49,10 +49,6 @@ class CompileOptions:
             raise TracecError(f"--lr must be a positive finite number, got {self.lr!r}")
         if not isinstance(self.update_every, int) or self.update_every < 1:
             raise TracecError(f"--update-every must be an integer >= 1, got {self.update_every!r}")
-        if self.algorithm != "forward":
-            raise TracecError(
-                f"--algorithm {self.algorithm} is not available yet in this build of tracec",
-                hint="use --algorithm forward (online learning passes are being built)")
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -1,0 +1,319 @@
+"""insert-eligibility-traces: the online learning rules of DESIGN.md section 3.
+
+Builds ``@learn_step`` from ``@step`` and ``@loss``: one time step that also updates
+eligibility traces and returns this step's gradient ``G_t`` of every parameter.
+
+    learn_step(params..., state..., traces..., n, x, target, mask)
+        -> (new_state..., new_traces..., grads..., loss, outputs...)
+
+``n`` is the number of steps since the last reset (ES-D-RTRL's bias correction), ``mask``
+a scalar that gates the loss (``loss`` returned is the unmasked L_t). Per hidden group
+(states a, c of one neuron):
+
+- ``D_t[a][c]``: forward mode from the old state c (tangent 1; a derived old state gets
+  the carried tangent of its recomputation), recurrent mixing cut;
+- ``Df_t[a]``: forward mode seeded with 1 at the relation's output y, mixing cut;
+- ``δ_t[a]``: reverse mode from ``mask·L_t`` to the group's new states, the group's
+  other new states held (cut);
+- D-RTRL dense trace ``ε[a] [B,I,H] = Σ_c D[a][c] ε[c] + x Df[a]``,
+  ``G = Σ_b Σ_a δ[a] ε[a]``; ES-D-RTRL ``εx = α εx + x``,
+  ``εf[a] = α Σ_c D[a][c] εf[c] + (1-α) Df[a]``, ``G = εxᵀ (Σ_a δ[a] εf[a]) / (1-α^{n+1})``;
+- element-wise parameters: ``ε[a] = Σ_c D[a][c] ε[c] + ∂h^a/∂p`` under both rules;
+- every parameter: plus its direct same-step gradient with all groups' new states held.
+
+Options: ``algorithm`` (``d-rtrl`` | ``es-d-rtrl``), ``decay`` (α in [0, 1)).
+Before: ``@step`` analysed (find-param-relations has run), ``@loss`` exists.
+After: ``@learn_step`` (private) with roles on arguments and results; ``@step`` unchanged.
+Diagnostics: a relation kind or layout the rules do not cover yet (convolution, a
+relation whose output is not shaped like its neurons, e.g. an LSTM's fused gates), a
+model without ``loss``/``target``, a model with no trainable relation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects import func
+from xdsl.dialects.builtin import FunctionType, ModuleOp, TensorType, f32, i32
+from xdsl.ir import Block, Region
+from xdsl.passes import ModulePass
+
+from tracec.diagnostics import TracecError
+from tracec.dialects import stablehlo as shlo
+from tracec.passes.ad import Emitter, jvp, remove_dead_code, vjp
+from tracec.passes.common import from_attr, functions, op_error, roles, to_attr
+from tracec.passes.dataflow import StepGraph
+from tracec.passes.find_hidden_groups import derived_map
+from tracec.passes.find_param_relations import param_relations
+from tracec.passes.make_entry_points import _attrs
+
+
+def _shape(v) -> list[int]:
+    t = v if isinstance(v, TensorType) else v.type
+    return list(t.get_shape())
+
+
+@dataclass(frozen=True)
+class InsertEligibilityTracesPass(ModulePass):
+    name = "insert-eligibility-traces"
+
+    algorithm: str = "es-d-rtrl"
+    decay: float = 0.9
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        if self.algorithm not in ("d-rtrl", "es-d-rtrl"):
+            raise TracecError(f"insert-eligibility-traces: unknown algorithm '{self.algorithm}'",
+                              hint="use d-rtrl or es-d-rtrl")
+        if not 0.0 <= self.decay < 1.0:
+            raise TracecError(f"insert-eligibility-traces: decay must be in [0, 1), got {self.decay}")
+        fns = functions(op)
+        if "loss" not in fns:
+            raise TracecError("online learning needs a loss: give tracec.Model a loss(output, "
+                              "target) and a target spec")
+        step, loss = fns["step"], fns["loss"]
+        if "tracec.groups" not in step.attributes:
+            raise op_error(step, "insert-eligibility-traces needs the recurrence analyses first")
+        g = StepGraph(step)
+        groups = from_attr(step.attributes["tracec.groups"])
+        relations, readout = param_relations(g)
+        if not relations:
+            raise op_error(step, "the model has no trainable relation: no parameter reaches a "
+                                 "hidden state", hint="online learning trains weights that feed "
+                                                      "recurrent neurons")
+        derived = derived_map(g)
+        name_idx = {n: i for i, n in enumerate(g.state_names)}
+        n_p, n_s = len(g.param_args), len(g.state_args)
+
+        # ---- the carried traces (their layout decides the new function's signature)
+        traces: list[tuple[tuple, str, TensorType]] = []  # (key, name, type)
+
+        def add_trace(key, name, t):
+            traces.append((key, name, t))
+
+        prim_of = []
+        for gi, grp in enumerate(groups):
+            prim = [name_idx[n] for n in grp["states"]]
+            prim_of.append(prim)
+            for d in [name_idx[n] for n in grp["derived"]]:
+                for c in derived[d]:
+                    add_trace(("jac", d, c), f"jac/{g.state_names[d]}/{g.state_names[c]}",
+                              g.state_args[d].type)
+        rel_plan = []
+        for ri, rel in enumerate(relations):
+            rop = rel["_op"]
+            pidx = g.param_names.index(rel["param"])
+            for gi in rel["groups"]:
+                prim = prim_of[gi]
+                st = g.state_args[prim[0]].type
+                if rel["kind"] == "dense":
+                    if rel.get("param_side") != "rhs" or _shape(rop.results[0]) != _shape(st) \
+                            or len(_shape(rop.operands[0])) != 2 or len(_shape(st)) != 2:
+                        raise op_error(rop, f"insert-eligibility-traces: the dense relation of "
+                                            f"'{rel['param']}' must be y = x @ W with y shaped "
+                                            "like its neurons [B, H]",
+                                       hint="relations such as an LSTM's fused gate matmul are "
+                                            "not supported by the online rules yet")
+                    B, I = _shape(rop.operands[0])
+                    H = _shape(st)[1]
+                    if self.algorithm == "d-rtrl":
+                        for a in prim:
+                            add_trace(("eps", ri, gi, a), f"eps/{rel['param']}/{g.state_names[a]}",
+                                      TensorType(f32, [B, I, H]))
+                    else:
+                        if ("ex", ri) not in [t[0] for t in traces]:
+                            add_trace(("ex", ri), f"ex/{rel['param']}", TensorType(f32, [B, I]))
+                        for a in prim:
+                            add_trace(("ef", ri, gi, a), f"ef/{rel['param']}/{g.state_names[a]}", st)
+                    rel_plan.append(("dense", ri, gi, pidx))
+                elif rel["kind"] == "element-wise":
+                    pshape = _shape(g.param_args[pidx])
+                    sshape = _shape(st)
+                    if pshape != sshape[len(sshape) - len(pshape):]:
+                        raise op_error(rop, f"insert-eligibility-traces: element-wise parameter "
+                                            f"'{rel['param']}' {pshape} must be a per-neuron "
+                                            f"value of its states {sshape}")
+                    for a in prim:
+                        add_trace(("ep", pidx, gi, a), f"ep/{rel['param']}/{g.state_names[a]}", st)
+                    rel_plan.append(("ew", ri, gi, pidx))
+                else:
+                    raise op_error(rop, f"insert-eligibility-traces: {rel['kind']} relations "
+                                        f"('{rel['param']}') are not supported yet")
+        # An element-wise parameter may show up in several relations: one trace each group.
+        seen, plan = set(), []
+        for item in rel_plan:
+            key = item if item[0] == "dense" else ("ew", None, item[2], item[3])
+            if key not in seen:
+                seen.add(key)
+                plan.append(item)
+
+        # ---- the new function: step and loss cloned in, then derivatives
+        loss_roles = roles(loss.arg_attrs)
+        target_t = loss.function_type.inputs.data[-1]
+        in_types = ([a.type for a in g.param_args] + [a.type for a in g.state_args]
+                    + [t for _, _, t in traces] + [TensorType(i32, []), g.args[-1].type,
+                                                    target_t, TensorType(f32, [])])
+        block = Block(arg_types=in_types)
+        args = list(block.args)
+        p_args, s_args = args[:n_p], args[n_p:n_p + n_s]
+        tr_args = args[n_p + n_s:n_p + n_s + len(traces)]
+        n_arg, x_arg, target_arg, mask_arg = args[-4:]
+        vmap: dict = dict(zip(g.args, p_args + s_args + [x_arg]))
+        op_map = {}
+        for inner in list(step.body.block.ops)[:-1]:
+            clone = inner.clone(value_mapper=vmap)
+            block.add_op(clone)
+            op_map[inner] = clone
+            for old, new in zip(inner.results, clone.results):
+                vmap[old] = new
+        new_state = [vmap.get(v, v) for v in g.state_results]
+        outputs = [vmap.get(v, v) for v in g.output_results]
+        lmap = dict(zip(loss.body.block.args, outputs + [target_arg]))
+        for inner in list(loss.body.block.ops)[:-1]:
+            clone = inner.clone(value_mapper=lmap)
+            block.add_op(clone)
+            for old, new in zip(inner.results, clone.results):
+                lmap[old] = new
+        loss_value = lmap.get(loss.body.block.last_op.operands[0])
+        masked = shlo.MultiplyOp.create(operands=[loss_value, mask_arg], result_types=[loss_value.type])
+        masked.location = step.location
+        block.add_op(masked)
+        masked_loss = masked.results[0]
+        block.add_op(func.ReturnOp(*new_state, *outputs, masked_loss))
+        fn = func.FuncOp("learn_step", FunctionType.from_lists(in_types, []), Region(block),
+                         visibility="private")
+        fn.location = step.location
+        op.body.block.add_op(fn)
+
+        em = Emitter(block)
+        em.loc = step.location
+        cut = {op_map[o] for o in step.body.block.ops if g.is_cut(o)}
+        trace_arg = {key: a for (key, _, _), a in zip(traces, tr_args)}
+        new_trace: dict = {}
+        one_loss = em.full(1.0, masked_loss)
+
+        def ones(v):
+            return em.full(1.0, v)
+
+        D: dict = {}
+        delta: dict = {}
+        for gi, prim in enumerate(prim_of):
+            wanted = [new_state[a] for a in prim]
+            ders = [d for d in derived if set(derived[d]) & set(prim)]
+            for c in prim:
+                seeds = {s_args[c]: ones(s_args[c])}
+                for d in ders:
+                    if ("jac", d, c) in trace_arg:
+                        seeds[s_args[d]] = trace_arg[("jac", d, c)]
+                tans = jvp(fn, seeds, cut, wanted=wanted, emitter=em)
+                for a in prim:
+                    D[(a, c)] = tans.get(new_state[a])
+            # δ goes through every same-step path to the loss (later layers, readout),
+            # but not from one of the group's new states through another of them.
+            cots = vjp(fn, {masked_loss: one_loss}, set(wanted), wrt=wanted, emitter=em)
+            for a in prim:
+                delta[a] = cots.get(new_state[a])
+            for d in ders:
+                for c in derived[d]:
+                    t = jvp(fn, {new_state[c]: ones(new_state[c])}, cut, wanted=[new_state[d]],
+                            emitter=em).get(new_state[d])
+                    new_trace[("jac", d, c)] = em.val(t, new_state[d])
+
+        all_prim = {new_state[a] for prim in prim_of for a in prim}
+        direct = vjp(fn, {masked_loss: one_loss}, all_prim, wrt=p_args, emitter=em)
+        grads = [direct.get(p) for p in p_args]
+
+        alpha = float(self.decay)
+        corr = None
+        if self.algorithm == "es-d-rtrl" and alpha > 0.0:
+            nf = em.convert(n_arg, TensorType(f32, []))
+            n1 = em.add(nf, em.full(1.0, nf))
+            power = em.binary(shlo.PowerOp, em.full(alpha, nf), n1)
+            corr = em.div(em.full(1.0, nf), em.sub(em.full(1.0, nf), power))
+
+        for kind, ri, gi, pidx in plan:
+            prim = prim_of[gi]
+            rel = relations[ri]
+            rop = op_map[rel["_op"]]
+            em.loc = rop.location
+            if kind == "dense":
+                x = rop.operands[0]
+                y = rop.results[0]
+                tans = jvp(fn, {y: ones(y)}, cut, wanted=[new_state[a] for a in prim], emitter=em)
+                Df = {a: tans.get(new_state[a]) for a in prim}
+                B, I = _shape(x)
+                H = _shape(y)[1]
+                if self.algorithm == "d-rtrl":
+                    big = [B, I, H]
+                    xb = em.broadcast_in_dim(x, big, [0, 1])
+                    G = None
+                    for a in prim:
+                        acc = None
+                        for c in prim:
+                            if D[(a, c)] is not None:
+                                acc = em.add(acc, em.mul(em.broadcast_in_dim(D[(a, c)], big, [0, 2]),
+                                                         trace_arg[("eps", ri, gi, c)]))
+                        if Df[a] is not None:
+                            acc = em.add(acc, em.mul(xb, em.broadcast_in_dim(Df[a], big, [0, 2])))
+                        acc = em.val(acc, trace_arg[("eps", ri, gi, a)])
+                        new_trace[("eps", ri, gi, a)] = acc
+                        if delta[a] is not None:
+                            G = em.add(G, em.reduce_sum(em.mul(em.broadcast_in_dim(delta[a], big, [0, 2]),
+                                                               acc), [0]))
+                else:
+                    ex = em.add(em.mul(em.full(alpha, x), trace_arg[("ex", ri)]), x)
+                    new_trace[("ex", ri)] = ex
+                    gsig = None
+                    for a in prim:
+                        acc = None
+                        for c in prim:
+                            if D[(a, c)] is not None:
+                                acc = em.add(acc, em.mul(D[(a, c)], trace_arg[("ef", ri, gi, c)]))
+                        acc = em.mul(em.full(alpha, new_state[a]), acc) if acc is not None else None
+                        if Df[a] is not None:
+                            acc = em.add(acc, em.mul(em.full(1.0 - alpha, Df[a]), Df[a]))
+                        acc = em.val(acc, trace_arg[("ef", ri, gi, a)])
+                        new_trace[("ef", ri, gi, a)] = acc
+                        if delta[a] is not None:
+                            gsig = em.add(gsig, em.mul(delta[a], acc))
+                    if gsig is not None and corr is not None:
+                        gsig = em.mul(gsig, em.broadcast_in_dim(corr, _shape(gsig), []))
+                    G = em.dot_general(ex, gsig, [], [], [0], [0]) if gsig is not None else None
+            else:
+                p = p_args[pidx]
+                tans = jvp(fn, {p: ones(p)}, cut, wanted=[new_state[a] for a in prim], emitter=em)
+                G = None
+                sshape = _shape(new_state[prim[0]])
+                lead = list(range(len(sshape) - len(_shape(p))))
+                for a in prim:
+                    acc = None
+                    for c in prim:
+                        if D[(a, c)] is not None:
+                            acc = em.add(acc, em.mul(D[(a, c)], trace_arg[("ep", pidx, gi, c)]))
+                    acc = em.add(acc, tans.get(new_state[a]))
+                    acc = em.val(acc, trace_arg[("ep", pidx, gi, a)])
+                    new_trace[("ep", pidx, gi, a)] = acc
+                    if delta[a] is not None:
+                        G = em.add(G, em.reduce_sum(em.mul(delta[a], acc), lead))
+            if G is not None:
+                grads[pidx] = em.add(grads[pidx], G)
+
+        grads = [em.val(gv, p) for gv, p in zip(grads, p_args)]
+        traces_out = [em.val(new_trace.get(key), a) for (key, _, _), a in zip(traces, tr_args)]
+        ret = block.last_op
+        final = func.ReturnOp(*new_state, *traces_out, *grads, loss_value, *outputs)
+        final.location = step.location
+        block.insert_op_before(final, ret)
+        ret.detach()
+        ret.erase()
+        remove_dead_code(block)
+        arg_roles = (roles(step.arg_attrs)[:n_p + n_s] + [("trace", n) for _, n, _ in traces]
+                     + [("counter", "n"), ("input", "x"), ("target", loss_roles[-1][1]),
+                        ("mask", "mask")])
+        res_roles = (roles(step.res_attrs)[:n_s] + [("trace", n) for _, n, _ in traces]
+                     + [("grad", n) for n in g.param_names] + [("loss", "loss")]
+                     + roles(step.res_attrs)[n_s:])
+        fn.function_type = FunctionType.from_lists(in_types, [v.type for v in final.operands])
+        fn.arg_attrs = _attrs(arg_roles)
+        fn.res_attrs = _attrs(res_roles)
+        fn.attributes["tracec.learning"] = to_attr({"algorithm": self.algorithm, "decay": alpha})

@@ -1,0 +1,149 @@
+"""insert-optimizer: accumulate the learning step's gradients and apply SGD or Adam.
+
+Builds ``@train_core`` around ``@learn_step``:
+
+    train_core(params..., opt..., state..., traces..., accum..., n, k, x, target, mask)
+        -> (params'..., opt'..., state'..., traces'..., accum'..., n', k', loss, outputs...)
+
+``accum`` holds ``Σ_t m_t G_t`` since the last update; ``k`` counts steps since the last
+reset; after every ``update_every``-th of them the optimizer runs and ``accum`` is
+cleared. ``n`` (steps since reset, for ES-D-RTRL's bias correction) advances by one.
+SGD: ``θ ← θ − lr·accum``. Adam (β1 0.9, β2 0.999, ε 1e-8, bias-corrected): ``opt``
+holds ``m``, ``v`` per parameter and the update count ``t``.
+
+Options: ``kind`` (``sgd`` | ``adam``), ``lr`` (> 0), ``update_every`` (K >= 1).
+Before: ``@learn_step`` exists (insert-eligibility-traces). After: ``@train_core``
+(private) with roles; ``@learn_step`` unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects import func
+from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, FunctionType, ModuleOp, TensorType, f32, i32
+from xdsl.ir import Block, Region
+from xdsl.passes import ModulePass
+
+from tracec.diagnostics import TracecError
+from tracec.dialects import stablehlo as shlo
+from tracec.passes.ad import Emitter
+from tracec.passes.builder import Builder, clone_block_ops
+from tracec.passes.common import get_function, roles
+from tracec.passes.make_entry_points import _attrs
+
+BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
+
+
+@dataclass(frozen=True)
+class InsertOptimizerPass(ModulePass):
+    name = "insert-optimizer"
+
+    kind: str = "sgd"
+    lr: float = 1e-3
+    update_every: int = 1
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        if self.kind not in ("sgd", "adam"):
+            raise TracecError(f"insert-optimizer: unknown optimizer '{self.kind}'", hint="use sgd or adam")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise TracecError(f"insert-optimizer: lr must be a positive number, got {self.lr}")
+        if self.update_every < 1:
+            raise TracecError(f"insert-optimizer: update_every must be >= 1, got {self.update_every}")
+        learn = get_function(op, "learn_step", self.name)
+        lroles = roles(learn.arg_attrs)
+        rroles = roles(learn.res_attrs)
+        ltypes = list(learn.function_type.inputs.data)
+        params = [(n, t) for (r, n), t in zip(lroles, ltypes) if r == "param"]
+        n_p = len(params)
+        rest_roles = lroles[n_p:]
+        rest_types = ltypes[n_p:]
+        opt = []
+        if self.kind == "adam":
+            opt = ([(f"m/{n}", t) for n, t in params] + [(f"v/{n}", t) for n, t in params]
+                   + [("t", TensorType(f32, []))])
+        accum = [(n, t) for n, t in params]
+        # learn_step args: params, state..., traces..., n, x, target, mask
+        n_before_counter = rest_roles.index(("counter", "n"))
+        carried_roles = rest_roles[:n_before_counter]
+        carried_types = rest_types[:n_before_counter]
+        tail_roles = rest_roles[n_before_counter + 1:]  # x, target, mask
+        tail_types = rest_types[n_before_counter + 1:]
+        scalar_i = TensorType(i32, [])
+        in_types = ([t for _, t in params] + [t for _, t in opt] + carried_types
+                    + [t for _, t in accum] + [scalar_i, scalar_i] + tail_types)
+        block = Block(arg_types=in_types)
+        a = list(block.args)
+        p_args = a[:n_p]
+        o_args = a[n_p:n_p + len(opt)]
+        c_args = a[n_p + len(opt):n_p + len(opt) + len(carried_types)]
+        k0 = n_p + len(opt) + len(carried_types)
+        acc_args = a[k0:k0 + n_p]
+        n_arg, k_arg = a[k0 + n_p], a[k0 + n_p + 1]
+        tail = a[k0 + n_p + 2:]
+        b = Builder(block, learn.location)
+        res = clone_block_ops(learn.body.block, b, p_args + c_args + [n_arg] + tail)
+        n_carried_out = len(carried_types)
+        new_carried = res[:n_carried_out]
+        grads = res[n_carried_out:n_carried_out + n_p]
+        loss_and_outputs = res[n_carried_out + n_p:]
+
+        block.add_op(func.ReturnOp(*p_args))  # placeholder terminator for the emitter
+        em = Emitter(block)
+        em.loc = learn.location
+        def int_const(value):
+            return em.one(shlo.ConstantOp, [], scalar_i,
+                          {"value": DenseIntOrFPElementsAttr.from_list(scalar_i, [value])})
+
+        one_i = int_const(1)
+        k_next = em.one(shlo.AddOp, [k_arg, one_i], scalar_i)
+        n_next = em.one(shlo.AddOp, [n_arg, one_i], scalar_i)
+        k_lim = int_const(self.update_every)
+        due = em.compare(k_next, k_lim, "GE")
+        zero_i = int_const(0)
+        k_out = em.select(due, zero_i, k_next)
+        new_params, new_opt, new_acc = [], list(o_args), []
+        if self.kind == "adam":
+            t_arg = o_args[-1]
+            t_inc = em.add(t_arg, em.full(1.0, t_arg))
+            t_new = em.select(due, t_inc, t_arg)
+            new_opt[-1] = t_new
+            bc1 = em.sub(em.full(1.0, t_arg), em.binary(shlo.PowerOp, em.full(BETA1, t_arg), t_inc))
+            bc2 = em.sub(em.full(1.0, t_arg), em.binary(shlo.PowerOp, em.full(BETA2, t_arg), t_inc))
+        for i, (p, acc, gr) in enumerate(zip(p_args, acc_args, grads)):
+            total = em.add(acc, gr)
+            pred = em.broadcast_in_dim(due, p.type.get_shape(), [])
+            if self.kind == "sgd":
+                updated = em.sub(p, em.mul(em.full(self.lr, p), total))
+            else:
+                m, v = o_args[i], o_args[n_p + i]
+                m1 = em.add(em.mul(em.full(BETA1, m), m), em.mul(em.full(1 - BETA1, m), total))
+                v1 = em.add(em.mul(em.full(BETA2, v), v), em.mul(em.full(1 - BETA2, v), em.mul(total, total)))
+                mhat = em.div(m1, em.broadcast_in_dim(bc1, m.type.get_shape(), []))
+                vhat = em.div(v1, em.broadcast_in_dim(bc2, v.type.get_shape(), []))
+                step = em.div(mhat, em.add(em.unary(shlo.SqrtOp, vhat), em.full(EPS, vhat)))
+                updated = em.sub(p, em.mul(em.full(self.lr, p), step))
+                new_opt[i] = em.select(pred, m1, m)
+                new_opt[n_p + i] = em.select(pred, v1, v)
+            new_params.append(em.select(pred, updated, p))
+            new_acc.append(em.select(pred, em.zeros(total), total))
+        placeholder = block.last_op
+        final = func.ReturnOp(*new_params, *new_opt, *new_carried, *new_acc, n_next, k_out,
+                              *loss_and_outputs)
+        final.location = learn.location
+        block.insert_op_before(final, placeholder)
+        placeholder.detach()
+        placeholder.erase()
+        arg_roles = ([("param", n) for n, _ in params] + [("opt", n) for n, _ in opt]
+                     + carried_roles + [("accum", n) for n, _ in accum]
+                     + [("counter", "n"), ("counter", "k")] + tail_roles)
+        res_roles = ([("param", n) for n, _ in params] + [("opt", n) for n, _ in opt]
+                     + rroles[:n_carried_out] + [("accum", n) for n, _ in accum]
+                     + [("counter", "n"), ("counter", "k")] + rroles[n_carried_out + n_p:])
+        fn = func.FuncOp("train_core", FunctionType.from_lists(in_types, [v.type for v in final.operands]),
+                         Region(block), visibility="private", arg_attrs=_attrs(arg_roles),
+                         res_attrs=_attrs(res_roles))
+        fn.location = learn.location
+        op.body.block.add_op(fn)
