@@ -70,7 +70,7 @@ def main(argv=None) -> int:
               flush=True)
     line_plot(args.out, {"loss": np.array(losses) / max(losses), "accuracy": np.array(accs)},
               y_range=(0.0, 1.0))
-    print(f"learning curve (loss scaled to its maximum, accuracy) saved to {args.out}")
+    print(f"learning curve saved to {args.out} (blue: loss scaled to its maximum, red: accuracy)")
     return 0
 
 

@@ -170,3 +170,14 @@ def test_unsupported_relation_is_a_clear_error():
     with pytest.raises(tracec.TracecError, match="dense relation of 'b'|dense relation of 'u'|"
                                                  "element-wise parameter 'b'"):
         tracec.compile(os.path.join(ZOO, "lstm.py"), algorithm="d-rtrl", emit="tracec")
+
+
+def test_training_example_runs_and_saves_a_png(tmp_path):
+    out = tmp_path / "curve.png"
+    proc = subprocess.run([sys.executable, os.path.join(EXAMPLES, "train_online.py"),
+                           "--iterations", "2", "--task", "evidence_accumulation",
+                           "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "iteration    2/2" in proc.stdout
+    data = out.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n") and b"IEND" in data[-12:]
