@@ -181,3 +181,33 @@ def test_training_example_runs_and_saves_a_png(tmp_path):
     assert "iteration    2/2" in proc.stdout
     data = out.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n") and b"IEND" in data[-12:]
+
+
+def test_es_d_rtrl_dense_trace_is_linear_in_size(tmp_path):
+    """ES-D-RTRL's trace of a dense relation holds B·(I + H·S) floats (DESIGN.md §3);
+    D-RTRL's holds B·I·H·S. Read from the manifest of the compiled artifact."""
+    import math
+
+    B, I, H, S = 8, 12, 16, 2  # alif: group {a, v}
+    sizes = {}
+    for alg in ("es-d-rtrl", "d-rtrl"):
+        art = tracec.compile(os.path.join(ZOO, "alif.py"), algorithm=alg, emit="tracec")
+        import json
+        import re
+
+        text = art.ir["tracec"]
+        manifest = json.loads(re.search(r'tracec.manifest = "((?:[^"\\]|\\.)*)"', text).group(1)
+                              .replace('\\22', '"'))
+        sizes[alg] = {t["name"]: math.prod(t["shape"]) for t in manifest["traces"]}
+    es = sizes["es-d-rtrl"]
+    assert es["ex/w_in"] + sum(es[f"ef/w_in/{s}"] for s in ("a", "v")) == B * (I + H * S)
+    d = sizes["d-rtrl"]
+    assert sum(d[f"eps/w_in/{s}"] for s in ("a", "v")) == B * I * H * S
+
+
+def test_no_trainable_relation_is_a_clear_error():
+    from conftest import MODELS
+
+    with pytest.raises(tracec.TracecError, match="no trainable relation") as e:
+        tracec.compile(os.path.join(MODELS, "no_relation.py"), algorithm="es-d-rtrl", emit="tracec")
+    assert e.value.loc is not None and e.value.loc.file.endswith("no_relation.py")
