@@ -18,21 +18,11 @@ import platform
 import statistics
 import sys
 import tempfile
-import time
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchmarks.common import ROOT, timed_runs, write_text
 
-
-def _time(fn, repeats: int) -> list[float]:
-    fn()  # warm-up (compilation, first-touch)
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return out
 
 
 def main(argv=None) -> int:
@@ -69,7 +59,7 @@ def main(argv=None) -> int:
                 return learner.forward_sequence(xs)
 
             results[target] = run()
-            rows.append((f"tracec forward_sequence ({target})", _time(run, args.repeats)))
+            rows.append((f"tracec forward_sequence ({target})", timed_runs(run, args.repeats)))
 
     params = model.init_params(jax.random.PRNGKey(0))
     state0 = model.init_state(B)
@@ -83,7 +73,7 @@ def main(argv=None) -> int:
         return np.asarray(jax.block_until_ready(ys))
 
     results["jax"] = run_jax()
-    rows.append(("jax.jit(lax.scan) (reference)", _time(run_jax, args.repeats)))
+    rows.append(("jax.jit(lax.scan) (reference)", timed_runs(run_jax, args.repeats)))
 
     for k in ("llvm-cpu", "xla"):
         np.testing.assert_allclose(results[k], results["jax"], rtol=1e-5, atol=1e-5)
@@ -105,9 +95,7 @@ def main(argv=None) -> int:
                      f"{med / args.T * 1e6:.1f} | {med / ref:.2f}× |")
     text = "\n".join(lines) + "\n"
     print(text)
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        f.write(text)
+    write_text(args.out, text)
     return 0
 
 

@@ -16,7 +16,7 @@ import os
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchmarks.common import ROOT, write_text
 
 CHILD = r"""
 import json, resource, sys, numpy as np
@@ -80,8 +80,7 @@ def main(argv=None) -> int:
         lines.append(f"| {T} | {name} | {r['peak_mib']:.0f} | {r['input_mib']:.1f} | "
                      f"{r['carried_bytes'] if r['carried_bytes'] is not None else '—'} |")
     text = "\n".join(lines) + "\n"
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    open(args.out, "w").write(text)
+    write_text(args.out, text)
     print(text)
     return 0
 

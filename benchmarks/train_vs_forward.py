@@ -19,17 +19,8 @@ import time
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchmarks.common import ROOT, timed_runs, write_text
 
-
-def _time(fn, repeats):
-    fn()
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return out
 
 
 def main(argv=None) -> int:
@@ -63,7 +54,7 @@ def main(argv=None) -> int:
                 fn = lambda: (learner.reset(), learner.forward_sequence(xs))
             else:
                 fn = lambda learner=learner: (learner.reset(), learner.train_sequence(xs, ys))
-            rows.append((alg, _time(fn, args.repeats)))
+            rows.append((alg, timed_runs(fn, args.repeats)))
     fwd = statistics.median(rows[0][1])
     lines = [f"# tracec train step vs forward step (examples/lif2.py, batch 32, T={args.T})", "",
              f"Command: `python -m benchmarks.train_vs_forward --T {args.T} --repeats {args.repeats}`; "
@@ -79,8 +70,7 @@ def main(argv=None) -> int:
     for alg, cold, cached in compile_rows:
         lines.append(f"| {alg} | {cold:.1f} | {cached:.2f} |")
     text = "\n".join(lines) + "\n"
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    open(args.out, "w").write(text)
+    write_text(args.out, text)
     print(text)
     return 0
 
