@@ -211,3 +211,18 @@ def test_no_trainable_relation_is_a_clear_error():
     with pytest.raises(tracec.TracecError, match="no trainable relation") as e:
         tracec.compile(os.path.join(MODELS, "no_relation.py"), algorithm="es-d-rtrl", emit="tracec")
     assert e.value.loc is not None and e.value.loc.file.endswith("no_relation.py")
+
+
+def test_xla_target_trains_like_iree(tmp_path):
+    xs, targets, mask = _data(_module("lif_recompute").model, seed=5)
+    learners = []
+    for target, ext in (("llvm-cpu", "vmfb"), ("xla", "xla")):
+        path = str(tmp_path / f"m.{ext}")
+        tracec.compile(os.path.join(ZOO, "lif_recompute.py"), algorithm="es-d-rtrl", lr=0.5,
+                       update_every=4, target=target).save(path)
+        learners.append(tracec.runtime.load(path))
+    a, b = learners
+    np.testing.assert_allclose(a.train_sequence(xs, targets, mask),
+                               b.train_sequence(xs, targets, mask), rtol=1e-5, atol=1e-6)
+    for k in a.params:
+        np.testing.assert_allclose(a.params[k], b.params[k], rtol=1e-5, atol=1e-6)
