@@ -60,6 +60,13 @@ def get_function(module: ModuleOp, name: str, pass_name: str) -> func.FuncOp:
     return fns[name]
 
 
+def role_attrs(entries: list[tuple[str, str]]) -> ArrayAttr:
+    """An ``arg_attrs``/``res_attrs`` array from ``[(role, name)]`` (the inverse of
+    :func:`roles`)."""
+    return ArrayAttr([DictionaryAttr({ROLE: StringAttr(r), NAME: StringAttr(n)})
+                      for r, n in entries])
+
+
 def roles(attrs) -> list[tuple[str, str]]:
     """``[(role, name)]`` from an ``arg_attrs``/``res_attrs`` array."""
     out = []

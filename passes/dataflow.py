@@ -97,6 +97,12 @@ class StepGraph:
             return True
         return isinstance(op, MIXING) and any(v in self.from_param for v in op.operands[:2])
 
+    def root_param(self, value: SSAValue) -> SSAValue:
+        """The parameter argument a value in ``from_param`` is a layout change of."""
+        while value not in self.param_args:
+            value = value.owner.operands[0]
+        return value
+
     def param_index(self, value: SSAValue) -> int | None:
         if isinstance(value, BlockArgument) and value in self.param_args:
             return self.param_args.index(value)

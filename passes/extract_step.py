@@ -33,8 +33,7 @@ from xdsl.ir import Block, BlockArgument, Operation, Region, SSAValue
 from xdsl.passes import ModulePass
 
 from tracec.dialects import stablehlo as shlo
-from tracec.passes.common import functions, op_error, roles, to_attr
-from tracec.passes.make_entry_points import _attrs
+from tracec.passes.common import functions, op_error, role_attrs, roles, to_attr
 
 
 def _is_const_int(v: SSAValue, value: int) -> bool:
@@ -191,7 +190,7 @@ class ExtractStepPass(ModulePass):
         res_types = [v.type for v in state_out] + [v.type for v in out_vals]
         step = func.FuncOp("step", FunctionType.from_lists(block.arg_types, res_types), Region(block),
                            visibility="private",
-                           arg_attrs=_attrs(arg_roles[:n_param + n_state] + [("input", "x")]),
-                           res_attrs=_attrs(res_roles))
+                           arg_attrs=role_attrs(arg_roles[:n_param + n_state] + [("input", "x")]),
+                           res_attrs=role_attrs(res_roles))
         step.location = seq.location
         op.body.block.add_op(step)

@@ -61,14 +61,8 @@ def _cut_reason(g: StepGraph, op: Operation) -> str:
     if composite_name(op) == STOP_GRADIENT:
         return "tracec.stop_gradient"
     params = [g.param_names[g.param_args.index(p)] for p in g.param_args
-              if any(v in g.from_param and _root_param(g, v) is p for v in op.operands[:2])]
+              if any(v in g.from_param and g.root_param(v) is p for v in op.operands[:2])]
     return f"mixing through parameter '{params[0]}'" if params else "mixing through a parameter"
-
-
-def _root_param(g: StepGraph, v: SSAValue):
-    while v not in g.param_args:
-        v = v.owner.operands[0]
-    return v
 
 
 def propagate(g: StepGraph, cuts: list[dict] | None = None) -> dict[SSAValue, Reach]:

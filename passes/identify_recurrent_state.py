@@ -55,12 +55,6 @@ def backward_sources(g: StepGraph, value: SSAValue, stop: dict[SSAValue, int]):
     return reached_states, reached_args
 
 
-def _root(g: StepGraph, v: SSAValue) -> SSAValue:
-    while v not in g.param_args:
-        v = v.owner.operands[0]
-    return v
-
-
 def derived_states(g: StepGraph) -> dict[int, list[int]]:
     """state index -> indices of the states it is derived from."""
     derived: dict[int, list[int]] = {}
@@ -89,7 +83,7 @@ class IdentifyRecurrentStatePass(ModulePass):
                               hint="init_state must return the arrays carried from step to step")
         for inner in g.block.ops:
             if isinstance(inner, shlo.WhileOp):
-                used = [g.param_names[g.param_args.index(_root(g, v))] for v in inner.operands
+                used = [g.param_names[g.param_args.index(g.root_param(v))] for v in inner.operands
                         if v in g.from_param]
                 if used:
                     raise op_error(inner, f"parameter '{used[0]}' is used inside a nested loop",

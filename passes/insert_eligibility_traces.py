@@ -42,11 +42,10 @@ from xdsl.passes import ModulePass
 from tracec.diagnostics import TracecError
 from tracec.dialects import stablehlo as shlo
 from tracec.passes.ad import Emitter, jvp, remove_dead_code, vjp
-from tracec.passes.common import from_attr, functions, op_error, roles, to_attr
+from tracec.passes.common import from_attr, functions, op_error, role_attrs, roles, to_attr
 from tracec.passes.dataflow import StepGraph
 from tracec.passes.find_hidden_groups import derived_map
 from tracec.passes.find_param_relations import param_relations
-from tracec.passes.make_entry_points import _attrs
 
 
 def _shape(v) -> list[int]:
@@ -314,6 +313,6 @@ class InsertEligibilityTracesPass(ModulePass):
                      + [("grad", n) for n in g.param_names] + [("loss", "loss")]
                      + roles(step.res_attrs)[n_s:])
         fn.function_type = FunctionType.from_lists(in_types, [v.type for v in final.operands])
-        fn.arg_attrs = _attrs(arg_roles)
-        fn.res_attrs = _attrs(res_roles)
+        fn.arg_attrs = role_attrs(arg_roles)
+        fn.res_attrs = role_attrs(res_roles)
         fn.attributes["tracec.learning"] = to_attr({"algorithm": self.algorithm, "decay": alpha})

@@ -31,8 +31,7 @@ from tracec.diagnostics import TracecError
 from tracec.dialects import stablehlo as shlo
 from tracec.passes.ad import Emitter
 from tracec.passes.builder import Builder, clone_block_ops
-from tracec.passes.common import get_function, roles
-from tracec.passes.make_entry_points import _attrs
+from tracec.passes.common import get_function, role_attrs, roles
 
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
 
@@ -143,7 +142,7 @@ class InsertOptimizerPass(ModulePass):
                      + rroles[:n_carried_out] + [("accum", n) for n, _ in accum]
                      + [("counter", "n"), ("counter", "k")] + rroles[n_carried_out + n_p:])
         fn = func.FuncOp("train_core", FunctionType.from_lists(in_types, [v.type for v in final.operands]),
-                         Region(block), visibility="private", arg_attrs=_attrs(arg_roles),
-                         res_attrs=_attrs(res_roles))
+                         Region(block), visibility="private", arg_attrs=role_attrs(arg_roles),
+                         res_attrs=role_attrs(res_roles))
         fn.location = learn.location
         op.body.block.add_op(fn)

@@ -39,7 +39,7 @@ from xdsl.passes import ModulePass
 from tracec.diagnostics import TracecError
 from tracec.dialects.tracec import ScanOp, YieldOp
 from tracec.passes.builder import Builder, clone_block_ops
-from tracec.passes.common import functions, get_function, roles
+from tracec.passes.common import functions, get_function, role_attrs, roles
 from tracec.versions import ABI_VERSION, FORMAT_VERSION
 
 
@@ -48,11 +48,6 @@ def _tensor_json(t: TensorType, role: str, name: str) -> dict:
     dtype = {"f32": "float32", "f64": "float64", "f16": "float16", "i32": "int32", "i64": "int64",
              "i1": "bool", "i8": "int8", "i16": "int16"}.get(str(t.element_type), str(t.element_type))
     return {"role": role, "name": name, "shape": list(t.get_shape()), "dtype": dtype}
-
-
-def _attrs(entries: list[tuple[str, str]]) -> ArrayAttr:
-    return ArrayAttr([DictionaryAttr({"tracec.role": StringAttr(r), "tracec.name": StringAttr(n)})
-                      for r, n in entries])
 
 
 @dataclass(frozen=True)
@@ -163,8 +158,8 @@ class MakeEntryPointsPass(ModulePass):
         seq_roles = arg_roles[:n_carry] + [("input", "xs"), ("target", "targets"), ("mask", "masks")]
         seq_fn = func.FuncOp("train_sequence",
                              FunctionType.from_lists(outer.arg_types, [r.type for r in scan.results]),
-                             Region(outer), arg_attrs=_attrs(seq_roles),
-                             res_attrs=_attrs(res_roles[:n_carry] + [("loss", "losses")]))
+                             Region(outer), arg_attrs=role_attrs(seq_roles),
+                             res_attrs=role_attrs(res_roles[:n_carry] + [("loss", "losses")]))
         seq_fn.location = core.location
         return step_fn, seq_fn
 

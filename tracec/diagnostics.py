@@ -2,12 +2,13 @@
 
 Every error tracec raises on purpose is a :class:`TracecError`. The CLI prints it as
 one line (plus optional notes) and exits non-zero; ``--debug`` adds the traceback.
-Passes never print: warnings go to the :class:`DiagnosticSink` of the compilation.
+Passes never print: they leave warnings in the module attribute ``tracec.warnings``
+(see ``tracec.passes.ad``), which the driver collects and the CLI prints.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -59,16 +60,3 @@ class Diagnostic:
     def __str__(self) -> str:
         where = f"{self.loc}: " if self.loc else ""
         return f"{where}{self.severity}: {self.message}"
-
-
-@dataclass
-class DiagnosticSink:
-    """Collects warnings and remarks during one compilation."""
-
-    items: list[Diagnostic] = field(default_factory=list)
-
-    def warn(self, message: str, loc: SourceLoc | None = None) -> None:
-        self.items.append(Diagnostic("warning", message, loc))
-
-    def warnings(self) -> list[Diagnostic]:
-        return [d for d in self.items if d.severity == "warning"]
