@@ -51,6 +51,11 @@ def _lower_scan_to_iree():
     return LowerScanToIreePass
 
 
+def _lower_traces_to_stablehlo():
+    from tracec.passes.lower_traces_to_stablehlo import LowerTracesToStablehloPass
+    return LowerTracesToStablehloPass
+
+
 def _strip_tracec_attributes():
     from tracec.passes.strip_tracec_attributes import StripTracecAttributesPass
     return StripTracecAttributesPass
@@ -95,6 +100,7 @@ PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "make-entry-points": _make_entry_points,
     "lower-scan-to-stablehlo": _lower_scan_to_stablehlo,
     "lower-scan-to-iree": _lower_scan_to_iree,
+    "lower-traces-to-stablehlo": _lower_traces_to_stablehlo,
     "strip-tracec-attributes": _strip_tracec_attributes,
     "differentiate": _differentiate,
 }

@@ -183,6 +183,17 @@ class Emitter:
             self._memo[key] = op
         return op
 
+    def insert(self, op: Operation) -> SSAValue:
+        """Place an op built elsewhere (e.g. a typed ``tracec`` op); returns its result."""
+        op.location = self.loc
+        if self.before is not None:
+            self.block.insert_op_before(op, self.before)
+        else:
+            self.block.add_op(op)
+        self.new_ops.append(op)
+        self._new.add(op)
+        return op.results[0]
+
     def one(self, cls, operands, result_type, properties=None) -> SSAValue:
         return self.op(cls, operands, [result_type], properties).results[0]
 

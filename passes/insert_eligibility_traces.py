@@ -41,6 +41,8 @@ from xdsl.passes import ModulePass
 
 from tracec.diagnostics import TracecError
 from tracec.dialects import stablehlo as shlo
+from tracec.dialects.tracec import (FactoredGradOp, InputTraceOp, NeuronTraceOp, ParamTraceOp,
+                                    TraceGradOp)
 from tracec.passes.ad import Emitter, jvp, remove_dead_code, vjp
 from tracec.passes.common import from_attr, functions, op_error, role_attrs, roles, to_attr
 from tracec.passes.dataflow import StepGraph
@@ -240,60 +242,64 @@ class InsertEligibilityTracesPass(ModulePass):
                 y = rop.results[0]
                 tans = jvp(fn, {y: ones(y)}, cut, wanted=[new_state[a] for a in prim], emitter=em)
                 Df = {a: tans.get(new_state[a]) for a in prim}
-                B, I = _shape(x)
-                H = _shape(y)[1]
+                em.loc = rop.location  # the trace ops point at the relation's line
                 if self.algorithm == "d-rtrl":
-                    big = [B, I, H]
-                    xb = em.broadcast_in_dim(x, big, [0, 1])
-                    G = None
+                    deltas, news = [], []
                     for a in prim:
-                        acc = None
-                        for c in prim:
-                            if D[(a, c)] is not None:
-                                acc = em.add(acc, em.mul(em.broadcast_in_dim(D[(a, c)], big, [0, 2]),
-                                                         trace_arg[("eps", ri, gi, c)]))
-                        if Df[a] is not None:
-                            acc = em.add(acc, em.mul(xb, em.broadcast_in_dim(Df[a], big, [0, 2])))
-                        acc = em.val(acc, trace_arg[("eps", ri, gi, a)])
+                        pairs = [(D[(a, c)], trace_arg[("eps", ri, gi, c)]) for c in prim
+                                 if D[(a, c)] is not None]
+                        old = trace_arg[("eps", ri, gi, a)]
+                        if pairs or Df[a] is not None:
+                            acc = em.insert(ParamTraceOp([j for j, _ in pairs], [e for _, e in pairs],
+                                                         x if Df[a] is not None else None, Df[a],
+                                                         old.type))
+                        else:
+                            acc = em.val(None, old)
                         new_trace[("eps", ri, gi, a)] = acc
                         if delta[a] is not None:
-                            G = em.add(G, em.reduce_sum(em.mul(em.broadcast_in_dim(delta[a], big, [0, 2]),
-                                                               acc), [0]))
+                            deltas.append(delta[a])
+                            news.append(acc)
+                    G = em.insert(TraceGradOp(deltas, news, p_args[pidx].type)) if deltas else None
                 else:
-                    ex = em.add(em.mul(em.full(alpha, x), trace_arg[("ex", ri)]), x)
-                    new_trace[("ex", ri)] = ex
-                    gsig = None
+                    if ("ex", ri) not in new_trace:  # one input trace per relation
+                        new_trace[("ex", ri)] = em.insert(InputTraceOp(trace_arg[("ex", ri)], x, alpha))
+                    ex = new_trace[("ex", ri)]
+                    deltas, news = [], []
                     for a in prim:
-                        acc = None
-                        for c in prim:
-                            if D[(a, c)] is not None:
-                                acc = em.add(acc, em.mul(D[(a, c)], trace_arg[("ef", ri, gi, c)]))
-                        acc = em.mul(em.full(alpha, new_state[a]), acc) if acc is not None else None
-                        if Df[a] is not None:
-                            acc = em.add(acc, em.mul(em.full(1.0 - alpha, Df[a]), Df[a]))
-                        acc = em.val(acc, trace_arg[("ef", ri, gi, a)])
+                        pairs = [(D[(a, c)], trace_arg[("ef", ri, gi, c)]) for c in prim
+                                 if D[(a, c)] is not None]
+                        old = trace_arg[("ef", ri, gi, a)]
+                        if pairs or Df[a] is not None:
+                            acc = em.insert(NeuronTraceOp([j for j, _ in pairs], [e for _, e in pairs],
+                                                          Df[a], old.type, alpha, 1.0 - alpha))
+                        else:
+                            acc = em.val(None, old)
                         new_trace[("ef", ri, gi, a)] = acc
                         if delta[a] is not None:
-                            gsig = em.add(gsig, em.mul(delta[a], acc))
-                    if gsig is not None and corr is not None:
-                        gsig = em.mul(gsig, em.broadcast_in_dim(corr, _shape(gsig), []))
-                    G = em.dot_general(ex, gsig, [], [], [0], [0]) if gsig is not None else None
+                            deltas.append(delta[a])
+                            news.append(acc)
+                    G = (em.insert(FactoredGradOp(ex, deltas, news, corr, p_args[pidx].type))
+                         if deltas else None)
             else:
                 p = p_args[pidx]
                 tans = jvp(fn, {p: ones(p)}, cut, wanted=[new_state[a] for a in prim], emitter=em)
-                G = None
-                sshape = _shape(new_state[prim[0]])
-                lead = list(range(len(sshape) - len(_shape(p))))
+                em.loc = rop.location
+                deltas, news = [], []
                 for a in prim:
-                    acc = None
-                    for c in prim:
-                        if D[(a, c)] is not None:
-                            acc = em.add(acc, em.mul(D[(a, c)], trace_arg[("ep", pidx, gi, c)]))
-                    acc = em.add(acc, tans.get(new_state[a]))
-                    acc = em.val(acc, trace_arg[("ep", pidx, gi, a)])
+                    pairs = [(D[(a, c)], trace_arg[("ep", pidx, gi, c)]) for c in prim
+                             if D[(a, c)] is not None]
+                    old = trace_arg[("ep", pidx, gi, a)]
+                    source = tans.get(new_state[a])
+                    if pairs or source is not None:
+                        acc = em.insert(NeuronTraceOp([j for j, _ in pairs], [e for _, e in pairs],
+                                                      source, old.type, 1.0, 1.0))
+                    else:
+                        acc = em.val(None, old)
                     new_trace[("ep", pidx, gi, a)] = acc
                     if delta[a] is not None:
-                        G = em.add(G, em.reduce_sum(em.mul(delta[a], acc), lead))
+                        deltas.append(delta[a])
+                        news.append(acc)
+                G = em.insert(TraceGradOp(deltas, news, p.type)) if deltas else None
             if G is not None:
                 grads[pidx] = em.add(grads[pidx], G)
 

@@ -186,6 +186,11 @@ def _opt_main(argv) -> int:
         generic = read_mlir_file(args.input)
         name = args.input
     module = import_text(generic, source_file=None, source_name=name)
+    try:  # like mlir-opt: the input must verify before any pass runs
+        module.verify()
+    except Exception as e:
+        raise TracecError(f"{name} does not verify: {str(e).strip().splitlines()[0]}",
+                          hint="fix the op named above; tracec-opt checks its input first") from e
     printer = _Printer([], args.print_ir_after_all, None)
     run_passes(module, passes, "tracec-opt", printer if printer.active else None)
     out = print_generic(module, debuginfo=not args.no_locations)

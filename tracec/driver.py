@@ -26,8 +26,8 @@ from tracec.versions import sources_hash, tool_versions
 STAGE_PIPELINES: dict[str, str] = {
     "stablehlo": "strip-sharding,inline-private-functions",
     "tracec": "extract-step,check-backend-ops{{target={target}}},make-entry-points",
-    "iree-input": "lower-scan-to-iree,strip-tracec-attributes",
-    "xla-input": "lower-scan-to-stablehlo,strip-tracec-attributes",
+    "iree-input": "lower-traces-to-stablehlo,lower-scan-to-iree,strip-tracec-attributes",
+    "xla-input": "lower-traces-to-stablehlo,lower-scan-to-stablehlo,strip-tracec-attributes",
 }
 
 

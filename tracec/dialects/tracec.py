@@ -12,22 +12,44 @@ buffers: DESIGN.md section 4).
       ...
       "tracec.yield"(%c_next..., %y_t...)
     })
+
+The eligibility-trace ops spell out the learning rules of DESIGN.md section 3, one
+op per equation, so ``--print-ir-after insert-eligibility-traces`` reads like the
+paper; ``lower-traces-to-stablehlo`` turns them into StableHLO for every backend.
+Shapes: batch B, fan-in I, neurons H (any trailing neuron shape for the per-neuron
+ops); ``jac``/``prev`` are matching lists over the states c of one hidden group.
+
+- ``tracec.input_trace {decay = α}(εx, x)``: ``α εx + x`` (ES-D-RTRL, [B, I]).
+- ``tracec.neuron_trace {decay = α, gain = g}(jac..., prev..., [source])``:
+  ``α Σ_c jac_c ⊙ prev_c + g source`` per neuron ([B, H]); ES-D-RTRL's ``εf`` (g = 1-α)
+  and the exact trace of an element-wise parameter (α = g = 1).
+- ``tracec.param_trace(jac..., prev..., [x, source])``: D-RTRL's weight trace
+  ``ε[b,i,h] = Σ_c jac_c[b,h] prev_c[b,i,h] + x[b,i] source[b,h]`` ([B, I, H]).
+- ``tracec.trace_grad(delta..., trace...)``: ``Σ_a Σ_b δ_a ⊙ ε_a``, summed over the
+  leading (batch) dimensions the parameter does not have; a [B, I, H] trace takes
+  ``δ[b, h]`` along i.
+- ``tracec.factored_grad(εx, delta..., εf..., [correction])``:
+  ``εxᵀ (Σ_a δ_a ⊙ εf_a) · correction`` ([I, H]; ES-D-RTRL's gradient).
 """
 
 from __future__ import annotations
 
-from xdsl.dialects.builtin import TensorType
+from xdsl.dialects.builtin import FloatAttr, Float32Type, TensorType, f32
 from xdsl.ir import Dialect, Region, SSAValue
 from xdsl.irdl import (
     AttrSizedOperandSegments,
     IRDLOperation,
     irdl_op_definition,
+    operand_def,
+    opt_operand_def,
+    prop_def,
+    result_def,
     region_def,
     traits_def,
     var_operand_def,
     var_result_def,
 )
-from xdsl.traits import IsTerminator
+from xdsl.traits import IsTerminator, Pure
 from xdsl.utils.exceptions import VerifyException
 
 
@@ -80,4 +102,166 @@ class ScanOp(IRDLOperation):
                 raise VerifyException(f"tracec.scan: stacked result {r.type} does not stack {y}")
 
 
-Tracec = Dialect("tracec", [ScanOp, YieldOp], [])
+# ---------------------------------------------------------------------------------
+# Eligibility traces
+
+
+def _shape(v) -> list[int]:
+    return list(SSAValue.get(v).type.get_shape())
+
+
+def _check_pairs(op, jac, prev) -> None:
+    if len(jac) != len(prev):
+        raise VerifyException(f"{op.name}: {len(jac)} jac operands but {len(prev)} prev operands")
+
+
+def _float(v: float) -> FloatAttr:
+    return FloatAttr(float(v), f32)
+
+
+@irdl_op_definition
+class InputTraceOp(IRDLOperation):
+    """``decay · prev + x``: ES-D-RTRL's presynaptic trace εx."""
+
+    name = "tracec.input_trace"
+    prev = operand_def(TensorType)
+    x = operand_def(TensorType)
+    decay = prop_def(FloatAttr[Float32Type])
+    res = result_def(TensorType)
+    traits = traits_def(Pure())
+
+    def __init__(self, prev, x, decay: float):
+        super().__init__(operands=[prev, x], result_types=[SSAValue.get(prev).type],
+                         properties={"decay": _float(decay)})
+
+    def verify_(self) -> None:
+        if not (self.prev.type == self.x.type == self.res.type):
+            raise VerifyException(f"tracec.input_trace: trace {self.prev.type} and input "
+                                  f"{self.x.type} must have the same type")
+
+
+@irdl_op_definition
+class NeuronTraceOp(IRDLOperation):
+    """``decay · Σ_c jac_c ⊙ prev_c + gain · source``: a per-neuron trace."""
+
+    name = "tracec.neuron_trace"
+    jac = var_operand_def(TensorType)
+    prev = var_operand_def(TensorType)
+    source = opt_operand_def(TensorType)
+    decay = prop_def(FloatAttr[Float32Type])
+    gain = prop_def(FloatAttr[Float32Type])
+    res = result_def(TensorType)
+    irdl_options = (AttrSizedOperandSegments(as_property=True),)
+    traits = traits_def(Pure())
+
+    def __init__(self, jac, prev, source, result_type, decay: float, gain: float):
+        super().__init__(operands=[list(jac), list(prev), [source] if source is not None else []],
+                         result_types=[result_type],
+                         properties={"decay": _float(decay), "gain": _float(gain)})
+
+    def verify_(self) -> None:
+        _check_pairs(self, self.jac, self.prev)
+        for v in [*self.jac, *self.prev, *([self.source] if self.source else [])]:
+            if v.type != self.res.type:
+                raise VerifyException(f"tracec.neuron_trace: operand {v.type} differs from "
+                                      f"the trace {self.res.type}")
+
+
+@irdl_op_definition
+class ParamTraceOp(IRDLOperation):
+    """D-RTRL's weight trace ``Σ_c jac_c[b,h] prev_c[b,i,h] + x[b,i] source[b,h]``."""
+
+    name = "tracec.param_trace"
+    jac = var_operand_def(TensorType)
+    prev = var_operand_def(TensorType)
+    x = opt_operand_def(TensorType)
+    source = opt_operand_def(TensorType)
+    res = result_def(TensorType)
+    irdl_options = (AttrSizedOperandSegments(as_property=True),)
+    traits = traits_def(Pure())
+
+    def __init__(self, jac, prev, x, source, result_type):
+        pair = x is not None and source is not None
+        super().__init__(operands=[list(jac), list(prev), [x] if pair else [],
+                                   [source] if pair else []], result_types=[result_type])
+
+    def verify_(self) -> None:
+        _check_pairs(self, self.jac, self.prev)
+        if (self.x is None) != (self.source is None):
+            raise VerifyException("tracec.param_trace: x and source come together")
+        b, i, h = _shape(self.res) if len(_shape(self.res)) == 3 else (None, None, None)
+        if b is None:
+            raise VerifyException(f"tracec.param_trace: the trace must be [B, I, H], got "
+                                  f"{self.res.type}")
+        for v in self.prev:
+            if v.type != self.res.type:
+                raise VerifyException(f"tracec.param_trace: prev {v.type} differs from {self.res.type}")
+        for v in [*self.jac, *([self.source] if self.source else [])]:
+            if _shape(v) != [b, h]:
+                raise VerifyException(f"tracec.param_trace: per-neuron operand {v.type} must be [{b}, {h}]")
+        if self.x is not None and _shape(self.x) != [b, i]:
+            raise VerifyException(f"tracec.param_trace: input {self.x.type} must be [{b}, {i}]")
+
+
+@irdl_op_definition
+class TraceGradOp(IRDLOperation):
+    """``Σ_a Σ_batch δ_a ⊙ ε_a``: a parameter's gradient from its own traces."""
+
+    name = "tracec.trace_grad"
+    delta = var_operand_def(TensorType)
+    trace = var_operand_def(TensorType)
+    res = result_def(TensorType)
+    irdl_options = (AttrSizedOperandSegments(as_property=True),)
+    traits = traits_def(Pure())
+
+    def __init__(self, delta, trace, result_type):
+        super().__init__(operands=[list(delta), list(trace)], result_types=[result_type])
+
+    def verify_(self) -> None:
+        if len(self.delta) != len(self.trace) or not self.delta:
+            raise VerifyException("tracec.trace_grad: one delta per trace, at least one")
+        for d, e in zip(self.delta, self.trace):
+            ds, es, rs = _shape(d), _shape(e), _shape(self.res)
+            dense = len(es) == 3 and len(ds) == 2 and es[0] == ds[0] and es[2] == ds[1] \
+                and rs == es[1:]
+            per_neuron = ds == es and es[len(es) - len(rs):] == rs
+            if not (dense or per_neuron):
+                raise VerifyException(f"tracec.trace_grad: delta {d.type} and trace {e.type} "
+                                      f"do not contract to {self.res.type}")
+
+
+@irdl_op_definition
+class FactoredGradOp(IRDLOperation):
+    """``εxᵀ (Σ_a δ_a ⊙ εf_a) · correction``: ES-D-RTRL's gradient of a dense weight."""
+
+    name = "tracec.factored_grad"
+    input_trace = operand_def(TensorType)
+    delta = var_operand_def(TensorType)
+    trace = var_operand_def(TensorType)
+    correction = opt_operand_def(TensorType)
+    res = result_def(TensorType)
+    irdl_options = (AttrSizedOperandSegments(as_property=True),)
+    traits = traits_def(Pure())
+
+    def __init__(self, input_trace, delta, trace, correction, result_type):
+        super().__init__(operands=[input_trace, list(delta), list(trace),
+                                   [correction] if correction is not None else []],
+                         result_types=[result_type])
+
+    def verify_(self) -> None:
+        if len(self.delta) != len(self.trace) or not self.delta:
+            raise VerifyException("tracec.factored_grad: one delta per trace, at least one")
+        b, i = _shape(self.input_trace)
+        for v in [*self.delta, *self.trace]:
+            if len(_shape(v)) != 2 or _shape(v)[0] != b:
+                raise VerifyException(f"tracec.factored_grad: {v.type} must be [{b}, H]")
+        h = _shape(self.trace[0])[1]
+        if _shape(self.res) != [i, h]:
+            raise VerifyException(f"tracec.factored_grad: result {self.res.type} must be [{i}, {h}]")
+        if self.correction is not None and _shape(self.correction) != []:
+            raise VerifyException("tracec.factored_grad: the correction is a scalar")
+
+
+TRACE_OPS = (InputTraceOp, NeuronTraceOp, ParamTraceOp, TraceGradOp, FactoredGradOp)
+
+Tracec = Dialect("tracec", [ScanOp, YieldOp, *TRACE_OPS], [])

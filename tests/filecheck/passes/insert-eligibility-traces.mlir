@@ -1,20 +1,27 @@
 // RUN: tracec-opt %S/Inputs/learn.mlir -p 'identify-recurrent-state,find-hidden-groups,find-param-relations,insert-eligibility-traces{algorithm=d-rtrl decay=0.0}' | filecheck %s --check-prefix=DRTRL
 // RUN: tracec-opt %S/Inputs/learn.mlir -p 'identify-recurrent-state,find-hidden-groups,find-param-relations,insert-eligibility-traces{algorithm=es-d-rtrl decay=0.5}' | filecheck %s --check-prefix=ES
 
-// D-RTRL: one trace eps/w/v [B, I, H]; update D·eps + x·Df broadcast to [4, 2, 3];
-// gradient Σ_b δ·eps (a reduce over the batch).
+// D-RTRL: one trace eps/w/v [B, I, H] updated by tracec.param_trace (D·eps + x·Df),
+// gradient Σ_b δ·eps by tracec.trace_grad; both at the relation's line (m.py:5:20).
 // DRTRL: sym_name = "learn_step"
 // DRTRL-SAME: function_type = (tensor<2x3xf32>, tensor<4x3xf32>, tensor<4x2x3xf32>, tensor<i32>, tensor<4x2xf32>, tensor<4x3xf32>, tensor<f32>) -> (tensor<4x3xf32>, tensor<4x2x3xf32>, tensor<2x3xf32>, tensor<f32>, tensor<4x3xf32>)
 // DRTRL-SAME: arg_attrs = [{tracec.role = "param", tracec.name = "w"}, {tracec.role = "state", tracec.name = "v"}, {tracec.role = "trace", tracec.name = "eps/w/v"}, {tracec.role = "counter", tracec.name = "n"}, {tracec.role = "input", tracec.name = "x"}, {tracec.role = "target", tracec.name = "target"}, {tracec.role = "mask", tracec.name = "mask"}]
 // DRTRL-SAME: res_attrs = [{tracec.role = "state", tracec.name = "v"}, {tracec.role = "trace", tracec.name = "eps/w/v"}, {tracec.role = "grad", tracec.name = "w"}, {tracec.role = "loss", tracec.name = "loss"}, {tracec.role = "output", tracec.name = "output"}]
-// DRTRL: "stablehlo.broadcast_in_dim"({{.*}}) <{broadcast_dimensions = array<i64: 0, 1>}> : (tensor<4x2xf32>) -> tensor<4x2x3xf32>
-// DRTRL: "stablehlo.reduce"({{.*}}) <{dimensions = array<i64: 0>}>
+// DRTRL: ^bb0({{.*}}, %[[EPS:[0-9]+]]: tensor<4x2x3xf32> loc(unknown), %{{[0-9]+}}: tensor<i32> loc(unknown), %[[X:[0-9]+]]: tensor<4x2xf32>
+// DRTRL: %[[NEW:[0-9]+]] = "tracec.param_trace"(%{{.*}}, %[[EPS]], %[[X]], %{{.*}}) <{operandSegmentSizes = array<i32: 1, 1, 1, 1>}> : (tensor<4x3xf32>, tensor<4x2x3xf32>, tensor<4x2xf32>, tensor<4x3xf32>) -> tensor<4x2x3xf32> loc("m.py":5:20)
+// DRTRL: %[[G:[0-9]+]] = "tracec.trace_grad"(%{{.*}}, %[[NEW]]) {{.*}} -> tensor<2x3xf32> loc("m.py":5:20)
+// DRTRL: "func.return"(%{{[0-9]+}}, %[[NEW]], %[[G]],
 // DRTRL: tracec.learning = {algorithm = "d-rtrl", decay = 0.000000e+00 : f64}
 
-// ES-D-RTRL: εx [B, I] and εf [B, H]; the bias correction 1/(1 - α^(n+1)); G = εxᵀ g.
+// ES-D-RTRL: εx [B, I] by tracec.input_trace, εf [B, H] by tracec.neuron_trace
+// (decay α, gain 1-α), G = εxᵀ (δ·εf) / (1 - α^(n+1)) by tracec.factored_grad.
 // ES: sym_name = "learn_step"
 // ES-SAME: function_type = (tensor<2x3xf32>, tensor<4x3xf32>, tensor<4x2xf32>, tensor<4x3xf32>, tensor<i32>, tensor<4x2xf32>, tensor<4x3xf32>, tensor<f32>)
 // ES-SAME: tracec.name = "ex/w"}, {tracec.role = "trace", tracec.name = "ef/w/v"}
+// ES: ^bb0({{.*}}, %[[EX:[0-9]+]]: tensor<4x2xf32> loc(unknown), %[[EF:[0-9]+]]: tensor<4x3xf32> loc(unknown), %{{[0-9]+}}: tensor<i32> loc(unknown), %[[X:[0-9]+]]: tensor<4x2xf32>
 // ES: "stablehlo.power"
-// ES: "stablehlo.dot_general"({{.*}}) <{dot_dimension_numbers = #stablehlo.dot<lhs_contracting_dimensions = [0], rhs_contracting_dimensions = [0]>}> : (tensor<4x2xf32>, tensor<4x3xf32>) -> tensor<2x3xf32>
-
+// ES: %[[CORR:[0-9]+]] = "stablehlo.divide"
+// ES: %[[NEX:[0-9]+]] = "tracec.input_trace"(%[[EX]], %[[X]]) <{decay = 5.000000e-01 : f32}>
+// ES: %[[NEF:[0-9]+]] = "tracec.neuron_trace"(%{{.*}}, %[[EF]], %{{.*}}) <{decay = 5.000000e-01 : f32, gain = 5.000000e-01 : f32, operandSegmentSizes = array<i32: 1, 1, 1>}>
+// ES: %[[G:[0-9]+]] = "tracec.factored_grad"(%[[NEX]], %{{.*}}, %[[NEF]], %[[CORR]]) {{.*}} -> tensor<2x3xf32> loc("m.py":5:20)
+// ES: "func.return"(%{{[0-9]+}}, %[[NEX]], %[[NEF]], %[[G]],

@@ -1,0 +1,98 @@
+"""lower-traces-to-stablehlo: the ``tracec`` eligibility-trace ops -> StableHLO.
+
+Each trace op of ``insert-eligibility-traces`` (``tracec.input_trace``,
+``tracec.neuron_trace``, ``tracec.param_trace``, ``tracec.trace_grad``,
+``tracec.factored_grad``; their equations are in ``tracec/dialects/tracec.py``)
+becomes the element-wise products, broadcasts, reductions and the one
+``dot_general`` it stands for. Both backends run it first in their input stage, so
+the ``tracec`` stage keeps the readable form.
+
+Before: any module. After: no trace op is left; the new ops carry the location of the
+trace op they replace (the relation's line in the model).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects.builtin import ModuleOp, TensorType
+from xdsl.ir import Operation, SSAValue
+from xdsl.passes import ModulePass
+
+from tracec.dialects.tracec import (
+    TRACE_OPS,
+    FactoredGradOp,
+    InputTraceOp,
+    NeuronTraceOp,
+    ParamTraceOp,
+    TraceGradOp,
+)
+from tracec.passes.ad import Emitter
+
+
+def _shape(v) -> list[int]:
+    return list(SSAValue.get(v).type.get_shape())
+
+
+def _sum(em: Emitter, terms):
+    acc = None
+    for t in terms:
+        acc = em.add(acc, t)
+    return acc
+
+
+def _scaled(em: Emitter, factor: float, v):
+    if v is None or factor == 1.0:
+        return v
+    return em.mul(em.full(factor, v), v)
+
+
+def _lower(op: Operation, em: Emitter) -> SSAValue:
+    if isinstance(op, InputTraceOp):
+        return em.add(_scaled(em, op.decay.value.data, op.prev), op.x)
+    if isinstance(op, NeuronTraceOp):
+        carried = _sum(em, [em.mul(j, p) for j, p in zip(op.jac, op.prev)])
+        total = em.add(_scaled(em, op.decay.value.data, carried),
+                       _scaled(em, op.gain.value.data, op.source))
+        return em.val(total, op.res.type)
+    if isinstance(op, ParamTraceOp):
+        big = _shape(op.res)
+        terms = [em.mul(em.broadcast_in_dim(j, big, [0, 2]), p) for j, p in zip(op.jac, op.prev)]
+        if op.x is not None:
+            terms.append(em.mul(em.broadcast_in_dim(op.x, big, [0, 1]),
+                                em.broadcast_in_dim(op.source, big, [0, 2])))
+        return em.val(_sum(em, terms), op.res.type)
+    if isinstance(op, TraceGradOp):
+        out = _shape(op.res)
+        terms = []
+        for d, e in zip(op.delta, op.trace):
+            es = _shape(e)
+            if len(es) == 3 and len(_shape(d)) == 2:  # dense D-RTRL trace [B, I, H]
+                terms.append(em.reduce_sum(em.mul(em.broadcast_in_dim(d, es, [0, 2]), e), [0]))
+            else:
+                terms.append(em.reduce_sum(em.mul(d, e), list(range(len(es) - len(out)))))
+        return _sum(em, terms)
+    if isinstance(op, FactoredGradOp):
+        g = _sum(em, [em.mul(d, f) for d, f in zip(op.delta, op.trace)])
+        if op.correction is not None:
+            g = em.mul(g, em.broadcast_in_dim(op.correction, _shape(g), []))
+        return em.dot_general(op.input_trace, g, [], [], [0], [0])
+    raise AssertionError(op.name)
+
+
+@dataclass(frozen=True)
+class LowerTracesToStablehloPass(ModulePass):
+    name = "lower-traces-to-stablehlo"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        for inner in [o for o in op.walk() if isinstance(o, TRACE_OPS)]:
+            em = Emitter(inner.parent_block(), before=inner)
+            em.loc = inner.location
+            value = _lower(inner, em)
+            if not isinstance(SSAValue.get(value).type, TensorType) or \
+                    SSAValue.get(value).type != inner.results[0].type:
+                raise AssertionError(f"{inner.name} lowered to {SSAValue.get(value).type}")
+            inner.results[0].replace_all_uses_with(SSAValue.get(value))
+            inner.detach()
+            inner.erase()

@@ -1,0 +1,35 @@
+// RUN: tracec-opt %S/Inputs/traces.mlir -p lower-traces-to-stablehlo | filecheck %s
+
+// CHECK: ^bb0(%[[EX:[a-z0-9]+]]: tensor<4x2xf32> {{.*}}, %[[X:[a-z0-9]+]]: tensor<4x2xf32> {{.*}}, %[[D:[a-z0-9]+]]: tensor<4x3xf32> {{.*}}, %[[EF:[a-z0-9]+]]: tensor<4x3xf32> {{.*}}, %[[DF:[a-z0-9]+]]: tensor<4x3xf32> {{.*}}, %[[EPS:[a-z0-9]+]]: tensor<4x2x3xf32> {{.*}}, %[[CORR:[a-z0-9]+]]: tensor<f32>
+// input_trace: 0.5 εx + x, at the relation's line.
+// CHECK: %[[HALF:[0-9]+]] = "stablehlo.constant"() <{value = dense<5.000000e-01> : tensor<4x2xf32>}> {{.*}} loc("m.py":5:20)
+// CHECK: %[[S:[0-9]+]] = "stablehlo.multiply"(%[[HALF]], %[[EX]])
+// CHECK: %[[NEX:[0-9]+]] = "stablehlo.add"(%[[S]], %[[X]]) {{.*}} loc("m.py":5:20)
+// neuron_trace: 0.5 (D εf) + 0.5 Df.
+// CHECK: %[[DEF:[0-9]+]] = "stablehlo.multiply"(%[[D]], %[[EF]])
+// CHECK: %[[H3:[0-9]+]] = "stablehlo.constant"() <{value = dense<5.000000e-01> : tensor<4x3xf32>}>
+// CHECK: %[[A:[0-9]+]] = "stablehlo.multiply"(%[[H3]], %[[DEF]])
+// CHECK: %[[B:[0-9]+]] = "stablehlo.multiply"(%[[H3]], %[[DF]])
+// CHECK: %[[NEF:[0-9]+]] = "stablehlo.add"(%[[A]], %[[B]])
+// param_trace: D[b,h] eps[b,i,h] + x[b,i] Df[b,h] in [4, 2, 3].
+// CHECK: %[[DB:[0-9]+]] = "stablehlo.broadcast_in_dim"(%[[D]]) <{broadcast_dimensions = array<i64: 0, 2>}> : (tensor<4x3xf32>) -> tensor<4x2x3xf32>
+// CHECK: %[[C:[0-9]+]] = "stablehlo.multiply"(%[[DB]], %[[EPS]])
+// CHECK: %[[XB:[0-9]+]] = "stablehlo.broadcast_in_dim"(%[[X]]) <{broadcast_dimensions = array<i64: 0, 1>}>
+// CHECK: %[[FB:[0-9]+]] = "stablehlo.broadcast_in_dim"(%[[DF]]) <{broadcast_dimensions = array<i64: 0, 2>}>
+// CHECK: %[[XF:[0-9]+]] = "stablehlo.multiply"(%[[XB]], %[[FB]])
+// CHECK: %[[NEPS:[0-9]+]] = "stablehlo.add"(%[[C]], %[[XF]])
+// trace_grad of a dense trace: Σ_b δ[b,h] eps[b,i,h].
+// CHECK: %[[P:[0-9]+]] = "stablehlo.multiply"(%[[DB]], %[[NEPS]])
+// CHECK: %[[G1:[0-9]+]] = "stablehlo.reduce"(%[[P]], %{{[0-9]+}}) <{dimensions = array<i64: 0>}>
+// factored_grad: εxᵀ (δ εf · corr).
+// CHECK: %[[SIG:[0-9]+]] = "stablehlo.multiply"(%[[D]], %[[NEF]])
+// CHECK: %[[CB:[0-9]+]] = "stablehlo.broadcast_in_dim"(%[[CORR]])
+// CHECK: %[[SC:[0-9]+]] = "stablehlo.multiply"(%[[SIG]], %[[CB]])
+// CHECK: %[[G2:[0-9]+]] = "stablehlo.dot_general"(%[[NEX]], %[[SC]]) <{dot_dimension_numbers = #stablehlo.dot<lhs_contracting_dimensions = [0], rhs_contracting_dimensions = [0]>}> : (tensor<4x2xf32>, tensor<4x3xf32>) -> tensor<2x3xf32>
+// element-wise parameter: decay = gain = 1, no scaling; its gradient reduces the batch.
+// CHECK: %[[NEP:[0-9]+]] = "stablehlo.add"(%[[DEF]], %[[DF]]) {{.*}} loc("m.py":6:8)
+// CHECK: %[[Q:[0-9]+]] = "stablehlo.multiply"(%[[D]], %[[NEP]])
+// CHECK: %[[G3:[0-9]+]] = "stablehlo.reduce"(%[[Q]], %{{[0-9]+}}) <{dimensions = array<i64: 0>}>
+// CHECK: (tensor<4x3xf32>, tensor<f32>) -> tensor<3xf32>
+// CHECK: "func.return"(%[[NEX]], %[[NEF]], %[[NEPS]], %[[G1]], %[[G2]], %[[G3]])
+// CHECK-NOT: tracec.
