@@ -9,7 +9,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.tracec-installed
 
-.PHONY: demo test venv pytest filecheck ctest clean bench
+.PHONY: demo test venv pytest filecheck ctest clean bench bench-venv parity
 
 venv: $(STAMP)
 
@@ -39,6 +39,23 @@ test: filecheck pytest ctest
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.forward_sequence
+
+# braintrace (the incumbent library) for the side-by-side benchmarks only: its own venv,
+# so tracec's pins stay untouched; benchmarks/braintrace_side.py runs there.
+BENCH_VENV  ?= .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.braintrace-installed
+
+bench-venv: $(BENCH_STAMP)
+
+$(BENCH_STAMP): benchmarks/requirements-braintrace.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install -q -r benchmarks/requirements-braintrace.txt
+	touch $(BENCH_STAMP)
+
+# tracec's D-RTRL / ES-D-RTRL gradients vs braintrace's on the same networks
+parity: $(STAMP) $(BENCH_STAMP)
+	$(PY) -m benchmarks.braintrace_parity
 
 clean:
 	rm -rf build .cache

@@ -23,3 +23,36 @@ def write_text(path: str, text: str) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
         f.write(text)
+
+
+# braintrace, the incumbent library, lives in its own venv (optional benchmark
+# dependency; `make bench-venv`); benchmarks/braintrace_side.py runs there.
+BENCH_PYTHON = os.environ.get("TRACEC_BENCH_PYTHON",
+                              os.path.join(ROOT, ".venv-bench", "bin", "python"))
+BRAINTRACE_SIDE = os.path.join(ROOT, "benchmarks", "braintrace_side.py")
+BENCH_VENV_HOW = "make bench-venv   # .venv-bench from benchmarks/requirements-braintrace.txt"
+
+
+def bench_python() -> str | None:
+    """The benchmark venv's python, or None after saying (on stderr) how to create it."""
+    if os.path.exists(BENCH_PYTHON):
+        return BENCH_PYTHON
+    import sys
+    print(f"braintrace columns skipped: no benchmark venv at {BENCH_PYTHON}; create it with\n"
+          f"  {BENCH_VENV_HOW}", file=sys.stderr)
+    return None
+
+
+def braintrace_side(args: list[str], timeout: float | None = None) -> list[dict] | None:
+    """Run ``braintrace_side.py ARGS`` in the benchmark venv and return its JSON records
+    (one per stdout line), or None when the venv is missing. Its stderr (progress) is
+    passed through; a failed measurement is left out of the records."""
+    import json
+    import subprocess
+
+    py = bench_python()
+    if py is None:
+        return None
+    p = subprocess.run([py, BRAINTRACE_SIDE, *args], stdout=subprocess.PIPE, text=True,
+                       timeout=timeout, cwd=ROOT)
+    return [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]

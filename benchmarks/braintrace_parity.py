@@ -1,0 +1,139 @@
+"""Same rule, same network? tracec's online gradients vs braintrace's, side by side.
+
+    python -m benchmarks.braintrace_parity [--H 16] [--T 20] [--variant lif alif]
+
+For each network of benchmarks/networks.py: one sequence of T random input spikes and
+labels from the initial state; tracec's gradient for D-RTRL and ES-D-RTRL (compiled
+with ``--optimizer sgd --lr 1 --update-every T``: the parameter change over one
+``train_sequence`` is minus the summed gradient), braintrace's for D_RTRL and pp_prop
+(``etrace_grad(..., reduction="sum")`` with the same initial parameters, through
+``benchmarks/braintrace_side.py grads`` in the benchmark venv), and the exact BPTT
+gradient from JAX (``networks.bptt_grads``) and from brainstate. Prints, per parameter,
+the relative difference ``|a-b|/|b|`` and the cosine. Writes
+benchmarks/results/braintrace_parity.md. Needs the benchmark venv (``make bench-venv``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+from benchmarks.common import BRAINTRACE_SIDE as SIDE
+from benchmarks.common import ROOT, bench_python, write_text
+
+
+NOTE = ("Expected: D-RTRL equal to float32 rounding for every parameter; ES-D-RTRL equal for "
+        "every weight matrix, but not for the biases `l*/b`: tracec keeps the exact per-neuron "
+        "trace for element-wise parameters under both rules (DESIGN.md section 3), so its "
+        "ES-D-RTRL bias gradient equals its D-RTRL one, while braintrace's pp_prop smooths the "
+        "element-wise trace like the f-side (eps = a D eps + (1-a) Df, divided by 1-a^(n+1)). "
+        "brainstate BPTT equal to JAX BPTT shows the two networks are the same function.")
+
+
+def _compare(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    a, b = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
+    nb = np.linalg.norm(b)
+    rel = np.linalg.norm(a - b) / nb if nb > 0 else float(np.linalg.norm(a))
+    na = np.linalg.norm(a)
+    cos = float(a @ b / (na * nb)) if na > 0 and nb > 0 else float("nan")
+    return float(rel), cos
+
+
+def run(variant: str, H: int, T: int, decay: float, tmp: str, py: str) -> list[tuple]:
+    import jax
+    import jax.numpy as jnp
+
+    import tracec
+    import tracec.runtime
+    from benchmarks.networks import bptt_grads, make_model
+
+    model = make_model(H, variant)
+    rng = np.random.default_rng(1)
+    xs = (rng.random((T, 32, 40)) < 0.2).astype(np.float32)
+    ys = rng.integers(0, 10, (T, 32)).astype(np.int32)
+    ours = {}
+    params0 = None
+    for alg in ("d-rtrl", "es-d-rtrl"):
+        path = os.path.join(tmp, f"{variant}{H}-{alg}.vmfb")
+        tracec.compile(model, algorithm=alg, decay=decay, optimizer="sgd", lr=1.0,
+                       update_every=T).save(path)
+        learner = tracec.runtime.load(path)
+        before = {k: np.array(v) for k, v in learner.params.items()}
+        params0 = before
+        learner.reset()
+        ours[alg + ":losses"] = np.asarray(learner.train_sequence(xs, ys))
+        after = learner.params
+        for k in before:
+            ours[f"{alg}:{k}"] = before[k] - after[k]
+    nested = {}
+    for k, v in params0.items():
+        a, b = k.split("/")
+        nested.setdefault(a, {})[b] = jnp.asarray(v)
+    g = bptt_grads(model, nested, jnp.asarray(xs), jnp.asarray(ys))
+    for path, v in jax.tree_util.tree_flatten_with_path(g)[0]:
+        ours["jax-bptt:" + "/".join(p.key for p in path)] = np.asarray(v)
+
+    inp, out = os.path.join(tmp, "in.npz"), os.path.join(tmp, "out.npz")
+    np.savez(inp, xs=xs, ys=ys, H=H, variant=variant, decay=decay,
+             **{f"param:{k}": v for k, v in params0.items()})
+    subprocess.run([py, SIDE, "grads", inp, out], check=True)
+    theirs = dict(np.load(out))
+
+    rows = []
+    names = sorted(params0)
+    pairs = [("tracec d-rtrl", "d-rtrl", "braintrace D_RTRL", "d_rtrl"),
+             ("tracec es-d-rtrl", "es-d-rtrl", "braintrace pp_prop", "es_d_rtrl"),
+             ("brainstate BPTT", None, "JAX BPTT", "bptt"),
+             ("tracec d-rtrl", "d-rtrl", "JAX BPTT", "jax-bptt"),
+             ("tracec es-d-rtrl", "es-d-rtrl", "JAX BPTT", "jax-bptt")]
+    for a_name, a_key, b_name, b_key in pairs:
+        for k in names:
+            if a_key is None:  # brainstate BPTT vs JAX BPTT
+                a, b = theirs[f"bptt:{k}"], ours[f"jax-bptt:{k}"]
+            elif b_key == "jax-bptt":
+                a, b = ours[f"{a_key}:{k}"], ours[f"jax-bptt:{k}"]
+            else:
+                a, b = ours[f"{a_key}:{k}"], theirs[f"{b_key}:{k}"]
+            rows.append((variant, H, f"{a_name} vs {b_name}", k, *_compare(a, b)))
+    loss_rel = _compare(ours["d-rtrl:losses"], theirs["d_rtrl:losses"])[0]
+    rows.append((variant, H, "tracec vs braintrace per-step losses", "—", loss_rel, float("nan")))
+    return rows
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--variant", nargs="+", default=["lif", "alif"])
+    ap.add_argument("--H", type=int, default=16)
+    ap.add_argument("--T", type=int, default=20)
+    ap.add_argument("--decay", type=float, default=0.9)
+    ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "braintrace_parity.md"))
+    args = ap.parse_args(argv)
+    py = bench_python()
+    if py is None:
+        return 0
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for variant in args.variant:
+            rows += run(variant, args.H, args.T, args.decay, tmp, py)
+    versions = subprocess.run([py, SIDE, "info"], capture_output=True, text=True).stdout.strip()
+    lines = [f"# tracec vs braintrace gradients (batch 32, T={args.T}, H={args.H}, decay {args.decay})",
+             "", f"Command: `python -m benchmarks.braintrace_parity --H {args.H} --T {args.T} "
+             f"--variant {' '.join(args.variant)}`; benchmark venv: `{versions}`.", "",
+             "Gradient summed over the T steps of one sequence from the initial state. "
+             "rel = |a-b|/|b|.", "", NOTE, "",
+             "| net | a vs b | parameter | rel | cosine |", "|---|---|---|---|---|"]
+    for variant, H, what, k, rel, cos in rows:
+        lines.append(f"| {variant} H={H} | {what} | {k} | {rel:.2e} | {cos:.6f} |")
+    text = "\n".join(lines) + "\n"
+    write_text(args.out, text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

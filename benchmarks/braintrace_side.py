@@ -1,0 +1,458 @@
+"""braintrace's side of the tracec-vs-braintrace benchmarks (issue 6).
+
+Runs with the benchmark venv's Python, never tracec's (braintrace is an optional
+benchmark dependency: ``make bench-venv`` creates ``.venv-bench`` from
+benchmarks/requirements-braintrace.txt)::
+
+    .venv-bench/bin/python benchmarks/braintrace_side.py time --H 64 --T 100 --repeats 3
+    .venv-bench/bin/python benchmarks/braintrace_side.py time --H 64 128 256 --variant lif alif \\
+        --T 100 1000 10000 --algorithm es_d_rtrl d_rtrl bptt --out results.jsonl
+    .venv-bench/bin/python benchmarks/braintrace_side.py accuracy --algorithm es_d_rtrl --iterations 60
+    .venv-bench/bin/python benchmarks/braintrace_side.py grads IN.npz OUT.npz   # for braintrace_parity.py
+    .venv-bench/bin/python benchmarks/braintrace_side.py info
+
+The network is the one of examples/lif2.py, written with brainstate modules whose
+weights go through braintrace's ETP ops (``braintrace.matmul``,
+``braintrace.element_wise``), so braintrace finds the same hidden groups and
+parameter relations as tracec: per layer {v, z} (LIF) or {v, a, z} (ALIF), plus the
+leaky readout {y}. One time step, per layer (``H`` neurons, batch 32, 40 inputs, 10
+outputs, cross-entropy on the readout at every step)::
+
+    LIF:   v = 0.9 v + x W_in + z W_rec + b;  z = H(v - 1);    v = v - z
+    ALIF:  th = 1 + 1.8 a;  v = 0.9 v + x W_in + z W_rec + b;  z = H(v - th);
+           v = v - z th;  a = 0.95 a + z
+    readout: y = 0.8 y + z2 W_out
+
+with H the Heaviside and the sigmoid surrogate α·s(1-s), s = σ(4x) (braintools'
+``Sigmoid(alpha=4)``). Initial weights are drawn exactly as examples/lif2.py draws
+them (same keys, same gains).
+
+``time`` measures, per (variant, H, T, algorithm), one training *iteration*: reset the
+network and traces, run T online steps accumulating the gradient
+(``learner.etrace_grad``), one optimizer step (what tracec's ``train_sequence`` with
+``--update-every T`` does). ``bptt`` is ``brainstate.transform.grad`` of the summed
+loss of a ``brainstate.transform.for_loop`` over the same module (jax.grad through
+lax.scan), then the same optimizer step. The first call (trace + XLA compile + one
+run) is excluded from the repeats and reported as ``first_call_s``; ``compile_s`` is
+``build_s`` (braintrace.compile: graph analysis) + ``first_call_s`` - median
+iteration. Each measurement runs in a fresh subprocess by default so that
+``peak_rss_mib`` (getrusage ru_maxrss) is that measurement's alone.
+
+Output: one JSON object per line on stdout (and appended to --out if given)::
+
+    {"tool": "braintrace", "algorithm": "es_d_rtrl", "variant": "lif", "H": 64, "T": 100,
+     "batch": 32, "repeats": 5, "us_per_step_median": ..., "us_per_step_min": ...,
+     "us_per_step_max": ..., "iteration_s": [...], "compile_s": ..., "build_s": ...,
+     "first_call_s": ..., "peak_rss_mib": ..., "versions": {...}}
+
+``tool`` is "braintrace" for es_d_rtrl / d_rtrl and "brainstate" for bptt. Everything
+else this script prints goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+B, N_IN, N_OUT = 32, 40, 10
+TAU_MEM, TAU_OUT, V_TH = 0.9, 0.8, 1.0
+BETA, RHO = 1.8, 0.95          # ALIF: threshold adaptation, as examples/zoo/alif.py
+ALGORITHMS = ("es_d_rtrl", "d_rtrl", "bptt")
+# Our names -> braintrace's registry names (braintrace.compile); pp_prop is ES-D-RTRL.
+BRAINTRACE_NAME = {"es_d_rtrl": "pp_prop", "d_rtrl": "d_rtrl"}
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- network
+
+def build_net(H: int, variant: str = "lif", params: dict | None = None, seed: int = 0):
+    """The brainstate module of one time step; ``params`` (name -> array, names as
+    tracec's ``learner.params``: 'l1/w_in', ...) overrides the lif2.py initialisation."""
+    import braintools
+    import brainstate
+    import braintrace
+    import jax
+    import jax.numpy as jnp
+
+    spike = braintools.surrogate.Sigmoid(alpha=4.0)
+
+    def zeros(batch, n):
+        return jnp.zeros((batch, n), jnp.float32)
+
+    class Layer(brainstate.nn.Module):
+        def __init__(self, n, w_in, w_rec, b):
+            super().__init__()
+            self.n = n
+            self.w_in = brainstate.ParamState(w_in)
+            self.w_rec = brainstate.ParamState(w_rec)
+            self.b = brainstate.ParamState(b)
+
+        def init_state(self, batch_size=None, **kw):
+            self.v = brainstate.HiddenState(zeros(batch_size, self.n))
+            self.z = brainstate.HiddenState(zeros(batch_size, self.n))
+            if variant == "alif":
+                self.a = brainstate.HiddenState(zeros(batch_size, self.n))
+
+        def reset_state(self, batch_size=None, **kw):
+            self.v.value = zeros(batch_size, self.n)
+            self.z.value = zeros(batch_size, self.n)
+            if variant == "alif":
+                self.a.value = zeros(batch_size, self.n)
+
+        def update(self, x):
+            v = (TAU_MEM * self.v.value + braintrace.matmul(x, self.w_in.value)
+                 + braintrace.matmul(self.z.value, self.w_rec.value)
+                 + braintrace.element_wise(self.b.value))
+            th = V_TH + BETA * self.a.value if variant == "alif" else V_TH
+            z = spike(v - th)
+            self.v.value = v - z * th
+            self.z.value = z
+            if variant == "alif":
+                self.a.value = RHO * self.a.value + z
+            return z
+
+    class Readout(brainstate.nn.Module):
+        def __init__(self, w):
+            super().__init__()
+            self.w = brainstate.ParamState(w)
+
+        def init_state(self, batch_size=None, **kw):
+            self.y = brainstate.HiddenState(zeros(batch_size, N_OUT))
+
+        def reset_state(self, batch_size=None, **kw):
+            self.y.value = zeros(batch_size, N_OUT)
+
+        def update(self, z):
+            y = TAU_OUT * self.y.value + braintrace.matmul(z, self.w.value)
+            self.y.value = y
+            return y
+
+    class Net(brainstate.nn.Module):
+        def __init__(self, p):
+            super().__init__()
+            self.l1 = Layer(H, p["l1/w_in"], p["l1/w_rec"], p["l1/b"])
+            self.l2 = Layer(H, p["l2/w_in"], p["l2/w_rec"], p["l2/b"])
+            self.out = Readout(p["out/w"])
+
+        def update(self, x):
+            return self.out(self.l2(self.l1(x)))
+
+    if params is None:
+        # examples/lif2.py's init_params, verbatim in its key use.
+        k = jax.random.split(jax.random.PRNGKey(seed), 5)
+
+        def dense(key, fan_in, fan_out, gain=1.0):
+            return gain * jax.random.normal(key, (fan_in, fan_out), jnp.float32) / jnp.sqrt(fan_in)
+
+        params = {"l1/w_in": dense(k[0], N_IN, H, 2.0), "l1/w_rec": dense(k[1], H, H, 0.5),
+                  "l1/b": jnp.zeros((H,), jnp.float32),
+                  "l2/w_in": dense(k[2], H, H, 2.0), "l2/w_rec": dense(k[3], H, H, 0.5),
+                  "l2/b": jnp.zeros((H,), jnp.float32),
+                  "out/w": dense(k[4], H, N_OUT)}
+    return Net({k: jnp.asarray(v, jnp.float32) for k, v in params.items()})
+
+
+def xent(output, target):
+    import jax
+    import jax.numpy as jnp
+    logp = jax.nn.log_softmax(output, axis=-1)
+    return -jnp.mean(jnp.sum(jax.nn.one_hot(target, output.shape[-1]) * logp, axis=-1))
+
+
+def param_name(path) -> str:
+    """brainstate's state path ('l1', 'w_in') -> tracec's parameter name 'l1/w_in'."""
+    return "/".join(str(p) for p in path)
+
+
+class Trainer:
+    """One algorithm on one network: ``grads(xs, ys, mask)`` (summed over steps, as
+    tracec accumulates) and ``iteration(xs, ys, mask)`` (reset, grads, optimizer step)."""
+
+    def __init__(self, net, algorithm: str, batch: int, x0, decay: float = 0.9,
+                 optimizer: str = "sgd", lr: float = 1e-3):
+        import braintools
+        import brainstate
+        import braintrace
+        import jax.numpy as jnp
+
+        self.algorithm, self.batch = algorithm, batch
+        t0 = time.perf_counter()
+        if algorithm == "bptt":
+            brainstate.nn.init_all_states(net, batch_size=batch)
+            self.root = net
+            self.weights = net.states(brainstate.ParamState)
+        else:
+            opts = {"decay_or_rank": float(decay)} if algorithm == "es_d_rtrl" else {}
+            self.root = braintrace.compile(net, BRAINTRACE_NAME[algorithm], x0, batch_size=batch, **opts)
+            self.weights = self.root.param_states
+        self.build_s = time.perf_counter() - t0
+        self.net = net
+        opt_cls = {"sgd": braintools.optim.SGD, "adam": braintools.optim.Adam}[optimizer]
+        self.opt = opt_cls(lr)
+        self.opt.register_trainable_weights(self.weights)
+
+        def seq_grads(xs, ys, mask):
+            brainstate.nn.reset_all_states(self.root, batch_size=batch)
+            if algorithm == "bptt":
+                def total(xs, ys, mask):
+                    losses = brainstate.transform.for_loop(lambda x, y: xent(net(x), y), xs, ys)
+                    return jnp.sum(losses * mask), losses
+                g, losses = brainstate.transform.grad(total, self.weights, has_aux=True)(xs, ys, mask)
+            else:
+                g, losses = self.root.etrace_grad(
+                    xs, ys, mask=mask, reduction="sum", return_value=True,
+                    step_fn=lambda x, y: xent(self.root(x), y))
+            return g, losses
+
+        def iteration(xs, ys, mask):
+            g, losses = seq_grads(xs, ys, mask)
+            self.opt.update(g)
+            return losses
+
+        self.grads = brainstate.transform.jit(seq_grads)
+        self.iteration = brainstate.transform.jit(iteration)
+
+
+def make_data(T: int, batch: int, seed: int = 0):
+    import numpy as np
+    rng = np.random.default_rng(seed)  # as benchmarks/train_vs_forward.py
+    xs = (rng.random((T, batch, N_IN)) < 0.2).astype(np.float32)
+    ys = rng.integers(0, N_OUT, (T, batch)).astype(np.int32)
+    return xs, ys
+
+
+def versions() -> dict:
+    from importlib.metadata import version
+    out = {"python": sys.version.split()[0]}
+    for pkg in ("braintrace", "brainstate", "braintools", "brainunit", "jax", "jaxlib", "numpy"):
+        try:
+            out[pkg] = version(pkg)
+        except Exception:  # noqa: BLE001 - report what is there
+            out[pkg] = None
+    return out
+
+
+# --------------------------------------------------------------------------- time
+
+def measure(variant: str, H: int, T: int, algorithm: str, batch: int, repeats: int,
+            decay: float, optimizer: str, lr: float) -> dict:
+    """One measurement in this process; see the module docstring for the fields."""
+    import jax
+    import jax.numpy as jnp
+
+    xs_np, ys_np = make_data(T, batch)
+    xs, ys, mask = jnp.asarray(xs_np), jnp.asarray(ys_np), jnp.ones((T,), jnp.float32)
+    trainer = Trainer(build_net(H, variant), algorithm, batch, xs[0], decay, optimizer, lr)
+    t0 = time.perf_counter()
+    jax.block_until_ready(trainer.iteration(xs, ys, mask))
+    first = time.perf_counter() - t0
+    runs = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        losses = jax.block_until_ready(trainer.iteration(xs, ys, mask))
+        runs.append(time.perf_counter() - t0)
+    med = statistics.median(runs)
+    return {"tool": "brainstate" if algorithm == "bptt" else "braintrace", "algorithm": algorithm,
+            "braintrace_algorithm": BRAINTRACE_NAME.get(algorithm, "bptt"), "variant": variant,
+            "H": H, "T": T, "batch": batch, "repeats": repeats, "optimizer": optimizer,
+            "decay": decay if algorithm == "es_d_rtrl" else None,
+            "us_per_step_median": med / T * 1e6, "us_per_step_min": min(runs) / T * 1e6,
+            "us_per_step_max": max(runs) / T * 1e6, "iteration_s": runs,
+            "build_s": trainer.build_s, "first_call_s": first,
+            "compile_s": trainer.build_s + max(first - med, 0.0),
+            "final_loss_mean": float(jnp.mean(losses)),
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "cpu_count": os.cpu_count(), "versions": versions()}
+
+
+def cmd_time(args) -> int:
+    out = open(args.out, "a") if args.out else None
+    failed = 0
+    for variant in args.variant:
+        for H in args.H:
+            for T in args.T:
+                for alg in args.algorithm:
+                    spec = dict(variant=variant, H=H, T=T, algorithm=alg, batch=args.batch,
+                                repeats=args.repeats, decay=args.decay, optimizer=args.optimizer,
+                                lr=args.lr)
+                    log(f"braintrace_side: {variant} H={H} T={T} {alg} ...")
+                    if args.in_process:
+                        rec = measure(**spec)
+                    else:
+                        rec = _in_subprocess(spec, args.timeout)
+                    if rec is None:
+                        failed += 1
+                        continue
+                    line = json.dumps(rec)
+                    print(line, flush=True)
+                    if out:
+                        out.write(line + "\n")
+                        out.flush()
+    return 1 if failed else 0
+
+
+def _in_subprocess(spec: dict, timeout: float) -> dict | None:
+    cmd = [sys.executable, os.path.abspath(__file__), "_one", json.dumps(spec)]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        log(f"braintrace_side: timed out after {timeout:.0f} s: {spec}")
+        return None
+    if p.returncode != 0:
+        log(p.stderr[-4000:])
+        log(f"braintrace_side: failed (exit {p.returncode}): {spec}")
+        return None
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def cmd_one(args) -> int:
+    print(json.dumps(measure(**json.loads(args.spec))), flush=True)
+    return 0
+
+
+# --------------------------------------------------------------------------- grads (parity)
+
+def cmd_grads(args) -> int:
+    """Read params (``param:NAME``), ``xs``, ``ys``, optional ``mask``, ``H``, ``variant``,
+    ``decay`` from IN.npz; write ``ALG:NAME`` gradients (summed over steps) and
+    ``ALG:losses`` to OUT.npz for every algorithm."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    d = np.load(args.inp)
+    params = {k[len("param:"):]: d[k] for k in d.files if k.startswith("param:")}
+    H = int(d["H"]) if "H" in d.files else params["l1/w_rec"].shape[0]
+    variant = str(d["variant"]) if "variant" in d.files else "lif"
+    decay = float(d["decay"]) if "decay" in d.files else 0.9
+    xs, ys = jnp.asarray(d["xs"]), jnp.asarray(d["ys"])
+    mask = jnp.asarray(d["mask"]) if "mask" in d.files else jnp.ones((xs.shape[0],), jnp.float32)
+    out = {}
+    for alg in args.algorithm:
+        tr = Trainer(build_net(H, variant, params), alg, xs.shape[1], xs[0], decay)
+        g, losses = tr.grads(xs, ys, mask)
+        for path, v in g.items():
+            out[f"{alg}:{param_name(path)}"] = np.asarray(v)
+        out[f"{alg}:losses"] = np.asarray(losses)
+    np.savez(args.out, **out)
+    log(f"braintrace_side: wrote {len(out)} arrays to {args.out}")
+    return 0
+
+
+# --------------------------------------------------------------------------- accuracy
+
+def cmd_accuracy(args) -> int:
+    for variant in args.variant:
+        for H in args.H:
+            for alg in args.algorithm:
+                rec = train_task(variant, H, alg, args.batch, args.task, args.iterations,
+                                 args.lr, args.decay)
+                print(json.dumps(rec), flush=True)
+                if args.out:
+                    with open(args.out, "a") as f:
+                        f.write(json.dumps(rec) + "\n")
+    return 0
+
+
+def train_task(variant: str, H: int, algorithm: str, batch: int, task: str, iterations: int,
+               lr: float, decay: float) -> dict:
+    """examples/train_online.py with braintrace: per iteration a fresh task batch,
+    reset, one etrace_grad over the sequence (loss masked to the decision steps), one
+    Adam step; test accuracy on a fresh batch, forward only, read at the decision steps."""
+    import brainstate
+    import jax.numpy as jnp
+    import numpy as np
+
+    sys.path.insert(0, os.path.join(os.path.dirname(HERE), "examples"))
+    import tasks  # numpy only
+
+    make = getattr(tasks, task)
+    T = make(1, seed=0)[0].shape[0]
+    tr = Trainer(build_net(H, variant), algorithm, batch, jnp.zeros((batch, N_IN), jnp.float32),
+                 decay, "adam", lr)
+
+    @brainstate.transform.jit
+    def forward(xs):
+        brainstate.nn.reset_all_states(tr.root, batch_size=batch)
+        return brainstate.transform.for_loop(tr.net, xs)
+
+    accs, losses = [], []
+    t0 = time.perf_counter()
+    for it in range(iterations):
+        xs, labels, mask = make(batch, seed=1000 + it)  # the seeds of examples/train_online.py
+        targets = np.broadcast_to(labels, (T, batch)).astype(np.int32)
+        step_losses = np.asarray(tr.iteration(jnp.asarray(xs), jnp.asarray(targets), jnp.asarray(mask)))
+        xs_t, labels_t, mask_t = make(batch, seed=10_000 + it)
+        outs = np.asarray(forward(jnp.asarray(xs_t)))
+        accs.append(float(np.mean(np.argmax((outs * mask_t[:, None, None]).sum(0), -1) == labels_t)))
+        losses.append(float((step_losses * mask).sum() / mask.sum()))
+        log(f"{variant} H={H} {algorithm}: iteration {it + 1}/{iterations} loss {losses[-1]:.4f} "
+            f"test accuracy {accs[-1]:.3f}")
+    return {"tool": "brainstate" if algorithm == "bptt" else "braintrace", "algorithm": algorithm,
+            "variant": variant, "H": H, "batch": batch, "task": task, "T": T,
+            "iterations": iterations, "optimizer": "adam", "lr": lr, "final_accuracy": accs[-1],
+            "accuracy_last10_mean": float(np.mean(accs[-10:])), "accuracy": accs, "loss": losses,
+            "wall_s": time.perf_counter() - t0, "versions": versions()}
+
+
+# --------------------------------------------------------------------------- CLI
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    def common(p, T=True):
+        p.add_argument("--variant", nargs="+", default=["lif"], choices=["lif", "alif"])
+        p.add_argument("--H", type=int, nargs="+", default=[64])
+        p.add_argument("--algorithm", nargs="+", default=list(ALGORITHMS), choices=ALGORITHMS)
+        p.add_argument("--batch", type=int, default=B)
+        p.add_argument("--decay", type=float, default=0.9, help="ES-D-RTRL trace decay α")
+        p.add_argument("--out", help="append the JSON lines to this file too")
+        if T:
+            p.add_argument("--T", type=int, nargs="+", default=[100])
+
+    p = sub.add_parser("time", help="time per training iteration / step, compile time, peak RSS")
+    common(p)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"])
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--in-process", action="store_true",
+                   help="no fresh subprocess per measurement (faster; peak_rss_mib is then cumulative)")
+    p.add_argument("--timeout", type=float, default=3600.0, help="seconds per measurement")
+    p.set_defaults(fn=cmd_time)
+
+    p = sub.add_parser("_one")  # internal: one measurement, for the subprocess
+    p.add_argument("spec")
+    p.set_defaults(fn=cmd_one)
+
+    p = sub.add_parser("grads", help="gradients of every algorithm for given params and data")
+    p.add_argument("inp")
+    p.add_argument("out")
+    p.add_argument("--algorithm", nargs="+", default=list(ALGORITHMS), choices=ALGORITHMS)
+    p.set_defaults(fn=cmd_grads)
+
+    p = sub.add_parser("accuracy", help="train online on a task of examples/tasks.py")
+    common(p, T=False)
+    p.add_argument("--task", default="delayed_match", choices=["delayed_match", "evidence_accumulation"])
+    p.add_argument("--iterations", type=int, default=60)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.set_defaults(fn=cmd_accuracy)
+
+    p = sub.add_parser("info", help="versions of the benchmark venv's packages, as JSON")
+    p.set_defaults(fn=lambda a: print(json.dumps(versions())) or 0)
+
+    args = ap.parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

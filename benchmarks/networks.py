@@ -1,0 +1,87 @@
+"""The benchmark networks of issue 6 as ``tracec.Model``s, for any width H.
+
+``make_model(H, variant="lif", batch=32)``: examples/lif2.py (2 layers of H recurrent
+LIF neurons, soft reset, sigmoid surrogate α=4, membrane decay 0.9, threshold 1, leaky
+readout decay 0.8, 40 inputs, 10 outputs, cross-entropy); with H=64 and batch 32 it is
+that file's model, step for step. ``variant="alif"`` adds a threshold adaptation a per
+neuron (the {v, a, z} hidden group of examples/zoo/alif.py's constants)::
+
+    th = 1 + 1.8 a;  v = 0.9 v + x W_in + z W_rec + b;  z = spike(v - th);  v = v - z th;
+    a = 0.95 a + z
+
+benchmarks/braintrace_side.py builds the same networks with brainstate + braintrace
+(it cannot import this file: it runs in the benchmark venv, without tracec).
+``bptt_grads(...)`` is the exact gradient (jax.grad through lax.scan) of the summed loss.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+import tracec
+
+N_IN, N_OUT = 40, 10
+TAU_MEM, TAU_OUT, V_TH = 0.9, 0.8, 1.0
+BETA, RHO = 1.8, 0.95
+
+
+def _dense(key, fan_in, fan_out, gain=1.0):
+    return gain * jax.random.normal(key, (fan_in, fan_out), jnp.float32) / jnp.sqrt(fan_in)
+
+
+def make_model(H: int = 64, variant: str = "lif", batch: int = 32) -> tracec.Model:
+    if variant not in ("lif", "alif"):
+        raise ValueError(f"variant must be 'lif' or 'alif', got {variant!r}")
+    alif = variant == "alif"
+
+    def init_params(key):
+        k = jax.random.split(key, 5)
+        return {"l1": {"w_in": _dense(k[0], N_IN, H, 2.0), "w_rec": _dense(k[1], H, H, 0.5),
+                       "b": jnp.zeros((H,), jnp.float32)},
+                "l2": {"w_in": _dense(k[2], H, H, 2.0), "w_rec": _dense(k[3], H, H, 0.5),
+                       "b": jnp.zeros((H,), jnp.float32)},
+                "out": {"w": _dense(k[4], H, N_OUT)}}
+
+    def init_state(b):
+        zeros = lambda n: jnp.zeros((b, n), jnp.float32)  # noqa: E731
+        layer = lambda: ({"v": zeros(H), "z": zeros(H), "a": zeros(H)} if alif  # noqa: E731
+                         else {"v": zeros(H), "z": zeros(H)})
+        return {"l1": layer(), "l2": layer(), "out": {"y": zeros(N_OUT)}}
+
+    def layer(p, s, x):
+        v = TAU_MEM * s["v"] + x @ p["w_in"] + s["z"] @ p["w_rec"] + p["b"]
+        th = V_TH + BETA * s["a"] if alif else V_TH
+        z = tracec.spike(v - th, surrogate="sigmoid", alpha=4.0)
+        new = {"v": v - z * th, "z": z}
+        if alif:
+            new["a"] = RHO * s["a"] + z
+        return new
+
+    def step(params, state, x):
+        s1 = layer(params["l1"], state["l1"], x)
+        s2 = layer(params["l2"], state["l2"], s1["z"])
+        y = TAU_OUT * state["out"]["y"] + s2["z"] @ params["out"]["w"]
+        return {"l1": s1, "l2": s2, "out": {"y": y}}, y
+
+    def loss(output, target):
+        logp = jax.nn.log_softmax(output, axis=-1)
+        return -jnp.mean(jnp.sum(jax.nn.one_hot(target, output.shape[-1]) * logp, axis=-1))
+
+    return tracec.Model(init_params=init_params, init_state=init_state, step=step, loss=loss,
+                        input=jax.ShapeDtypeStruct((batch, N_IN), jnp.float32),
+                        target=jax.ShapeDtypeStruct((batch,), jnp.int32))
+
+
+def bptt_grads(model: tracec.Model, params, xs, ys, mask=None):
+    """d/dparams of sum_t mask_t loss_t over one sequence from the initial state."""
+    mask = jnp.ones((xs.shape[0],), jnp.float32) if mask is None else jnp.asarray(mask)
+
+    def total(p):
+        def body(s, inp):
+            s, out = model.step(p, s, inp[0])
+            return s, model.loss(out, inp[1])
+        _, losses = jax.lax.scan(body, model.init_state(xs.shape[1]), (xs, ys))
+        return jnp.sum(losses * mask)
+
+    return jax.jit(jax.grad(total))(params)
