@@ -9,7 +9,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.tracec-installed
 
-.PHONY: demo test venv pytest filecheck ctest clean bench bench-venv parity
+.PHONY: demo test venv pytest filecheck ctest clean bench bench-venv parity bench-all bench-quick
 
 venv: $(STAMP)
 
@@ -56,6 +56,16 @@ $(BENCH_STAMP): benchmarks/requirements-braintrace.txt
 # tracec's D-RTRL / ES-D-RTRL gradients vs braintrace's on the same networks
 parity: $(STAMP) $(BENCH_STAMP)
 	$(PY) -m benchmarks.braintrace_parity
+
+# issue 6's side-by-side runner: tracec vs braintrace vs JAX BPTT (time, compile, memory;
+# BENCH_ARGS=--accuracy adds the learning curves). braintrace's columns and the PNGs need
+# the benchmark venv (make bench-venv); without it they are skipped.
+BENCH_ARGS ?=
+bench-all: $(STAMP)
+	$(PY) -m benchmarks.side_by_side $(BENCH_ARGS)
+
+bench-quick: $(STAMP)
+	$(PY) -m benchmarks.side_by_side --quick --accuracy $(BENCH_ARGS)
 
 clean:
 	rm -rf build .cache

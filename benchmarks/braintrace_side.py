@@ -36,7 +36,7 @@ lax.scan), then the same optimizer step. The first call (trace + XLA compile + o
 run) is excluded from the repeats and reported as ``first_call_s``; ``compile_s`` is
 ``build_s`` (braintrace.compile: graph analysis) + ``first_call_s`` - median
 iteration. Each measurement runs in a fresh subprocess by default so that
-``peak_rss_mib`` (getrusage ru_maxrss) is that measurement's alone.
+``peak_rss_mib`` (VmHWM, the process's peak RSS) is that measurement's alone.
 
 Output: one JSON object per line on stdout (and appended to --out if given)::
 
@@ -231,6 +231,19 @@ def make_data(T: int, batch: int, seed: int = 0):
     return xs, ys
 
 
+def peak_rss_mib() -> float:
+    """VmHWM (as benchmarks/common.py's peak_rss_mib, which this venv does not import):
+    getrusage's ru_maxrss of a child of a large process includes the parent's peak."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def versions() -> dict:
     from importlib.metadata import version
     out = {"python": sys.version.split()[0]}
@@ -271,7 +284,7 @@ def measure(variant: str, H: int, T: int, algorithm: str, batch: int, repeats: i
             "build_s": trainer.build_s, "first_call_s": first,
             "compile_s": trainer.build_s + max(first - med, 0.0),
             "final_loss_mean": float(jnp.mean(losses)),
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_rss_mib": peak_rss_mib(),
             "cpu_count": os.cpu_count(), "versions": versions()}
 
 

@@ -8,15 +8,49 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def timed_runs(fn, repeats: int) -> list[float]:
-    """Seconds of ``repeats`` calls of ``fn`` after one warm-up call."""
-    fn()  # warm-up (compilation, first-touch)
+def timed_calls(fn, repeats: int) -> tuple[float, list[float]]:
+    """Seconds of the first call of ``fn`` (compilation, first-touch) and of each of
+    ``repeats`` further calls."""
+    t0 = time.perf_counter()
+    fn()
+    first = time.perf_counter() - t0
     out = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
         out.append(time.perf_counter() - t0)
-    return out
+    return first, out
+
+
+def timed_runs(fn, repeats: int) -> list[float]:
+    """Seconds of ``repeats`` calls of ``fn`` after one warm-up call."""
+    return timed_calls(fn, repeats)[1]
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory in MiB: VmHWM from /proc/self/status on Linux.
+    Not getrusage's ru_maxrss: for a child of a large process (fork + exec) that reports
+    at least the parent's peak at the fork, whatever the child uses."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def make_data(T: int, batch: int, n_in: int = 40, n_out: int = 10, seed: int = 0):
+    """Random input spikes ``xs [T, batch, n_in]`` (rate 0.2) and labels ``ys [T, batch]``:
+    the same arrays as benchmarks/braintrace_side.py's make_data (numpy only)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    xs = (rng.random((T, batch, n_in)) < 0.2).astype(np.float32)
+    ys = rng.integers(0, n_out, (T, batch)).astype(np.int32)
+    return xs, ys
 
 
 def write_text(path: str, text: str) -> None:

@@ -2,10 +2,13 @@
 
     python -m benchmarks.memory_vs_t [--T 100 1000 10000] [--algorithm es-d-rtrl]
 
-Each measurement runs in a fresh process (peak RSS from getrusage): tracec's
+Each measurement runs in a fresh process (peak RSS: its VmHWM; see
+``common.peak_rss_mib``): tracec's
 ``train_sequence`` over T steps of examples/lif2.py, and ``jax.grad`` of the loss of a
 ``lax.scan`` over the same T steps (BPTT). The input array itself (T·B·I floats) is
 reported separately, since both must hold it. Writes benchmarks/results/memory_vs_t.md.
+
+``peak_rss(spec)`` is the measurement itself, also used by benchmarks/side_by_side.py.
 """
 
 from __future__ import annotations
@@ -18,35 +21,46 @@ import sys
 
 from benchmarks.common import ROOT, write_text
 
+# One measurement in a fresh interpreter. The tracec side imports only tracec.runtime
+# and numpy (no jax) so that its peak RSS is what a deployment would see.
 CHILD = r"""
-import json, resource, sys, numpy as np
-kind, T, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-rng = np.random.default_rng(0)
-B, I = 32, 40  # examples/lif2.py (not imported: that would import jax into the tracec run)
-xs = (rng.random((T, B, I)) < 0.2).astype(np.float32)
-ys = rng.integers(0, 10, (T, B)).astype(np.int32)
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-if kind == "tracec":
+import json, sys
+import numpy as np
+from benchmarks.common import make_data, peak_rss_mib
+spec = json.loads(sys.argv[1])
+T, B, n_in, n_out = spec["T"], spec["batch"], spec["n_in"], spec["n_out"]
+xs, ys = make_data(T, B, n_in, n_out)
+base = peak_rss_mib()
+carried = None
+if spec["kind"] == "tracec":
     import tracec.runtime
-    l = tracec.runtime.load(path)
+    l = tracec.runtime.load(spec["artifact"])
     l.train_sequence(xs, ys)
     carried = sum(int(np.prod(s["shape"])) * 4 for k in ("params", "state", "traces", "accumulators",
-              "optimizer_state") for s in l.manifest.get(k, []))
-else:
-    sys.path.insert(0, "examples"); import lif2
+                  "optimizer_state") for s in l.manifest.get(k, []))
+else:  # JAX BPTT: jax.grad of the summed loss of a lax.scan over the same T steps
     import jax, jax.numpy as jnp
-    params = lif2.init_params(jax.random.PRNGKey(0))
-    def total(p):
-        def body(s, inp):
-            s, out = lif2.step(p, s, inp[0])
-            return s, lif2.loss(out, inp[1])
-        return jnp.sum(jax.lax.scan(body, lif2.init_state(B), (xs, ys))[1])
-    jax.block_until_ready(jax.jit(jax.grad(total))(params))
-    carried = None
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"peak_mib": peak / 1024, "before_mib": base / 1024, "carried_bytes": carried,
+    from benchmarks.networks import bptt_loss, make_model
+    model = make_model(spec["H"], spec["variant"], B)
+    params = model.init_params(jax.random.PRNGKey(0))
+    grad = jax.jit(jax.grad(lambda p, xs, ys: bptt_loss(model, p, xs, ys, jnp.ones((T,), jnp.float32))))
+    jax.block_until_ready(grad(params, xs, ys))
+print(json.dumps({"peak_rss_mib": peak_rss_mib(), "before_mib": base, "carried_bytes": carried,
                   "input_mib": xs.nbytes / 2**20}))
 """
+
+
+def peak_rss(kind: str, T: int, *, artifact: str | None = None, variant: str = "lif", H: int = 64,
+             batch: int = 32, n_in: int = 40, n_out: int = 10, timeout: float | None = None) -> dict:
+    """Peak RSS of one fresh process that trains once over T steps: ``kind`` "tracec"
+    (``train_sequence`` of the compiled ``artifact``) or "bptt" (JAX, benchmarks/networks.py's
+    ``variant``/``H`` network). Returns ``peak_rss_mib``, ``input_mib`` (the xs array),
+    ``carried_bytes`` (tracec: params, state, traces, accumulators, optimizer state)."""
+    spec = dict(kind=kind, T=T, artifact=artifact, variant=variant, H=H, batch=batch,
+                n_in=n_in, n_out=n_out)
+    out = subprocess.run([sys.executable, "-c", CHILD, json.dumps(spec)], cwd=ROOT,
+                         capture_output=True, text=True, check=True, timeout=timeout)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main(argv=None) -> int:
@@ -66,9 +80,7 @@ def main(argv=None) -> int:
         rows = []
         for T in args.T:
             for kind in ("tracec", "bptt"):
-                out = subprocess.run([sys.executable, "-c", CHILD, kind, str(T), path], cwd=ROOT,
-                                     capture_output=True, text=True, check=True)
-                r = json.loads(out.stdout.strip().splitlines()[-1])
+                r = peak_rss(kind, T, artifact=path)  # examples/lif2.py is lif, H=64
                 rows.append((T, kind, r))
                 print(T, kind, r, flush=True)
     lines = [f"# Peak memory vs T ({args.algorithm}, examples/lif2.py, batch 32)", "",
@@ -77,7 +89,7 @@ def main(argv=None) -> int:
              "|---|---|---|---|---|"]
     for T, kind, r in rows:
         name = f"tracec train_sequence ({args.algorithm})" if kind == "tracec" else "JAX BPTT (grad of scan)"
-        lines.append(f"| {T} | {name} | {r['peak_mib']:.0f} | {r['input_mib']:.1f} | "
+        lines.append(f"| {T} | {name} | {r['peak_rss_mib']:.0f} | {r['input_mib']:.1f} | "
                      f"{r['carried_bytes'] if r['carried_bytes'] is not None else '—'} |")
     text = "\n".join(lines) + "\n"
     write_text(args.out, text)

@@ -11,7 +11,8 @@ neuron (the {v, a, z} hidden group of examples/zoo/alif.py's constants)::
 
 benchmarks/braintrace_side.py builds the same networks with brainstate + braintrace
 (it cannot import this file: it runs in the benchmark venv, without tracec).
-``bptt_grads(...)`` is the exact gradient (jax.grad through lax.scan) of the summed loss.
+``bptt_grads(...)`` is the exact gradient (jax.grad through lax.scan) of the summed loss
+``bptt_loss(...)``.
 """
 
 from __future__ import annotations
@@ -73,15 +74,20 @@ def make_model(H: int = 64, variant: str = "lif", batch: int = 32) -> tracec.Mod
                         target=jax.ShapeDtypeStruct((batch,), jnp.int32))
 
 
+def sequence_losses(model: tracec.Model, params, xs, ys):
+    """The per-step losses ``[T]`` of one sequence from the initial state (lax.scan)."""
+    def body(s, inp):
+        s, out = model.step(params, s, inp[0])
+        return s, model.loss(out, inp[1])
+    return jax.lax.scan(body, model.init_state(xs.shape[1]), (xs, ys))[1]
+
+
+def bptt_loss(model: tracec.Model, params, xs, ys, mask):
+    """sum_t mask_t loss_t: what tracec's online rules accumulate; its jax.grad is BPTT."""
+    return jnp.sum(sequence_losses(model, params, xs, ys) * mask)
+
+
 def bptt_grads(model: tracec.Model, params, xs, ys, mask=None):
     """d/dparams of sum_t mask_t loss_t over one sequence from the initial state."""
     mask = jnp.ones((xs.shape[0],), jnp.float32) if mask is None else jnp.asarray(mask)
-
-    def total(p):
-        def body(s, inp):
-            s, out = model.step(p, s, inp[0])
-            return s, model.loss(out, inp[1])
-        _, losses = jax.lax.scan(body, model.init_state(xs.shape[1]), (xs, ys))
-        return jnp.sum(losses * mask)
-
-    return jax.jit(jax.grad(total))(params)
+    return jax.jit(jax.grad(lambda p: bptt_loss(model, p, xs, ys, mask)))(params)
