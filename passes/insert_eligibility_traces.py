@@ -55,6 +55,13 @@ def _shape(v) -> list[int]:
     return list(t.get_shape())
 
 
+def _carried(D: dict, prim: list[int], a: int, prev_of) -> tuple[list, list]:
+    """The carried part Σ_c D[a][c] ⊙ prev_c of state a's trace, as (jac, prev) operand
+    lists for a trace op (pairs whose D is zero are left out)."""
+    pairs = [(D[(a, c)], prev_of(c)) for c in prim if D[(a, c)] is not None]
+    return [j for j, _ in pairs], [e for _, e in pairs]
+
+
 @dataclass(frozen=True)
 class InsertEligibilityTracesPass(ModulePass):
     name = "insert-eligibility-traces"
@@ -246,13 +253,11 @@ class InsertEligibilityTracesPass(ModulePass):
                 if self.algorithm == "d-rtrl":
                     deltas, news = [], []
                     for a in prim:
-                        pairs = [(D[(a, c)], trace_arg[("eps", ri, gi, c)]) for c in prim
-                                 if D[(a, c)] is not None]
+                        jac, prev = _carried(D, prim, a, lambda c: trace_arg[("eps", ri, gi, c)])
                         old = trace_arg[("eps", ri, gi, a)]
-                        if pairs or Df[a] is not None:
-                            acc = em.insert(ParamTraceOp([j for j, _ in pairs], [e for _, e in pairs],
-                                                         x if Df[a] is not None else None, Df[a],
-                                                         old.type))
+                        if jac or Df[a] is not None:
+                            acc = em.insert(ParamTraceOp(jac, prev, x if Df[a] is not None else None,
+                                                         Df[a], old.type))
                         else:
                             acc = em.val(None, old)
                         new_trace[("eps", ri, gi, a)] = acc
@@ -266,12 +271,10 @@ class InsertEligibilityTracesPass(ModulePass):
                     ex = new_trace[("ex", ri)]
                     deltas, news = [], []
                     for a in prim:
-                        pairs = [(D[(a, c)], trace_arg[("ef", ri, gi, c)]) for c in prim
-                                 if D[(a, c)] is not None]
+                        jac, prev = _carried(D, prim, a, lambda c: trace_arg[("ef", ri, gi, c)])
                         old = trace_arg[("ef", ri, gi, a)]
-                        if pairs or Df[a] is not None:
-                            acc = em.insert(NeuronTraceOp([j for j, _ in pairs], [e for _, e in pairs],
-                                                          Df[a], old.type, alpha, 1.0 - alpha))
+                        if jac or Df[a] is not None:
+                            acc = em.insert(NeuronTraceOp(jac, prev, Df[a], old.type, alpha, 1.0 - alpha))
                         else:
                             acc = em.val(None, old)
                         new_trace[("ef", ri, gi, a)] = acc
@@ -286,13 +289,11 @@ class InsertEligibilityTracesPass(ModulePass):
                 em.loc = rop.location
                 deltas, news = [], []
                 for a in prim:
-                    pairs = [(D[(a, c)], trace_arg[("ep", pidx, gi, c)]) for c in prim
-                             if D[(a, c)] is not None]
+                    jac, prev = _carried(D, prim, a, lambda c: trace_arg[("ep", pidx, gi, c)])
                     old = trace_arg[("ep", pidx, gi, a)]
                     source = tans.get(new_state[a])
-                    if pairs or source is not None:
-                        acc = em.insert(NeuronTraceOp([j for j, _ in pairs], [e for _, e in pairs],
-                                                      source, old.type, 1.0, 1.0))
+                    if jac or source is not None:
+                        acc = em.insert(NeuronTraceOp(jac, prev, source, old.type, 1.0, 1.0))
                     else:
                         acc = em.val(None, old)
                     new_trace[("ep", pidx, gi, a)] = acc

@@ -13,6 +13,7 @@ with ``tensor.insert_slice`` into a ``tensor.empty`` of T rows.
 
 Before: ``tracec.scan`` ops. After: none; ``scf``/``tensor``/``arith``/``hal``
 ops that IREE accepts alongside StableHLO, with the scan's location.
+Option ``unroll`` (default 1): K scan steps per loop iteration, the rest after.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from xdsl.ir import Attribute, Block, Region, SSAValue
 from xdsl.parser import Parser
 from xdsl.passes import ModulePass
 
+from tracec.diagnostics import TracecError
 from tracec.dialects import make_context
 from tracec.dialects.tracec import ScanOp
 from tracec.passes.builder import Builder, clone_block_ops
@@ -101,37 +103,57 @@ def _dyn_dims(t: TensorType, t_len: SSAValue) -> list[SSAValue]:
     return [t_len] * n
 
 
-def lower_scan(scan: ScanOp) -> None:
+def _loop(b: _IreeBuilder, scan: ScanOp, lo, hi, init: list[SSAValue], unroll: int,
+          t_len: SSAValue) -> list[SSAValue]:
+    """``scf.for i = lo .. hi step unroll`` running the scan body ``unroll`` times per
+    iteration (rows i, i+1, ...); loop values are buffer views, imported once at the start
+    of an iteration and exported once at its end."""
+    n = scan.n_carry
+    xs = list(scan.xs)
+    stacked_types = [r.type for r in list(scan.res)[n:]]
+    carry_types = [SSAValue.get(c).type for c in scan.carry]
+    bv = buffer_view_type()
+    body = Block(arg_types=[IndexType()] + [bv] * len(init))
+    bb = _IreeBuilder(body, scan.location)
+    first = body.args[0]
+    carry = [bb.import_(v, t, _dyn_dims(t, t_len)) for v, t in zip(body.args[1:1 + n], carry_types)]
+    bufs = [bb.import_(v, t, [t_len]) for v, t in zip(body.args[1 + n:], stacked_types)]
+    for j in range(unroll):
+        t_idx = first if j == 0 else bb.raw("arith.addi", [first, bb.index(j)], [IndexType()]).results[0]
+        rows = [bb.extract_row(x, t_idx, TensorType(x.type.element_type, list(x.type.get_shape())[1:]))
+                for x in xs]
+        results = clone_block_ops(scan.body.block, bb, carry + rows)
+        carry = results[:n]
+        bufs = [bb.insert_row(out, buf, t_idx) for out, buf in zip(results[n:], bufs)]
+    yielded = [bb.export(v, _dyn_dims(t, t_len)) for v, t in zip(carry, carry_types)]
+    yielded += [bb.export(buf, [t_len]) for buf in bufs]
+    bb.raw("scf.yield", yielded, [])
+    step = b.index(unroll)
+    return list(b.raw("scf.for", [lo, hi, step, *init], [bv] * len(init),
+                      regions=[Region(body)]).results)
+
+
+def lower_scan(scan: ScanOp, unroll: int = 1) -> None:
     if not scan.xs:
         raise op_error(scan, "tracec.scan without inputs has no trip count")
     b = _IreeBuilder(scan.parent_block(), scan.location, before=scan)
     n = scan.n_carry
     xs = list(scan.xs)
     stacked_types = [r.type for r in list(scan.res)[n:]]
-    c0, c1 = b.index(0), b.index(1)
-    t_len = b.dim(xs[0], 0)
-    init = [b.export(c, _dyn_dims(SSAValue.get(c).type, t_len)) for c in scan.carry]
-    init += [b.export(b.empty(t, [t_len]), [t_len]) for t in stacked_types]
-    bv = buffer_view_type()
-
-    body = Block(arg_types=[IndexType()] + [bv] * len(init))
-    bb = _IreeBuilder(body, scan.location)
-    t_idx = body.args[0]
     carry_types = [SSAValue.get(c).type for c in scan.carry]
-    carry = [bb.import_(v, t, _dyn_dims(t, t_len)) for v, t in zip(body.args[1:1 + n], carry_types)]
-    rows = [bb.extract_row(x, t_idx, TensorType(x.type.element_type, list(x.type.get_shape())[1:]))
-            for x in xs]
-    results = clone_block_ops(scan.body.block, bb, carry + rows)
-    new_carry, outs = results[:n], results[n:]
-    yielded = [bb.export(v, _dyn_dims(t, t_len)) for v, t in zip(new_carry, carry_types)]
-    for view, t, out in zip(body.args[1 + n:], stacked_types, outs):
-        buf = bb.import_(view, t, [t_len])
-        yielded.append(bb.export(bb.insert_row(out, buf, t_idx), [t_len]))
-    bb.raw("scf.yield", yielded, [])
-
-    loop = b.raw("scf.for", [c0, t_len, c1, *init], [bv] * len(init), regions=[Region(body)])
+    c0 = b.index(0)
+    t_len = b.dim(xs[0], 0)
+    views = [b.export(c, _dyn_dims(SSAValue.get(c).type, t_len)) for c in scan.carry]
+    views += [b.export(b.empty(t, [t_len]), [t_len]) for t in stacked_types]
+    start = c0
+    if unroll > 1:
+        # T - T mod unroll steps in unrolled iterations, the rest one step at a time.
+        rest = b.raw("arith.remui", [t_len, b.index(unroll)], [IndexType()]).results[0]
+        start = b.raw("arith.subi", [t_len, rest], [IndexType()]).results[0]
+        views = _loop(b, scan, c0, start, views, unroll, t_len)
+    views = _loop(b, scan, start, t_len, views, 1, t_len)
     finals = [b.import_(v, t, _dyn_dims(t, t_len))
-              for v, t in zip(loop.results, carry_types + stacked_types)]
+              for v, t in zip(views, carry_types + stacked_types)]
     for old, new in zip(scan.results, finals):
         old.replace_all_uses_with(new)
     scan.detach()
@@ -142,6 +164,10 @@ def lower_scan(scan: ScanOp) -> None:
 class LowerScanToIreePass(ModulePass):
     name = "lower-scan-to-iree"
 
+    unroll: int = 1
+
     def apply(self, ctx: Context, op: ModuleOp) -> None:
+        if not isinstance(self.unroll, int) or self.unroll < 1:
+            raise TracecError(f"lower-scan-to-iree: unroll must be an integer >= 1, got {self.unroll!r}")
         for scan in [o for o in op.walk() if isinstance(o, ScanOp)]:
-            lower_scan(scan)
+            lower_scan(scan, self.unroll)
