@@ -66,6 +66,7 @@ FROM_BRAINTRACE = {"es_d_rtrl": "es-d-rtrl", "d_rtrl": "d-rtrl", "bptt": "bptt"}
 TO_BRAINTRACE = {v: k for k, v in FROM_BRAINTRACE.items()}
 EXAMPLE = os.path.join(ROOT, "examples", "lif2.py")
 LR_SGD = 1e-3
+MEMORY_CHUNK = 50  # tracec's memory rows feed the input this many steps per call
 
 # --quick: every section on tiny sizes, written beside the build outputs, not to results/.
 QUICK = dict(networks=["lif:16", "alif:32"], T=50, repeats=2, bt_drtrl_T=20, drtrl_max_H=16,
@@ -319,9 +320,13 @@ def memory_section(cfg) -> list[dict]:
             path = artifact(make_model(H, variant, cfg.batch), alg, "llvm-cpu", tmp, decay=cfg.decay,
                             optimizer="sgd", lr=LR_SGD, update_every=10**9)
             for T in cfg.memory_T:
-                k = key("memory", "tracec", alg, "llvm-cpu", variant, H, batch=cfg.batch, T=T)
+                # online data: the T steps arrive MEMORY_CHUNK at a time (one train_sequence
+                # call each); state, traces and counters stay on the device in between
+                chunk = MEMORY_CHUNK if T % MEMORY_CHUNK == 0 else None
+                k = key("memory", "tracec", alg, "llvm-cpu", variant, H, batch=cfg.batch, T=T,
+                        chunk=chunk)
                 recs.append(measured(k, lambda: peak_rss("tracec", T, artifact=path, batch=cfg.batch,
-                                                         timeout=cfg.timeout)))
+                                                         timeout=cfg.timeout, chunk=chunk)))
     for T in cfg.memory_T:
         k = key("memory", "jax", "bptt", "jax.jit", variant, H, batch=cfg.batch, T=T)
         recs.append(measured(k, lambda: peak_rss("bptt", T, variant=variant, H=H, batch=cfg.batch,
