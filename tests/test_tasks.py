@@ -1,4 +1,5 @@
-"""The synthetic task generators: deterministic, balanced, and the label is in the input."""
+"""The synthetic task generators: deterministic, balanced, the label is in the cues, and
+nothing after the cues tells it (the networks must remember)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from conftest import EXAMPLES
 
 sys.path.insert(0, EXAMPLES)
 import tasks  # noqa: E402
+
+N_POP = 10  # neurons per input population at the default n_in = 40
 
 
 @pytest.mark.parametrize("make", [tasks.delayed_match, tasks.evidence_accumulation])
@@ -28,15 +31,41 @@ def test_seeded_and_shaped(make):
     assert 0.3 < labels.mean() < 0.7
 
 
+def _side(xs, window):
+    """Per sequence, 1 if population B (right) spiked more than A (left) in the window."""
+    t0, t1 = window
+    return (xs[t0:t1, :, N_POP:2 * N_POP].sum((0, 2)) > xs[t0:t1, :, :N_POP].sum((0, 2)))
+
+
 def test_labels_follow_the_cues():
-    """An oracle reading the cue windows recovers every label (the task is solvable)."""
-    xs, labels, _ = tasks.delayed_match(128, seed=0)
-    n_pop = 10
-    first = xs[:10, :, n_pop:2 * n_pop].sum((0, 2)) > xs[:10, :, :n_pop].sum((0, 2))
-    second = xs[30:40, :, n_pop:2 * n_pop].sum((0, 2)) > xs[30:40, :, :n_pop].sum((0, 2))
+    """An oracle reading the cue windows recovers the labels (the task is solvable)."""
+    xs, labels, _ = tasks.delayed_match(512, seed=0)
+    first, second = (_side(xs, w) for w in tasks.delayed_match_windows())
     np.testing.assert_array_equal((first == second).astype(np.int32), labels)
-    xs, labels, _ = tasks.evidence_accumulation(128, seed=0)
-    cue = xs[:105]
-    right = cue[:, :, n_pop:2 * n_pop].sum((0, 2))
-    left = cue[:, :, :n_pop].sum((0, 2))
-    assert np.mean((right > left).astype(np.int32) == labels) > 0.95
+    xs, labels, _ = tasks.evidence_accumulation(512, seed=0)
+    votes = sum(_side(xs, w).astype(int) for w in tasks.evidence_accumulation_windows())
+    np.testing.assert_array_equal((votes > 3).astype(np.int32), labels)
+    # Counting the spikes, without knowing the windows, is right on all but a few trials.
+    right = xs[:, :, N_POP:2 * N_POP].sum((0, 2))
+    left = xs[:, :, :N_POP].sum((0, 2))
+    assert np.mean((right > left).astype(np.int32) == labels) > 0.99
+
+
+def _chance(xs, labels):
+    """How far from chance the side with more spikes predicts the label."""
+    return abs(np.mean(_side(xs, (0, xs.shape[0])) == labels) - 0.5)
+
+
+def test_the_answer_needs_memory():
+    """The information that decides lies far before the answer window: after it, the cue
+    populations tell nothing about the label."""
+    xs, labels, mask = tasks.delayed_match(2048, seed=1)
+    (_, first_end), (_, second_end) = tasks.delayed_match_windows()
+    answer = int(np.argmax(mask))
+    assert answer - first_end >= 40 and answer - second_end >= 5
+    assert _chance(xs[first_end:], labels) < 0.05      # the second cue alone is a coin flip
+    xs, labels, mask = tasks.evidence_accumulation(2048, seed=1)
+    last_end = tasks.evidence_accumulation_windows()[-1][1]
+    assert int(np.argmax(mask)) - last_end >= 15
+    assert xs[last_end:, :, :2 * N_POP].mean() < 0.02  # background noise only
+    assert _chance(xs[last_end:], labels) < 0.05
