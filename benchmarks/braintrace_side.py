@@ -54,7 +54,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -67,6 +66,9 @@ ALGORITHMS = ("es_d_rtrl", "d_rtrl", "bptt")
 # Our names -> braintrace's registry names (braintrace.compile); pp_prop is ES-D-RTRL.
 BRAINTRACE_NAME = {"es_d_rtrl": "pp_prop", "d_rtrl": "d_rtrl"}
 HERE = os.path.dirname(os.path.abspath(__file__))
+# benchmarks/common.py is standard library only, so this venv can import it too
+sys.path.insert(0, os.path.dirname(HERE))
+from benchmarks import common  # noqa: E402
 
 
 def log(*a):
@@ -224,24 +226,10 @@ class Trainer:
 
 
 def make_data(T: int, batch: int, seed: int = 0):
-    import numpy as np
-    rng = np.random.default_rng(seed)  # as benchmarks/train_vs_forward.py
-    xs = (rng.random((T, batch, N_IN)) < 0.2).astype(np.float32)
-    ys = rng.integers(0, N_OUT, (T, batch)).astype(np.int32)
-    return xs, ys
+    return common.make_data(T, batch, N_IN, N_OUT, seed)
 
 
-def peak_rss_mib() -> float:
-    """VmHWM (as benchmarks/common.py's peak_rss_mib, which this venv does not import):
-    getrusage's ru_maxrss of a child of a large process includes the parent's peak."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+peak_rss_mib = common.peak_rss_mib
 
 
 def versions() -> dict:
