@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from xdsl.dialects import func
 from xdsl.dialects.builtin import StringAttr
 from xdsl.ir import Block, BlockArgument, Operation, SSAValue
@@ -123,3 +125,86 @@ def describe(op: Operation) -> str:
 
 def string_list(values) -> list[str]:
     return [v.data if isinstance(v, StringAttr) else str(v) for v in values]
+
+
+# ---------------------------------------------------------------------------------
+# Which neuron each element of a relation's output feeds
+
+UNREACHED, SEVERAL = -1, -2
+
+
+def _operand_index(op: Operation, k: int) -> np.ndarray:
+    """For each element of ``op``'s result, the flat index of the element of operand
+    ``k`` it is (-1: it comes from another operand). ``op`` is an ``INDEX_MAP`` op."""
+    from tracec.passes.ad import ints
+
+    src = list(op.operands[k].type.get_shape())
+    out = list(op.results[0].type.get_shape())
+    flat = np.arange(math.prod(src), dtype=np.int64).reshape(src)
+    if isinstance(op, shlo.SliceOp):
+        return flat[tuple(slice(a, b, s) for a, b, s in zip(
+            ints(op.start_indices), ints(op.limit_indices), ints(op.strides)))]
+    if isinstance(op, shlo.ReshapeOp):
+        return flat.reshape(out)
+    if isinstance(op, shlo.TransposeOp):
+        return flat.transpose(ints(op.permutation))
+    if isinstance(op, shlo.ReverseOp):
+        return np.flip(flat, ints(op.dimensions))
+    if isinstance(op, shlo.BroadcastInDimOp):
+        placed = [1] * len(out)
+        for d, n in zip(ints(op.broadcast_dimensions), src):
+            placed[d] = n
+        return np.broadcast_to(flat.reshape(placed), out)
+    if isinstance(op, shlo.ConcatenateOp):
+        dim = op.dimension.value.data
+        parts = [flat if j == k else np.full(list(o.type.get_shape()), -1, np.int64)
+                 for j, o in enumerate(op.operands)]
+        return np.concatenate(parts, axis=dim)
+    raise AssertionError(op.name)
+
+
+def _merge_into(labels: np.ndarray, index: np.ndarray, incoming: np.ndarray) -> None:
+    """``labels[index[e]] ⊔= incoming[e]`` for every element ``e``: unreached takes the
+    other side, equal labels stay, different labels become SEVERAL."""
+    index, incoming = index.ravel(), incoming.ravel()
+    keep = (index >= 0) & (incoming != UNREACHED)
+    index, incoming = index[keep], incoming[keep]
+    flat = labels.reshape(-1)
+    big = np.iinfo(np.int64).max
+    lo = np.full(flat.shape, big, np.int64)
+    hi = np.full(flat.shape, -big, np.int64)
+    np.minimum.at(lo, index, incoming)
+    np.maximum.at(hi, index, incoming)
+    reached = lo != big
+    new = np.where(lo == hi, lo, SEVERAL)
+    old = flat.copy()
+    flat[:] = np.where(~reached, old, np.where(old == UNREACHED, new,
+                                               np.where((old == new) & (new >= 0), old, SEVERAL)))
+
+
+def neuron_index(g: StepGraph, states: list[SSAValue], y: SSAValue) -> np.ndarray:
+    """For each element of ``y``, the flat index of the element of ``states`` (new
+    states of one group, all of one shape) that it reaches within the step: UNREACHED,
+    or SEVERAL when it reaches more than one neuron. Labels flow backwards from the
+    states through element-wise ops and ``INDEX_MAP`` ops (a slice, a split, a
+    reshape...), never through a cut."""
+    shape = list(states[0].type.get_shape())
+    labels: dict[SSAValue, np.ndarray] = {
+        s: np.arange(math.prod(shape), dtype=np.int64).reshape(shape) for s in states}
+    for op in reversed(list(g.block.ops)):
+        if g.is_cut(op) or not op.results or op.results[0] not in labels:
+            continue
+        out = labels[op.results[0]]
+        for k, operand in enumerate(op.operands):
+            if not hasattr(operand.type, "get_shape"):
+                continue
+            if isinstance(op, INDEX_MAP):
+                index = _operand_index(op, k)
+            elif is_elementwise(op) and list(operand.type.get_shape()) == list(out.shape):
+                index = np.arange(out.size, dtype=np.int64).reshape(out.shape)
+            else:
+                continue
+            dest = labels.setdefault(operand, np.full(list(operand.type.get_shape()), UNREACHED,
+                                                      np.int64))
+            _merge_into(dest, index, out)
+    return labels.get(y, np.full(list(y.type.get_shape()), UNREACHED, np.int64))

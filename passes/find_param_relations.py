@@ -131,7 +131,8 @@ def param_relations(g: StepGraph) -> tuple[list[dict], list[str]]:
             if not ew:
                 continue
             rel = {"param": name, "kind": kind, "y_shape": _shape(y),
-                   "groups": sorted({group_of[k] for k in ew}), "loc": loc_text(op), "_op": op}
+                   "groups": sorted({group_of[k] for k in ew}), "loc": loc_text(op), "_op": op,
+                   "_operand": operand}
             if kind in ("dense", "conv"):
                 x = op.operands[1] if operand is op.operands[0] else op.operands[0]
                 rel["x_shape"] = _shape(x)

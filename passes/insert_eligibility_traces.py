@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from xdsl.context import Context
 from xdsl.dialects import func
 from xdsl.dialects.builtin import FunctionType, ModuleOp, TensorType, f32, i32
@@ -45,7 +46,7 @@ from tracec.dialects.tracec import (FactoredGradOp, InputTraceOp, NeuronTraceOp,
                                     TraceGradOp)
 from tracec.passes.ad import Emitter, jvp, remove_dead_code, vjp
 from tracec.passes.common import from_attr, functions, op_error, role_attrs, roles, to_attr
-from tracec.passes.dataflow import StepGraph
+from tracec.passes.dataflow import SEVERAL, StepGraph, neuron_index
 from tracec.passes.find_hidden_groups import derived_map
 from tracec.passes.find_param_relations import param_relations
 
@@ -60,6 +61,58 @@ def _carried(D: dict, prim: list[int], a: int, prev_of) -> tuple[list, list]:
     lists for a trace op (pairs whose D is zero are left out)."""
     pairs = [(D[(a, c)], prev_of(c)) for c in prim if D[(a, c)] is not None]
     return [j for j, _ in pairs], [e for _, e in pairs]
+
+
+def _columns(g: StepGraph, rel: dict, prim: list[int], y) -> list[int] | None:
+    """Which neuron of its batch row each column of the relation's output ``y`` [B, M]
+    feeds (-1: none of this group's); None when ``y`` is laid out as the neurons."""
+    rop, what = rel["_op"], f"the {rel['kind']} relation of '{rel['param']}'"
+    states = [g.state_results[a] for a in prim]
+    sshape = _shape(states[0])
+    if any(_shape(s) != sshape for s in states) or len(sshape) != 2 or len(_shape(y)) != 2 \
+            or _shape(y)[0] != sshape[0]:
+        raise op_error(rop, f"insert-eligibility-traces: {what} has output {_shape(y)} and "
+                            f"neurons {[_shape(s) for s in states]}; the online rules need "
+                            "[B, M] feeding neurons [B, H]")
+    labels = neuron_index(g, states, y)
+    if (labels == SEVERAL).any():
+        raise op_error(rop, f"insert-eligibility-traces: an element of the output of {what} "
+                            "reaches several neurons",
+                       hint="each output element must feed one neuron, through element-wise "
+                            "ops and slices, splits or reshapes")
+    B, H = sshape
+    reached = labels >= 0
+    cols = np.where(reached, labels % H, -1)
+    if ((labels // H != np.arange(B)[:, None]) & reached).any() or (cols != cols[0]).any():
+        raise op_error(rop, f"insert-eligibility-traces: {what} moves values between batch "
+                            "elements on the way to its neurons")
+    cols = [int(c) for c in cols[0]]
+    return None if cols == list(range(H)) else cols
+
+
+def _spread(em: Emitter, v, cols: list[int] | None):
+    """A per-neuron value [B, H] laid out as a relation's output [B, M]: column m holds
+    neuron ``cols[m]`` (zero where -1). An LSTM's fused gates are four copies side by
+    side; other layouts are slices of ``v`` and zeros, concatenated."""
+    if v is None or cols is None:
+        return v
+    B, H = _shape(v)
+    M = len(cols)
+    if M % H == 0 and cols == [m % H for m in range(M)]:
+        return em.reshape(em.broadcast_in_dim(v, [B, M // H, H], [0, 2]), [B, M])
+    parts, m = [], 0
+    while m < M:
+        start = m
+        if cols[m] < 0:
+            while m < M and cols[m] < 0:
+                m += 1
+            parts.append(em.zeros(TensorType(v.type.element_type, [B, m - start])))
+        else:
+            while m + 1 < M and cols[m + 1] == cols[m] + 1:
+                m += 1
+            m += 1
+            parts.append(em.slice(v, [0, cols[start]], [B, cols[start] + m - start]))
+    return em.concatenate(parts, 1)
 
 
 @dataclass(frozen=True)
@@ -115,45 +168,51 @@ class InsertEligibilityTracesPass(ModulePass):
                 prim = prim_of[gi]
                 st = g.state_args[prim[0]].type
                 if rel["kind"] == "dense":
-                    if rel.get("param_side") != "rhs" or _shape(rop.results[0]) != _shape(st) \
-                            or len(_shape(rop.operands[0])) != 2 or len(_shape(st)) != 2:
+                    y = rop.results[0]
+                    if rel.get("param_side") != "rhs" or len(_shape(rop.operands[0])) != 2 \
+                            or len(_shape(y)) != 2:
                         raise op_error(rop, f"insert-eligibility-traces: the dense relation of "
-                                            f"'{rel['param']}' must be y = x @ W with y shaped "
-                                            "like its neurons [B, H]",
-                                       hint="relations such as an LSTM's fused gate matmul are "
-                                            "not supported by the online rules yet")
-                    B, I = _shape(rop.operands[0])
-                    H = _shape(st)[1]
+                                            f"'{rel['param']}' must be y = x @ W with x [B, I] "
+                                            "and y [B, M]",
+                                       hint="write the matmul as x @ W with the batch first")
+                    cols = _columns(g, rel, prim, y)
+                    (B, I), M = _shape(rop.operands[0]), _shape(y)[1]
                     if self.algorithm == "d-rtrl":
                         for a in prim:
                             add_trace(("eps", ri, gi, a), f"eps/{rel['param']}/{g.state_names[a]}",
-                                      TensorType(f32, [B, I, H]))
+                                      TensorType(f32, [B, I, M]))
                     else:
                         if ("ex", ri) not in [t[0] for t in traces]:
                             add_trace(("ex", ri), f"ex/{rel['param']}", TensorType(f32, [B, I]))
                         for a in prim:
-                            add_trace(("ef", ri, gi, a), f"ef/{rel['param']}/{g.state_names[a]}", st)
-                    rel_plan.append(("dense", ri, gi, pidx))
+                            add_trace(("ef", ri, gi, a), f"ef/{rel['param']}/{g.state_names[a]}",
+                                      TensorType(f32, [B, M]))
+                    rel_plan.append(("dense", ri, gi, pidx, cols))
                 elif rel["kind"] == "element-wise":
-                    pshape = _shape(g.param_args[pidx])
-                    sshape = _shape(st)
-                    if pshape != sshape[len(sshape) - len(pshape):]:
-                        raise op_error(rop, f"insert-eligibility-traces: element-wise parameter "
-                                            f"'{rel['param']}' {pshape} must be a per-neuron "
-                                            f"value of its states {sshape}")
-                    for a in prim:
-                        add_trace(("ep", pidx, gi, a), f"ep/{rel['param']}/{g.state_names[a]}", st)
-                    rel_plan.append(("ew", ri, gi, pidx))
+                    pshape, sshape = _shape(g.param_args[pidx]), _shape(st)
+                    if pshape == sshape[len(sshape) - len(pshape):]:
+                        # a per-neuron value: one exact trace per neuron, all its uses at once
+                        key = ("ew", None, gi, pidx, None)
+                        if key not in rel_plan:
+                            for a in prim:
+                                add_trace(("ep", pidx, gi, a),
+                                          f"ep/{rel['param']}/{g.state_names[a]}", st)
+                            rel_plan.append(key)
+                    else:
+                        # e.g. an LSTM's fused gate bias [4H]: one trace per element of the
+                        # relation's operand, which feeds exactly one neuron
+                        u = rel["_operand"]
+                        cols = _columns(g, rel, prim, u)
+                        for a in prim:
+                            name = f"ep/{rel['param']}/{g.state_names[a]}"
+                            if name in [t[1] for t in traces]:  # a second use of the parameter
+                                name += f"/{ri}"
+                            add_trace(("epr", ri, gi, a), name, u.type)
+                        rel_plan.append(("ewr", ri, gi, pidx, cols))
                 else:
                     raise op_error(rop, f"insert-eligibility-traces: {rel['kind']} relations "
                                         f"('{rel['param']}') are not supported yet")
-        # An element-wise parameter may show up in several relations: one trace each group.
-        seen, plan = set(), []
-        for item in rel_plan:
-            key = item if item[0] == "dense" else ("ew", None, item[2], item[3])
-            if key not in seen:
-                seen.add(key)
-                plan.append(item)
+        plan = rel_plan
 
         # ---- the new function: step and loss cloned in, then derivatives
         loss_roles = roles(loss.arg_attrs)
@@ -239,68 +298,70 @@ class InsertEligibilityTracesPass(ModulePass):
             power = em.binary(shlo.PowerOp, em.full(alpha, nf), n1)
             corr = em.div(em.full(1.0, nf), em.sub(em.full(1.0, nf), power))
 
-        for kind, ri, gi, pidx in plan:
+        def update(key, make, source, D_rel, prim):
+            """The new trace ``key`` (its last part is the state a): the op ``make``
+            builds from the carried part and this step's source, or zeros when
+            nothing flows into it."""
+            *base, a = key
+            jac, prev = _carried(D_rel, prim, a, lambda c: trace_arg[(*base, c)])
+            old = trace_arg[key]
+            acc = (em.insert(make(jac, prev, source, old.type)) if jac or source is not None
+                   else em.val(None, old))
+            new_trace[key] = acc
+            return acc
+
+        def sources(seed, cols, prim):
+            """∂(new state a)/∂(seed) within the step, mixing cut, laid out as ``seed``:
+            forward mode when seed is laid out as the neurons, else one reverse pass per
+            state (each element of seed feeds one neuron, so the column sum is exact)."""
+            if cols is None:
+                tans = jvp(fn, {seed: ones(seed)}, cut, wanted=[new_state[a] for a in prim],
+                           emitter=em)
+                return {a: tans.get(new_state[a]) for a in prim}
+            return {a: vjp(fn, {new_state[a]: ones(new_state[a])}, cut, wrt=[seed],
+                           emitter=em).get(seed) for a in prim}
+
+        for kind, ri, gi, pidx, cols in plan:
             prim = prim_of[gi]
-            rel = relations[ri]
+            rel = relations[ri] if ri is not None else next(
+                r for r in relations if r["param"] == g.param_names[pidx])
             rop = op_map[rel["_op"]]
+            p = p_args[pidx]
             em.loc = rop.location
+            # D and δ of the group, laid out as the relation's output (columns -> neurons)
+            D_rel = {k: _spread(em, v, cols) for k, v in D.items() if k[0] in prim}
+            d_rel = {a: _spread(em, delta[a], cols) for a in prim}
             if kind == "dense":
-                x = rop.operands[0]
-                y = rop.results[0]
-                tans = jvp(fn, {y: ones(y)}, cut, wanted=[new_state[a] for a in prim], emitter=em)
-                Df = {a: tans.get(new_state[a]) for a in prim}
+                x, y = rop.operands[0], rop.results[0]
+                Df = sources(y, cols, prim)
                 em.loc = rop.location  # the trace ops point at the relation's line
                 if self.algorithm == "d-rtrl":
-                    deltas, news = [], []
-                    for a in prim:
-                        jac, prev = _carried(D, prim, a, lambda c: trace_arg[("eps", ri, gi, c)])
-                        old = trace_arg[("eps", ri, gi, a)]
-                        if jac or Df[a] is not None:
-                            acc = em.insert(ParamTraceOp(jac, prev, x if Df[a] is not None else None,
-                                                         Df[a], old.type))
-                        else:
-                            acc = em.val(None, old)
-                        new_trace[("eps", ri, gi, a)] = acc
-                        if delta[a] is not None:
-                            deltas.append(delta[a])
-                            news.append(acc)
-                    G = em.insert(TraceGradOp(deltas, news, p_args[pidx].type)) if deltas else None
+                    new = {a: update(("eps", ri, gi, a),
+                                     lambda j, pr, src, t: ParamTraceOp(j, pr, x, src, t),
+                                     Df[a], D_rel, prim) for a in prim}
+                    grad_of = lambda ds, es: TraceGradOp(ds, es, p.type)  # noqa: E731
                 else:
                     if ("ex", ri) not in new_trace:  # one input trace per relation
                         new_trace[("ex", ri)] = em.insert(InputTraceOp(trace_arg[("ex", ri)], x, alpha))
                     ex = new_trace[("ex", ri)]
-                    deltas, news = [], []
-                    for a in prim:
-                        jac, prev = _carried(D, prim, a, lambda c: trace_arg[("ef", ri, gi, c)])
-                        old = trace_arg[("ef", ri, gi, a)]
-                        if jac or Df[a] is not None:
-                            acc = em.insert(NeuronTraceOp(jac, prev, Df[a], old.type, alpha, 1.0 - alpha))
-                        else:
-                            acc = em.val(None, old)
-                        new_trace[("ef", ri, gi, a)] = acc
-                        if delta[a] is not None:
-                            deltas.append(delta[a])
-                            news.append(acc)
-                    G = (em.insert(FactoredGradOp(ex, deltas, news, corr, p_args[pidx].type))
-                         if deltas else None)
+                    new = {a: update(("ef", ri, gi, a),
+                                     lambda j, pr, src, t: NeuronTraceOp(j, pr, src, t, alpha,
+                                                                         1.0 - alpha),
+                                     Df[a], D_rel, prim) for a in prim}
+                    grad_of = lambda ds, es: FactoredGradOp(ex, ds, es, corr, p.type)  # noqa: E731
             else:
-                p = p_args[pidx]
-                tans = jvp(fn, {p: ones(p)}, cut, wanted=[new_state[a] for a in prim], emitter=em)
+                seed = p if kind == "ew" else vmap.get(rel["_operand"], rel["_operand"])
+                src = sources(seed, cols, prim)
                 em.loc = rop.location
-                deltas, news = [], []
-                for a in prim:
-                    jac, prev = _carried(D, prim, a, lambda c: trace_arg[("ep", pidx, gi, c)])
-                    old = trace_arg[("ep", pidx, gi, a)]
-                    source = tans.get(new_state[a])
-                    if jac or source is not None:
-                        acc = em.insert(NeuronTraceOp(jac, prev, source, old.type, 1.0, 1.0))
-                    else:
-                        acc = em.val(None, old)
-                    new_trace[("ep", pidx, gi, a)] = acc
-                    if delta[a] is not None:
-                        deltas.append(delta[a])
-                        news.append(acc)
-                G = em.insert(TraceGradOp(deltas, news, p.type)) if deltas else None
+                trace_key = ("ep", pidx) if kind == "ew" else ("epr", ri)
+                new = {a: update((*trace_key, gi, a),
+                                 lambda j, pr, s_, t: NeuronTraceOp(j, pr, s_, t, 1.0, 1.0),
+                                 src[a], D_rel, prim) for a in prim}
+                grad_of = lambda ds, es: TraceGradOp(ds, es, seed.type)  # noqa: E731
+            pairs = [(d_rel[a], new[a]) for a in prim if d_rel[a] is not None]
+            G = em.insert(grad_of([d for d, _ in pairs], [e for _, e in pairs])) if pairs else None
+            if G is not None and kind == "ewr":  # back through the layout ops to the parameter
+                G = vjp(fn, {seed: G}, wrt=[p], emitter=em).get(p)
             if G is not None:
                 grads[pidx] = em.add(grads[pidx], G)
 

@@ -100,6 +100,46 @@ class Interp:
             False if isinstance(v, jcore.Literal) else flag[v] for v in jaxpr.outvars]
 
 
+def per_neuron(pshape, sshape) -> bool:
+    """A parameter shaped like a suffix of its neurons' shape (a scalar, [H])."""
+    return tuple(pshape) == tuple(sshape)[len(sshape) - len(pshape):]
+
+
+def column_map(J: list, batched: bool) -> np.ndarray:
+    """From Jacobians of a group's states [B, H, (B,) M] w.r.t. a relation's output
+    [B, M] (batched) or a parameter [M]: the neuron k that column m feeds (-1: none).
+    Raises if a column feeds several neurons or another batch element."""
+    nz = sum(np.abs(j) for j in J) != 0
+    B, H = nz.shape[:2]
+    M = nz.shape[-1]
+    if batched:
+        same = nz[np.arange(B), :, np.arange(B), :]          # [B, H, M]
+        if nz.sum() != same.sum():
+            raise AssertionError("a relation output element feeds another batch element")
+        nz = same
+    hit = nz.any(axis=0)                                      # [H, M]
+    if (hit.sum(axis=0) > 1).any():
+        raise AssertionError("a relation output element feeds several neurons")
+    return np.where(hit.any(axis=0), hit.argmax(axis=0), -1)
+
+
+def pick(J: np.ndarray, cm: np.ndarray, batched: bool) -> jnp.ndarray:
+    """``out[b, m] = J[b, cm[m], (b,) m]`` (zero where cm is -1)."""
+    B = J.shape[0]
+    k = np.maximum(cm, 0)
+    m = np.arange(len(cm))
+    out = (J[np.arange(B)[:, None], k[None, :], np.arange(B)[:, None], m[None, :]] if batched
+           else J[:, k, m])
+    return jnp.asarray(np.where(cm >= 0, out, 0.0), jnp.float32)
+
+
+def on_columns(v, cm: np.ndarray):
+    """A per-neuron quantity [B, H, ...] laid out by column: ``out[b, m] = v[b, cm[m]]``."""
+    out = jnp.take(v, np.maximum(cm, 0), axis=1)
+    mask = (cm >= 0).reshape((1, -1) + (1,) * (v.ndim - 2))
+    return jnp.where(mask, out, 0.0)
+
+
 def rules_gradient(model, params, xs, targets, mask, *, algorithm: str, decay: float,
                    groups: list[dict], state_names: list[str]):
     """Summed gradient ``Σ_t m_t G_t`` (dict param leaf name -> array) and losses [T].
@@ -134,14 +174,16 @@ def rules_gradient(model, params, xs, targets, mask, *, algorithm: str, decay: f
     rand_state = [jnp.asarray(rng.normal(size=np.shape(s)), jnp.float32) for s in s_leaves]
     rand_x = jnp.asarray(rng.normal(size=np.shape(xs[0])), jnp.float32)
     feeds: dict = {}
+    cols: dict = {}  # (relation or element-wise parameter, group) -> neuron of each column
     for gi_, g_ in enumerate(groups):
         prim_ = [idx[n] for n in g_["states"]]
         for rid, (_, _, yshape) in enumerate(rels):
             def f_(e, rid=rid):
                 outs = Interp(closed, n_p, cut=True, eps={rid: e}).run(*p_leaves, *rand_state, rand_x)
                 return [outs[i] for i in prim_]
-            t_ = jax.jvp(f_, [jnp.zeros(yshape)], [jnp.ones(yshape)])[1]
-            feeds[("rel", rid, gi_)] = any(bool(jnp.any(v != 0)) for v in t_)
+            J = jax.jacfwd(f_)(jnp.zeros(yshape))
+            feeds[("rel", rid, gi_)] = any(bool(jnp.any(v != 0)) for v in J)
+            cols[("rel", rid, gi_)] = column_map([np.asarray(v) for v in J], batched=True)
         for pi in range(n_p):
             def h_(pv, pi=pi):
                 pl = list(p_leaves)
@@ -150,6 +192,10 @@ def rules_gradient(model, params, xs, targets, mask, *, algorithm: str, decay: f
                 return [outs[i] for i in prim_]
             t_ = jax.jvp(h_, [p_leaves[pi]], [jnp.ones_like(p_leaves[pi])])[1]
             feeds[("ew", pi, gi_)] = any(bool(jnp.any(v != 0)) for v in t_)
+            if feeds[("ew", pi, gi_)] and not per_neuron(np.shape(p_leaves[pi]), np.shape(t_[0])):
+                J = jax.jacfwd(h_)(p_leaves[pi])
+                cols[("ew", pi, gi_)] = column_map(
+                    [np.asarray(v).reshape(v.shape[:2] + (-1,)) for v in J], batched=False)
 
     grads = {n: np.zeros(np.shape(v), np.float64) for n, v in zip(p_names, p_leaves)}
     losses = []
@@ -209,39 +255,49 @@ def rules_gradient(model, params, xs, targets, mask, *, algorithm: str, decay: f
                         return Interp(closed, n_p, hold={c: hc}).run(*args)[d]
                     new_deriv[d][c] = jax.jvp(derived_of, [base[c]], [jnp.ones_like(base[c])])[1]
 
-            # Relations feeding this group.
+            # Relations feeding this group, in the layout of their output y [B, M]: column m
+            # feeds neuron cols[m] (the identity, or e.g. an LSTM's four fused gates).
             for rid, (pi, xshape, yshape) in enumerate(rels):
+                if not feeds[("rel", rid, gi)]:
+                    continue
+                cm = cols[("rel", rid, gi)]
+
                 def states_of_eps(e, rid=rid):
                     outs = Interp(closed, n_p, cut=True, eps={rid: e}).run(*args)
                     return [outs[i] for i in prim]
-                _, df = jax.jvp(states_of_eps, [jnp.zeros(yshape)], [jnp.ones(yshape)])
-                Df = jnp.stack(df, -1)                    # [B,H,a]
-                if not feeds[("rel", rid, gi)]:
-                    continue
+                if np.array_equal(cm, np.arange(yshape[1])):
+                    _, df = jax.jvp(states_of_eps, [jnp.zeros(yshape)], [jnp.ones(yshape)])
+                    Df = jnp.stack(df, -1)                # [B,M,a]
+                else:  # the one non-zero of each column of the full Jacobian
+                    J = jax.jacfwd(states_of_eps)(jnp.zeros(yshape))
+                    Df = jnp.stack([pick(np.asarray(j), cm, batched=True) for j in J], -1)
+                Dy, dy = on_columns(D, cm), on_columns(delta, cm)
                 probe = Interp(closed, n_p)
                 probe.run(*args)
                 xr = probe.relations[rid]["x"]
                 key = ("dense", rid, id(g))
                 if algorithm == "d-rtrl":
                     eps_prev = traces.get(key, jnp.zeros((xr.shape[0], xr.shape[1], yshape[1], S)))
-                    eps_t = jnp.einsum("bhac,bihc->biha", D, eps_prev) + \
+                    eps_t = jnp.einsum("bhac,bihc->biha", Dy, eps_prev) + \
                         xr[:, :, None, None] * Df[:, None, :, :]
                     traces[key] = eps_t
-                    G = jnp.einsum("bha,biha->ih", delta, eps_t)
+                    G = jnp.einsum("bha,biha->ih", dy, eps_t)
                 else:
                     ex = alpha * traces.get(key + ("x",), jnp.zeros(xr.shape)) + xr
-                    ef = alpha * jnp.einsum("bhac,bhc->bha", D,
+                    ef = alpha * jnp.einsum("bhac,bhc->bha", Dy,
                                             traces.get(key + ("f",), jnp.zeros(Df.shape))) \
                         + (1 - alpha) * Df
                     traces[key + ("x",)], traces[key + ("f",)] = ex, ef
                     n = t  # steps since reset
-                    gsig = jnp.einsum("bha,bha->bh", delta, ef) / (1 - alpha ** (n + 1))
+                    gsig = jnp.einsum("bha,bha->bh", dy, ef) / (1 - alpha ** (n + 1))
                     G = jnp.einsum("bi,bh->ih", ex, gsig)
                 grads[p_names[pi]] += np.asarray(G, np.float64)
 
-            # Element-wise parameters (bias, time constant, threshold): exact per-neuron trace.
+            # Element-wise parameters (bias, time constant, threshold): exact trace per
+            # neuron, or per element when the parameter is not a per-neuron value (an
+            # LSTM's fused gate bias [4H]: element m feeds neuron cols[m]).
             for pi in range(n_p):
-                if any(r[0] == pi for r in rels):
+                if any(r[0] == pi for r in rels) or not feeds[("ew", pi, gi)]:
                     continue
 
                 def states_of_p(pv, pi=pi):
@@ -249,14 +305,22 @@ def rules_gradient(model, params, xs, targets, mask, *, algorithm: str, decay: f
                     pl[pi] = pv
                     outs = Interp(closed, n_p, cut=True).run(*pl, *state, x)
                     return [outs[i] for i in prim]
-                _, dp = jax.jvp(states_of_p, [p_leaves[pi]], [jnp.ones_like(p_leaves[pi])])
-                dp = jnp.stack(dp, -1)
-                if not feeds[("ew", pi, gi)]:
-                    continue
                 key = ("ew", pi, id(g))
-                e = jnp.einsum("bhac,bhc->bha", D, traces.get(key, jnp.zeros(dp.shape))) + dp
-                traces[key] = e
-                G = jnp.einsum("bha,bha->h", delta, e)
+                if ("ew", pi, gi) not in cols:
+                    _, dp = jax.jvp(states_of_p, [p_leaves[pi]], [jnp.ones_like(p_leaves[pi])])
+                    dp = jnp.stack(dp, -1)
+                    e = jnp.einsum("bhac,bhc->bha", D, traces.get(key, jnp.zeros(dp.shape))) + dp
+                    traces[key] = e
+                    G = jnp.einsum("bha,bha->h", delta, e)
+                else:
+                    cm = cols[("ew", pi, gi)]
+                    J = jax.jacfwd(states_of_p)(p_leaves[pi])
+                    dp = jnp.stack([pick(np.asarray(j).reshape(j.shape[:2] + (-1,)), cm,
+                                         batched=False) for j in J], -1)   # [B,M,a]
+                    e = jnp.einsum("bmac,bmc->bma", on_columns(D, cm),
+                                   traces.get(key, jnp.zeros(dp.shape))) + dp
+                    traces[key] = e
+                    G = jnp.einsum("bma,bma->m", on_columns(delta, cm), e)
                 grads[p_names[pi]] += np.asarray(G, np.float64).reshape(grads[p_names[pi]].shape)
             deriv_prev.update(new_deriv)
 
@@ -295,4 +359,4 @@ def cosine(a: dict, b: dict) -> float:
     return float(va @ vb / (np.linalg.norm(va) * np.linalg.norm(vb) + 1e-30))
 
 
-__all__ = ["Interp", "rules_gradient", "bptt_gradient", "cosine", "math"]
+__all__ = ["Interp", "rules_gradient", "column_map", "pick", "on_columns", "bptt_gradient", "cosine", "math"]

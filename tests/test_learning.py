@@ -18,7 +18,7 @@ import pytest
 
 import tracec
 import tracec.runtime
-from conftest import EXAMPLES
+from conftest import EXAMPLES, MODELS
 from reference_rules import rules_gradient
 
 ZOO = os.path.join(EXAMPLES, "zoo")
@@ -40,6 +40,7 @@ STRUCTURE = {
     "lif_readout": ([{"states": ["v"]}], ["v"]),
     "rnn_tanh": ([{"states": ["h"]}], ["h"]),
     "gru": ([{"states": ["h"]}], ["h"]),
+    "lstm": ([{"states": ["c", "h"]}], ["c", "h"]),
     "snn3": ([{"states": ["v1"]}, {"states": ["v2"]}, {"states": ["v3"]}, {"states": ["y"]}],
              ["v1", "v2", "v3", "y"]),
 }
@@ -172,10 +173,12 @@ def test_bad_training_inputs(tmp_path):
         tracec.runtime.load(str(forward_only)).train_step(xs[0], targets[0])
 
 
-def test_unsupported_relation_is_a_clear_error():
-    with pytest.raises(tracec.TracecError, match="dense relation of 'b'|dense relation of 'u'|"
-                                                 "element-wise parameter 'b'"):
-        tracec.compile(os.path.join(ZOO, "lstm.py"), algorithm="d-rtrl", emit="tracec")
+def test_a_relation_column_feeding_several_neurons_is_a_clear_error():
+    with pytest.raises(tracec.TracecError, match="an element of the output of the dense "
+                                                 "relation of 'w' reaches several neurons") as e:
+        tracec.compile(os.path.join(MODELS, "shared_column.py"), algorithm="d-rtrl", emit="tracec")
+    assert e.value.loc is not None and e.value.loc.file.endswith("shared_column.py")
+    assert e.value.loc.line == 10
 
 
 def test_training_example_runs_and_saves_a_png(tmp_path):
@@ -212,8 +215,6 @@ def test_es_d_rtrl_dense_trace_is_linear_in_size(tmp_path):
 
 
 def test_no_trainable_relation_is_a_clear_error():
-    from conftest import MODELS
-
     with pytest.raises(tracec.TracecError, match="no trainable relation") as e:
         tracec.compile(os.path.join(MODELS, "no_relation.py"), algorithm="es-d-rtrl", emit="tracec")
     assert e.value.loc is not None and e.value.loc.file.endswith("no_relation.py")

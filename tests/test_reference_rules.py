@@ -59,6 +59,25 @@ def test_es_d_rtrl_with_zero_decay_is_the_same_step_gradient_when_nothing_is_rem
         np.testing.assert_allclose(got[name], ref[name], rtol=2e-4, atol=1e-6, err_msg=name)
 
 
+def test_d_rtrl_equals_bptt_for_fused_lstm_gates_without_recurrent_weights():
+    """An LSTM's gate matmul [B, 4H] feeds each neuron through four columns (the
+    reference reads each column's one non-zero from the full Jacobian). With u = 0 no
+    path runs through the recurrent mixing, so D-RTRL is exact for w, u and the [4H]
+    bias: it must equal jax.grad through time."""
+    import lstm as m
+
+    params = dict(m.init_params(jax.random.PRNGKey(3)))
+    params["u"] = jax.numpy.zeros_like(params["u"])
+    params["b"] = 0.1 * jax.random.normal(jax.random.PRNGKey(4), params["b"].shape)
+    xs, ys, mask = _data(m.model, 8, n_classes=4)
+    ref = bptt_gradient(m.model, params, xs, ys, mask)
+    got, _ = rules_gradient(m.model, params, xs, ys, mask, algorithm="d-rtrl", decay=0.0,
+                            groups=[{"states": ["c", "h"]}], state_names=["c", "h"])
+    for name in ref:
+        assert np.abs(ref[name]).max() > 1e-6, name
+        np.testing.assert_allclose(got[name], ref[name], rtol=2e-4, atol=1e-6, err_msg=name)
+
+
 @pytest.mark.parametrize("algorithm", ["d-rtrl", "es-d-rtrl"])
 def test_carrying_or_recomputing_spikes_gives_the_same_gradient(algorithm):
     import lif_carry
