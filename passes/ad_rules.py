@@ -732,7 +732,7 @@ def _conv_transpose_lhs(em, g, lhs_type, rhs, p: ConvParams):
     return out
 
 
-def _conv_transpose_rhs(em, g, lhs, rhs_type, p: ConvParams):
+def conv_transpose_rhs(em, g, lhs, rhs_type, p: ConvParams):
     lhs_shape, rhs_shape, g_shape = shape(lhs), list(rhs_type.get_shape()), shape(g)
     lhs_sdims, rhs_sdims, out_sdims = p.lhs_spec[2:], p.rhs_spec[2:], p.out_spec[2:]
     fgc, bgc = p.feature_group_count, p.batch_group_count
@@ -764,7 +764,7 @@ def _conv_vjp(em, op, c, n):
         raise op_error(op, "differentiate: convolution with both feature and batch groups")
     a, b = op.operands
     ca = _conv_transpose_lhs(em, c[0], a.type, b, p) if n[0] else None
-    cb = _conv_transpose_rhs(em, c[0], a, b.type, p) if n[1] else None
+    cb = conv_transpose_rhs(em, c[0], a, b.type, p) if n[1] else None
     for v, x in ((ca, a), (cb, b)):
         if v is not None and shape(v) != shape(x):
             raise op_error(op, f"differentiate: internal error: convolution cotangent has shape "

@@ -24,19 +24,26 @@ a scalar that gates the loss (``loss`` returned is the unmasked L_t). Per hidden
 Options: ``algorithm`` (``d-rtrl`` | ``es-d-rtrl``), ``decay`` (α in [0, 1)).
 Before: ``@step`` analysed (find-param-relations has run), ``@loss`` exists.
 After: ``@learn_step`` (private) with roles on arguments and results; ``@step`` unchanged.
-Diagnostics: a relation kind or layout the rules do not cover yet (convolution, a
-relation whose output is not shaped like its neurons, e.g. an LSTM's fused gates), a
-model without ``loss``/``target``, a model with no trainable relation.
+Relations whose output y [B, M] reaches its neurons [B, H] through index maps (an
+LSTM's fused gates) keep their traces in y's layout, with D and δ spread over the
+columns; convolution relations keep εx like the input and εf like the neurons
+(ES-D-RTRL) or a trace per kernel entry and neuron fed by the input's patches (D-RTRL).
+Diagnostics: a relation kind or layout the rules do not cover (gathered, an output
+element feeding several neurons, values moving between batch elements), a model
+without ``loss``/``target``, a model with no trainable relation.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import math
+
 import numpy as np
 from xdsl.context import Context
 from xdsl.dialects import func
-from xdsl.dialects.builtin import FunctionType, ModuleOp, TensorType, f32, i32
+from xdsl.dialects.builtin import (DenseIntOrFPElementsAttr, FunctionType, ModuleOp, TensorType,
+                                   f32, i32)
 from xdsl.ir import Block, Region
 from xdsl.passes import ModulePass
 
@@ -45,6 +52,7 @@ from tracec.dialects import stablehlo as shlo
 from tracec.dialects.tracec import (FactoredGradOp, InputTraceOp, NeuronTraceOp, ParamTraceOp,
                                     TraceGradOp)
 from tracec.passes.ad import Emitter, jvp, remove_dead_code, vjp
+from tracec.passes.ad_rules import ConvParams, conv_params, conv_transpose_rhs
 from tracec.passes.common import from_attr, functions, op_error, role_attrs, roles, to_attr
 from tracec.passes.dataflow import SEVERAL, StepGraph, neuron_index
 from tracec.passes.find_hidden_groups import derived_map
@@ -69,6 +77,10 @@ def _columns(g: StepGraph, rel: dict, prim: list[int], y) -> list[int] | None:
     rop, what = rel["_op"], f"the {rel['kind']} relation of '{rel['param']}'"
     states = [g.state_results[a] for a in prim]
     sshape = _shape(states[0])
+    if all(_shape(s) == sshape for s in states) and _shape(y) == sshape:
+        labels = neuron_index(g, states, y)
+        if (labels == np.arange(labels.size).reshape(labels.shape)).all():
+            return None
     if any(_shape(s) != sshape for s in states) or len(sshape) != 2 or len(_shape(y)) != 2 \
             or _shape(y)[0] != sshape[0]:
         raise op_error(rop, f"insert-eligibility-traces: {what} has output {_shape(y)} and "
@@ -113,6 +125,74 @@ def _spread(em: Emitter, v, cols: list[int] | None):
             m += 1
             parts.append(em.slice(v, [0, cols[start]], [B, cols[start] + m - start]))
     return em.concatenate(parts, 1)
+
+
+def _conv_relation(g: StepGraph, rel: dict, prim: list[int]) -> ConvParams:
+    """The convolution of a relation, checked: kernel = the parameter, batch first,
+    output laid out as the neurons, no feature or batch groups."""
+    rop, what = rel["_op"], f"the convolution relation of '{rel['param']}'"
+    if rel.get("param_side") != "rhs":
+        raise op_error(rop, f"insert-eligibility-traces: {what} must take the parameter as "
+                            "its kernel (the right-hand operand)")
+    cp = conv_params(rop)
+    if cp.lhs_spec[0] != 0 or cp.out_spec[0] != 0 or cp.feature_group_count != 1 \
+            or cp.batch_group_count != 1:
+        raise op_error(rop, f"insert-eligibility-traces: {what} must have the batch as its "
+                            "first dimension and no feature or batch groups")
+    if _columns(g, rel, prim, rop.results[0]) is not None:
+        raise op_error(rop, f"insert-eligibility-traces: the output of {what} must be laid "
+                            "out as its neurons")
+    return cp
+
+
+def _patches(em: Emitter, x, w, y, cp: ConvParams):
+    """D-RTRL's input of a convolution, per neuron: ``[B, J, N]`` holding at [b, j, n]
+    the element of x that kernel entry j = (input channel, offset) multiplies at neuron
+    n's position. A convolution of x with a one-hot kernel of J output channels."""
+    xs, ws, ys = _shape(x), _shape(w), _shape(y)
+    cin, ksp = xs[cp.lhs_spec[1]], [ws[d] for d in cp.rhs_spec[2:]]
+    K = math.prod(ksp)
+    canon = np.zeros([cin * K, cin] + ksp, np.float32)  # (out, in, spatial...)
+    for c in range(cin):
+        for k in range(K):
+            canon[(c * K + k, c) + np.unravel_index(k, ksp)] = 1.0
+    kernel = canon.transpose(_inverse(cp.rhs_spec))
+    kt = TensorType(f32, list(kernel.shape))
+    onehot = em.one(shlo.ConstantOp, [], kt, {"value": DenseIntOrFPElementsAttr.from_list(
+        kt, kernel.ravel().tolist())})
+    patches = em.convolution(x, onehot, lhs_spec=cp.lhs_spec, rhs_spec=cp.rhs_spec,
+                             out_spec=cp.out_spec, strides=cp.strides, padding=cp.padding,
+                             lhs_dilation=cp.lhs_dilation, rhs_dilation=cp.rhs_dilation)
+    f = cp.out_spec[1]
+    spatial = [d for d in range(1, len(ys)) if d != f]
+    per_position = em.transpose(patches, [0, f] + spatial)             # [B, J, spatial...]
+    full = em.broadcast_in_dim(per_position, [ys[0], cin * K] + ys[1:],
+                               [0, 1] + [1 + d for d in spatial])     # [B, J, *y[1:]]
+    return em.reshape(full, [ys[0], cin * K, math.prod(ys[1:])])
+
+
+def _kernel_of(em: Emitter, G, x, w, y, cp: ConvParams):
+    """A gradient per (kernel entry j, neuron) [J, N] summed over positions and laid
+    out as the kernel."""
+    ws, ys = _shape(w), _shape(y)
+    ksp = [ws[d] for d in cp.rhs_spec[2:]]
+    cin, cout = _shape(x)[cp.lhs_spec[1]], ys[cp.out_spec[1]]
+    f = cp.out_spec[1]
+    spatial = [d for d in range(1, len(ys)) if d != f]
+    per_channel = em.reduce_sum(em.reshape(G, [_shape(G)[0]] + ys[1:]),
+                                spatial)                              # [J, Cout]
+    split = em.reshape(per_channel, [cin] + ksp + [cout])
+    canon = em.transpose(split, [len(ksp) + 1, 0] + list(range(1, len(ksp) + 1)))
+    return em.transpose(canon, _inverse(cp.rhs_spec))
+
+
+def _inverse(spec) -> list[int]:
+    """The permutation that puts canonical axis c (out/batch, in/feature, spatial...)
+    at position ``spec[c]``."""
+    inv = [0] * len(spec)
+    for c, d in enumerate(spec):
+        inv[d] = c
+    return inv
 
 
 @dataclass(frozen=True)
@@ -209,6 +289,21 @@ class InsertEligibilityTracesPass(ModulePass):
                                 name += f"/{ri}"
                             add_trace(("epr", ri, gi, a), name, u.type)
                         rel_plan.append(("ewr", ri, gi, pidx, cols))
+                elif rel["kind"] == "conv":
+                    y, x = rop.results[0], rop.operands[0]
+                    cp = _conv_relation(g, rel, prim)
+                    if self.algorithm == "d-rtrl":
+                        J = _shape(x)[cp.lhs_spec[1]] * math.prod(
+                            _shape(rop.operands[1])[d] for d in cp.rhs_spec[2:])
+                        for a in prim:
+                            add_trace(("eps", ri, gi, a), f"eps/{rel['param']}/{g.state_names[a]}",
+                                      TensorType(f32, [_shape(y)[0], J, math.prod(_shape(y)[1:])]))
+                    else:
+                        if ("ex", ri) not in [t[0] for t in traces]:
+                            add_trace(("ex", ri), f"ex/{rel['param']}", x.type)
+                        for a in prim:
+                            add_trace(("ef", ri, gi, a), f"ef/{rel['param']}/{g.state_names[a]}", y.type)
+                    rel_plan.append(("conv", ri, gi, pidx, None))
                 else:
                     raise op_error(rop, f"insert-eligibility-traces: {rel['kind']} relations "
                                         f"('{rel['param']}') are not supported yet")
@@ -349,6 +444,33 @@ class InsertEligibilityTracesPass(ModulePass):
                                                                          1.0 - alpha),
                                      Df[a], D_rel, prim) for a in prim}
                     grad_of = lambda ds, es: FactoredGradOp(ex, ds, es, corr, p.type)  # noqa: E731
+            elif kind == "conv":
+                x, y, w = rop.operands[0], rop.results[0], rop.operands[1]
+                cp = conv_params(rop)
+                Df = sources(y, None, prim)
+                em.loc = rop.location
+                if self.algorithm == "d-rtrl":
+                    B, N = _shape(y)[0], math.prod(_shape(y)[1:])
+                    flat = {k: em.reshape(v, [B, N]) if v is not None else None
+                            for k, v in D_rel.items()}
+                    patches = _patches(em, x, w, y, cp)
+                    new = {a: update(("eps", ri, gi, a),
+                                     lambda j, pr, src, t: ParamTraceOp(j, pr, patches, src, t),
+                                     em.reshape(Df[a], [B, N]) if Df[a] is not None else None,
+                                     flat, prim) for a in prim}
+                    d_rel = {a: em.reshape(v, [B, N]) if v is not None else None
+                             for a, v in d_rel.items()}
+                    J = _shape(patches)[1]
+                    grad_of = lambda ds, es: TraceGradOp(ds, es, TensorType(f32, [J, N]))  # noqa: E731
+                else:
+                    if ("ex", ri) not in new_trace:
+                        new_trace[("ex", ri)] = em.insert(InputTraceOp(trace_arg[("ex", ri)], x, alpha))
+                    ex = new_trace[("ex", ri)]
+                    new = {a: update(("ef", ri, gi, a),
+                                     lambda j, pr, src, t: NeuronTraceOp(j, pr, src, t, alpha,
+                                                                         1.0 - alpha),
+                                     Df[a], D_rel, prim) for a in prim}
+                    grad_of = None
             else:
                 seed = p if kind == "ew" else vmap.get(rel["_operand"], rel["_operand"])
                 src = sources(seed, cols, prim)
@@ -359,9 +481,23 @@ class InsertEligibilityTracesPass(ModulePass):
                                  src[a], D_rel, prim) for a in prim}
                 grad_of = lambda ds, es: TraceGradOp(ds, es, seed.type)  # noqa: E731
             pairs = [(d_rel[a], new[a]) for a in prim if d_rel[a] is not None]
-            G = em.insert(grad_of([d for d, _ in pairs], [e for _, e in pairs])) if pairs else None
-            if G is not None and kind == "ewr":  # back through the layout ops to the parameter
-                G = vjp(fn, {seed: G}, wrt=[p], emitter=em).get(p)
+            if not pairs:
+                G = None
+            elif kind == "conv" and self.algorithm == "es-d-rtrl":
+                # εx and Σ δ εf in place of the input and the output cotangent: the
+                # convolution's weight gradient
+                sig = em.sum_all([em.mul(d, e) for d, e in pairs])
+                if corr is not None:
+                    sig = em.mul(sig, em.broadcast_in_dim(corr, _shape(sig), []))
+                G = conv_transpose_rhs(em, sig, ex, w.type, cp)
+            else:
+                G = em.insert(grad_of([d for d, _ in pairs], [e for _, e in pairs]))
+                if kind == "conv":
+                    G = _kernel_of(em, G, x, w, y, cp)
+            if G is not None and kind in ("ewr", "conv"):  # back through layout ops to the parameter
+                operand = seed if kind == "ewr" else w
+                if operand is not p:
+                    G = vjp(fn, {operand: G}, wrt=[p], emitter=em).get(p)
             if G is not None:
                 grads[pidx] = em.add(grads[pidx], G)
 

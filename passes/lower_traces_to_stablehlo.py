@@ -60,8 +60,8 @@ def _lower(op: Operation, em: Emitter) -> SSAValue:
         big = _shape(op.res)
         terms = [em.mul(em.broadcast_in_dim(j, big, [0, 2]), p) for j, p in zip(op.jac, op.prev)]
         if op.x is not None:
-            terms.append(em.mul(em.broadcast_in_dim(op.x, big, [0, 1]),
-                                em.broadcast_in_dim(op.source, big, [0, 2])))
+            x = op.x if len(_shape(op.x)) == 3 else em.broadcast_in_dim(op.x, big, [0, 1])
+            terms.append(em.mul(x, em.broadcast_in_dim(op.source, big, [0, 2])))
         return em.val(_sum(em, terms), op.res.type)
     if isinstance(op, TraceGradOp):
         out = _shape(op.res)

@@ -84,7 +84,8 @@ class Interp:
                 side = 1 if fl[1] else 0
                 out = eqn.primitive.bind(*vals, **eqn.params)
                 rid = len(self.relations)
-                self.relations.append({"param": pi[side], "x": vals[1 - side], "y": out})
+                self.relations.append({"param": pi[side], "x": vals[1 - side], "y": out,
+                                       "w": vals[side], "side": side, "eqn": eqn})
                 if self.cut:
                     out = jax.lax.stop_gradient(out)
                 if rid in self.eps:
@@ -140,6 +141,35 @@ def on_columns(v, cm: np.ndarray):
     return jnp.where(mask, out, 0.0)
 
 
+def conv_rule(rel: dict, states_of_eps, D, delta, traces: dict, key, algorithm: str,
+              alpha: float, t: int):
+    """A convolution relation y = conv(x, W), y laid out as the neurons [B, N] flattened.
+    D-RTRL, literally: ε[b,n,w,a] = Σ_c D ε[b,n,w,c] + Df[b,n,a] ∂y[b,n]/∂W[w] (the
+    Jacobian of the convolution w.r.t. its kernel, by jax.jacfwd). ES-D-RTRL: εx, εf,
+    and G = the kernel cotangent of conv(εx, ·) at Σ δ εf (by jax.vjp)."""
+    eqn, x, w = rel["eqn"], rel["x"], rel["w"]
+
+    def conv(xv, wv):
+        operands = (xv, wv) if rel["side"] == 1 else (wv, xv)
+        return eqn.primitive.bind(*operands, **eqn.params)
+    yshape = rel["y"].shape
+    _, df = jax.jvp(states_of_eps, [jnp.zeros(yshape)], [jnp.ones(yshape)])
+    Df = jnp.stack(df, -1)                                        # [B,N,a]
+    if algorithm == "d-rtrl":
+        Jy = jax.jacfwd(lambda wv: conv(x, wv))(w)
+        Jy = Jy.reshape(yshape[0], Df.shape[1], -1)              # [B,N,|W|]
+        eps = jnp.einsum("bnac,bnwc->bnwa", D, traces.get(key, jnp.zeros(Jy.shape + Df.shape[-1:]))) \
+            + Jy[..., None] * Df[:, :, None, :]
+        traces[key] = eps
+        return jnp.einsum("bna,bnwa->w", delta, eps).reshape(w.shape)
+    ex = alpha * traces.get(key + ("x",), jnp.zeros(x.shape)) + x
+    ef = alpha * jnp.einsum("bnac,bnc->bna", D, traces.get(key + ("f",), jnp.zeros(Df.shape))) \
+        + (1 - alpha) * Df
+    traces[key + ("x",)], traces[key + ("f",)] = ex, ef
+    sig = (jnp.einsum("bna,bna->bn", delta, ef) / (1 - alpha ** (t + 1))).reshape(yshape)
+    return jax.vjp(lambda wv: conv(ex, wv), w)[1](sig)[0]
+
+
 def rules_gradient(model, params, xs, targets, mask, *, algorithm: str, decay: float,
                    groups: list[dict], state_names: list[str]):
     """Summed gradient ``Σ_t m_t G_t`` (dict param leaf name -> array) and losses [T].
@@ -183,7 +213,9 @@ def rules_gradient(model, params, xs, targets, mask, *, algorithm: str, decay: f
                 return [outs[i] for i in prim_]
             J = jax.jacfwd(f_)(jnp.zeros(yshape))
             feeds[("rel", rid, gi_)] = any(bool(jnp.any(v != 0)) for v in J)
-            cols[("rel", rid, gi_)] = column_map([np.asarray(v) for v in J], batched=True)
+            cols[("rel", rid, gi_)] = column_map(
+                [np.asarray(v).reshape(v.shape[0], -1, yshape[0], math.prod(yshape[1:])) for v in J],
+                batched=True)
         for pi in range(n_p):
             def h_(pv, pi=pi):
                 pl = list(p_leaves)
@@ -235,7 +267,8 @@ def rules_gradient(model, params, xs, targets, mask, *, algorithm: str, decay: f
                 tan += [deriv_prev.get(d, {}).get(c, jnp.zeros_like(state[d])) for d in derived]
                 _, out_t = jax.jvp(new_states, [state[i] for i in prim + list(derived)], tan)
                 D.append(jnp.stack(out_t, -1))           # [B,H,a]
-            D = jnp.stack(D, -1)                          # [B,H,a,c]
+            D = jnp.stack(D, -1)                          # [B,H,a,c] (neurons flattened)
+            D = D.reshape(D.shape[0], -1, S, S)
 
             # δ_t: the group's own new states held as outputs (derived ones recomputed).
             held_now = {i: base[i] for i in prim}
@@ -245,6 +278,7 @@ def rules_gradient(model, params, xs, targets, mask, *, algorithm: str, decay: f
                 return loss_of(outs, t)
 
             delta = jnp.stack(jax.grad(loss_held, argnums=tuple(range(S)))(*held_now.values()), -1)
+            delta = delta.reshape(delta.shape[0], -1, S)
 
             # ∂(derived)/∂(source) at this step, for next step's D.
             new_deriv = {}
@@ -264,7 +298,15 @@ def rules_gradient(model, params, xs, targets, mask, *, algorithm: str, decay: f
 
                 def states_of_eps(e, rid=rid):
                     outs = Interp(closed, n_p, cut=True, eps={rid: e}).run(*args)
-                    return [outs[i] for i in prim]
+                    return [outs[i].reshape(outs[i].shape[0], -1) for i in prim]
+                probe = Interp(closed, n_p)
+                probe.run(*args)
+                if probe.relations[rid]["eqn"].primitive.name == "conv_general_dilated":
+                    assert np.array_equal(cm, np.arange(len(cm))), "conv output is not the neurons"
+                    G = conv_rule(probe.relations[rid], states_of_eps, D, delta, traces,
+                                  ("conv", rid, id(g)), algorithm, alpha, t)
+                    grads[p_names[pi]] += np.asarray(G, np.float64)
+                    continue
                 if np.array_equal(cm, np.arange(yshape[1])):
                     _, df = jax.jvp(states_of_eps, [jnp.zeros(yshape)], [jnp.ones(yshape)])
                     Df = jnp.stack(df, -1)                # [B,M,a]
@@ -272,8 +314,6 @@ def rules_gradient(model, params, xs, targets, mask, *, algorithm: str, decay: f
                     J = jax.jacfwd(states_of_eps)(jnp.zeros(yshape))
                     Df = jnp.stack([pick(np.asarray(j), cm, batched=True) for j in J], -1)
                 Dy, dy = on_columns(D, cm), on_columns(delta, cm)
-                probe = Interp(closed, n_p)
-                probe.run(*args)
                 xr = probe.relations[rid]["x"]
                 key = ("dense", rid, id(g))
                 if algorithm == "d-rtrl":
@@ -309,6 +349,7 @@ def rules_gradient(model, params, xs, targets, mask, *, algorithm: str, decay: f
                 if ("ew", pi, gi) not in cols:
                     _, dp = jax.jvp(states_of_p, [p_leaves[pi]], [jnp.ones_like(p_leaves[pi])])
                     dp = jnp.stack(dp, -1)
+                    dp = dp.reshape(dp.shape[0], -1, S)
                     e = jnp.einsum("bhac,bhc->bha", D, traces.get(key, jnp.zeros(dp.shape))) + dp
                     traces[key] = e
                     G = jnp.einsum("bha,bha->h", delta, e)

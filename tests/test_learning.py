@@ -41,16 +41,21 @@ STRUCTURE = {
     "rnn_tanh": ([{"states": ["h"]}], ["h"]),
     "gru": ([{"states": ["h"]}], ["h"]),
     "lstm": ([{"states": ["c", "h"]}], ["c", "h"]),
+    "conv_lif": ([{"states": ["v"]}], ["v"]),
     "snn3": ([{"states": ["v1"]}, {"states": ["v2"]}, {"states": ["v3"]}, {"states": ["y"]}],
              ["v1", "v2", "v3", "y"]),
 }
 
 
+def test_every_zoo_model_is_checked():
+    models = {f[:-3] for f in os.listdir(ZOO) if f.endswith(".py") and f != "common.py"}
+    assert models == set(STRUCTURE)
+
+
 def _data(model, seed=0):
     rng = np.random.default_rng(seed)
-    B, n_in = model.input.shape
-    xs = (rng.random((T, B, n_in)) < 0.3).astype(np.float32)
-    targets = rng.integers(0, 4, (T, B)).astype(np.int32)
+    xs = (rng.random((T,) + tuple(model.input.shape)) < 0.3).astype(np.float32)
+    targets = rng.integers(0, 4, (T, model.input.shape[0])).astype(np.int32)
     mask = np.array([1, 0, 1, 1, 0, 1], np.float32)
     return xs, targets, mask
 

@@ -27,6 +27,10 @@ def dense(param, group, x=(B, H), y=(B, H)):
     return {"param": param, "kind": "dense", "x_shape": list(x), "y_shape": list(y), "groups": [group]}
 
 
+def conv(param, group, x=(B, 4, 6, 6), y=(B, 4, 6, 6)):
+    return {"param": param, "kind": "conv", "x_shape": list(x), "y_shape": list(y), "groups": [group]}
+
+
 def ew(param, group, y=(B, H)):
     return {"param": param, "kind": "element-wise", "y_shape": list(y), "groups": [group]}
 
@@ -50,6 +54,7 @@ EXPECTED = {
                          dense("wn", 0, x=(B, I)), dense("wr", 0, x=(B, I)), dense("wz", 0, x=(B, I))], []),
     "lstm": ([G(["c", "h"])], [ew("b", 0, y=(B, 4 * H)), dense("u", 0, y=(B, 4 * H)),
                                dense("w", 0, x=(B, I), y=(B, 4 * H))], []),
+    "conv_lif": ([G(["v"])], [conv("w_in", 0, x=(B, 2, 6, 6)), conv("w_rec", 0)], ["w_out"]),
     "snn3": ([G(["v1"]), G(["v2"]), G(["v3"]), G(["y"])],
              [dense("l1/w_in", 0, x=(B, I)), dense("l1/w_rec", 0), dense("l2/w_in", 1),
               dense("l2/w_rec", 1), dense("l3/w_in", 2), dense("l3/w_rec", 2),

@@ -19,9 +19,8 @@ sys.path.insert(0, os.path.join(EXAMPLES, "zoo"))
 
 def _data(model, T, seed=0, n_classes=3):
     rng = np.random.default_rng(seed)
-    B, n_in = model.input.shape
-    xs = (rng.random((T, B, n_in)) < 0.3).astype(np.float32)
-    targets = rng.integers(0, n_classes, (T, B)).astype(np.int32)
+    xs = (rng.random((T,) + tuple(model.input.shape)) < 0.3).astype(np.float32)
+    targets = rng.integers(0, n_classes, (T, model.input.shape[0])).astype(np.int32)
     mask = (rng.random(T) < 0.7).astype(np.float32)
     return xs, targets, mask
 
@@ -59,23 +58,26 @@ def test_es_d_rtrl_with_zero_decay_is_the_same_step_gradient_when_nothing_is_rem
         np.testing.assert_allclose(got[name], ref[name], rtol=2e-4, atol=1e-6, err_msg=name)
 
 
-def test_d_rtrl_equals_bptt_for_fused_lstm_gates_without_recurrent_weights():
+@pytest.mark.parametrize("name, recurrent, states", [("lstm", "u", ["c", "h"]),
+                                                     ("conv_lif", "w_rec", ["v"])])
+def test_d_rtrl_equals_bptt_without_recurrent_weights(name, recurrent, states):
     """An LSTM's gate matmul [B, 4H] feeds each neuron through four columns (the
-    reference reads each column's one non-zero from the full Jacobian). With u = 0 no
-    path runs through the recurrent mixing, so D-RTRL is exact for w, u and the [4H]
-    bias: it must equal jax.grad through time."""
-    import lstm as m
-
+    reference reads each column's one non-zero from the full Jacobian); a convolution
+    shares its kernel over positions (the reference keeps a trace per kernel entry and
+    neuron). With the recurrent weights at zero no path runs through the recurrent
+    mixing, so D-RTRL is exact for every parameter: it must equal jax.grad through time."""
+    m = __import__(name)
     params = dict(m.init_params(jax.random.PRNGKey(3)))
-    params["u"] = jax.numpy.zeros_like(params["u"])
-    params["b"] = 0.1 * jax.random.normal(jax.random.PRNGKey(4), params["b"].shape)
+    params[recurrent] = jax.numpy.zeros_like(params[recurrent])
+    if "b" in params:
+        params["b"] = 0.1 * jax.random.normal(jax.random.PRNGKey(4), params["b"].shape)
     xs, ys, mask = _data(m.model, 8, n_classes=4)
     ref = bptt_gradient(m.model, params, xs, ys, mask)
     got, _ = rules_gradient(m.model, params, xs, ys, mask, algorithm="d-rtrl", decay=0.0,
-                            groups=[{"states": ["c", "h"]}], state_names=["c", "h"])
-    for name in ref:
-        assert np.abs(ref[name]).max() > 1e-6, name
-        np.testing.assert_allclose(got[name], ref[name], rtol=2e-4, atol=1e-6, err_msg=name)
+                            groups=[{"states": states}], state_names=states)
+    for k in ref:
+        assert np.abs(ref[k]).max() > 1e-6, k
+        np.testing.assert_allclose(got[k], ref[k], rtol=2e-4, atol=1e-6, err_msg=k)
 
 
 @pytest.mark.parametrize("algorithm", ["d-rtrl", "es-d-rtrl"])

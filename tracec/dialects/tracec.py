@@ -24,7 +24,9 @@ ops); ``jac``/``prev`` are matching lists over the states c of one hidden group.
   ``α Σ_c jac_c ⊙ prev_c + g source`` per neuron ([B, H]); ES-D-RTRL's ``εf`` (g = 1-α)
   and the exact trace of an element-wise parameter (α = g = 1).
 - ``tracec.param_trace(jac..., prev..., [x, source])``: D-RTRL's weight trace
-  ``ε[b,i,h] = Σ_c jac_c[b,h] prev_c[b,i,h] + x[b,i] source[b,h]`` ([B, I, H]).
+  ``ε[b,i,h] = Σ_c jac_c[b,h] prev_c[b,i,h] + x[b,i] source[b,h]`` ([B, I, H]); a
+  convolution's ``x`` is per neuron, ``x[b,i,h]`` (the input patch element i that
+  weight i multiplies at neuron h's position).
 - ``tracec.trace_grad(delta..., trace...)``: ``Σ_a Σ_b δ_a ⊙ ε_a``, summed over the
   leading (batch) dimensions the parameter does not have; a [B, I, H] trace takes
   ``δ[b, h]`` along i.
@@ -199,8 +201,9 @@ class ParamTraceOp(IRDLOperation):
         for v in [*self.jac, *([self.source] if self.source else [])]:
             if _shape(v) != [b, h]:
                 raise VerifyException(f"tracec.param_trace: per-neuron operand {v.type} must be [{b}, {h}]")
-        if self.x is not None and _shape(self.x) != [b, i]:
-            raise VerifyException(f"tracec.param_trace: input {self.x.type} must be [{b}, {i}]")
+        if self.x is not None and _shape(self.x) not in ([b, i], [b, i, h]):
+            raise VerifyException(f"tracec.param_trace: input {self.x.type} must be [{b}, {i}] "
+                                  f"or [{b}, {i}, {h}]")
 
 
 @irdl_op_definition
