@@ -2,7 +2,8 @@
 
     python -m benchmarks.scan_unroll [--algorithm es-d-rtrl] [--K 1 4] [--T 600] [--rounds 10]
 
-Compiles examples/lif2.py once per K (IREE llvm-cpu, no compile cache) and times the
+Compiles examples/lif2.py once per K (``tracec --scan-unroll K``; IREE llvm-cpu, no
+compile cache) and times the
 entry that loops (``forward_sequence`` for ``--algorithm forward``, else
 ``train_sequence`` with ``--update-every T``), interleaving the K variants round by
 round so that a change in the machine's load hits all of them alike. Prints the median
@@ -33,20 +34,15 @@ def main(argv=None) -> int:
     import numpy as np
 
     import tracec
-    import tracec.driver as driver
     import tracec.runtime
 
     xs, ys = make_data(args.T, 32)
-    base = driver.STAGE_PIPELINES["iree-input"]
     calls, compile_s = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for k in args.K:
-            # doubled braces: the driver formats the stage spec with str.format
-            driver.STAGE_PIPELINES["iree-input"] = base.replace(
-                "lower-scan-to-iree", f"lower-scan-to-iree{{{{unroll={k}}}}}")
             t0 = time.perf_counter()
             art = tracec.compile(os.path.join(ROOT, "examples", "lif2.py"), algorithm=args.algorithm,
-                                 update_every=args.T, optimizer="sgd", lr=0.1)
+                                 update_every=args.T, optimizer="sgd", lr=0.1, scan_unroll=k)
             compile_s[k] = time.perf_counter() - t0
             path = os.path.join(tmp, f"unroll{k}.vmfb")
             art.save(path)
@@ -55,7 +51,6 @@ def main(argv=None) -> int:
                 calls[k] = lambda l=learner: (l.reset(), l.forward_sequence(xs))[1]
             else:
                 calls[k] = lambda l=learner: (l.reset(), l.train_sequence(xs, ys))[1]
-        driver.STAGE_PIPELINES["iree-input"] = base
         outs = {k: f() for k, f in calls.items()}  # also the warm-up call
         times = {k: [] for k in args.K}
         for _ in range(args.rounds):

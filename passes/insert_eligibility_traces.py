@@ -127,6 +127,20 @@ def _spread(em: Emitter, v, cols: list[int] | None):
     return em.concatenate(parts, 1)
 
 
+def _entry(y):
+    """Where a relation's output joins the other inputs of its neurons: ``y`` followed
+    through additions while it has a single use. Until there the tangent of ``y``
+    passes unchanged, so relations with the same entry have the same Df."""
+    v = y
+    while len(list(v.uses)) == 1:
+        use = next(iter(v.uses))
+        op = use.operation
+        if not (isinstance(op, shlo.AddOp) or (isinstance(op, shlo.SubtractOp) and use.index == 0)):
+            break
+        v = op.results[0]
+    return v
+
+
 def _conv_relation(g: StepGraph, rel: dict, prim: list[int]) -> ConvParams:
     """The convolution of a relation, checked: kernel = the parameter, batch first,
     output laid out as the neurons, no feature or batch groups."""
@@ -241,6 +255,7 @@ class InsertEligibilityTracesPass(ModulePass):
                     add_trace(("jac", d, c), f"jac/{g.state_names[d]}/{g.state_names[c]}",
                               g.state_args[d].type)
         rel_plan = []
+        ef_owner: dict = {}
         for ri, rel in enumerate(relations):
             rop = rel["_op"]
             pidx = g.param_names.index(rel["param"])
@@ -264,9 +279,15 @@ class InsertEligibilityTracesPass(ModulePass):
                     else:
                         if ("ex", ri) not in [t[0] for t in traces]:
                             add_trace(("ex", ri), f"ex/{rel['param']}", TensorType(f32, [B, I]))
-                        for a in prim:
-                            add_trace(("ef", ri, gi, a), f"ef/{rel['param']}/{g.state_names[a]}",
-                                      TensorType(f32, [B, M]))
+                        # relations summed into the same neurons (x·W_in + z·W_rec) have
+                        # the same Df, so the same εf: the first one keeps it for all
+                        owner = ef_owner.setdefault((gi, _entry(y)), ri)
+                        ef_owner[(ri, gi)] = owner
+                        if owner == ri:
+                            for a in prim:
+                                add_trace(("ef", ri, gi, a),
+                                          f"ef/{rel['param']}/{g.state_names[a]}",
+                                          TensorType(f32, [B, M]))
                     rel_plan.append(("dense", ri, gi, pidx, cols))
                 elif rel["kind"] == "element-wise":
                     pshape, sshape = _shape(g.param_args[pidx]), _shape(st)
@@ -428,7 +449,8 @@ class InsertEligibilityTracesPass(ModulePass):
             d_rel = {a: _spread(em, delta[a], cols) for a in prim}
             if kind == "dense":
                 x, y = rop.operands[0], rop.results[0]
-                Df = sources(y, cols, prim)
+                owner = ef_owner.get((ri, gi), ri)
+                Df = sources(y, cols, prim) if owner == ri else None
                 em.loc = rop.location  # the trace ops point at the relation's line
                 if self.algorithm == "d-rtrl":
                     new = {a: update(("eps", ri, gi, a),
@@ -439,10 +461,13 @@ class InsertEligibilityTracesPass(ModulePass):
                     if ("ex", ri) not in new_trace:  # one input trace per relation
                         new_trace[("ex", ri)] = em.insert(InputTraceOp(trace_arg[("ex", ri)], x, alpha))
                     ex = new_trace[("ex", ri)]
-                    new = {a: update(("ef", ri, gi, a),
-                                     lambda j, pr, src, t: NeuronTraceOp(j, pr, src, t, alpha,
-                                                                         1.0 - alpha),
-                                     Df[a], D_rel, prim) for a in prim}
+                    if owner != ri:  # εf shared with an earlier relation
+                        new = {a: new_trace[("ef", owner, gi, a)] for a in prim}
+                    else:
+                        new = {a: update(("ef", ri, gi, a),
+                                         lambda j, pr, src, t: NeuronTraceOp(j, pr, src, t, alpha,
+                                                                             1.0 - alpha),
+                                         Df[a], D_rel, prim) for a in prim}
                     grad_of = lambda ds, es: FactoredGradOp(ex, ds, es, corr, p.type)  # noqa: E731
             elif kind == "conv":
                 x, y, w = rop.operands[0], rop.results[0], rop.operands[1]

@@ -138,6 +138,8 @@ def test_failed_compile_keeps_previous_output(tmp_path):
 def test_bad_option_values():
     _one_line_error(run_cli(LIF2, "--decay", "1.5", "-o", "x.vmfb"), "--decay must be in [0, 1)")
     _one_line_error(run_cli(LIF2, "--lr", "-1", "-o", "x.vmfb"), "--lr must be a positive")
+    _one_line_error(run_cli(LIF2, "--scan-unroll", "0", "-o", "x.vmfb"),
+                    "--scan-unroll must be an integer >= 1")
 
 
 def test_compile_cache_hit_and_bypass(tmp_path):
