@@ -8,6 +8,8 @@ benchmarks/requirements-braintrace.txt)::
     .venv-bench/bin/python benchmarks/braintrace_side.py time --H 64 128 256 --variant lif alif \\
         --T 100 1000 10000 --algorithm es_d_rtrl d_rtrl bptt --out results.jsonl
     .venv-bench/bin/python benchmarks/braintrace_side.py accuracy --algorithm es_d_rtrl --iterations 60
+    .venv-bench/bin/python benchmarks/braintrace_side.py accuracy --variant task_lif --H 32 \\
+        --params PARAMS.npz --iterations 400 --lr 1e-3 --decay 0.98   # tracec's accuracy network
     .venv-bench/bin/python benchmarks/braintrace_side.py grads IN.npz OUT.npz   # for braintrace_parity.py
     .venv-bench/bin/python benchmarks/braintrace_side.py info
 
@@ -26,6 +28,22 @@ outputs, cross-entropy on the readout at every step)::
 with H the Heaviside and the sigmoid surrogate α·s(1-s), s = σ(4x) (braintools'
 ``Sigmoid(alpha=4)``). Initial weights are drawn exactly as examples/lif2.py draws
 them (same keys, same gains).
+
+Variants ``task_lif`` and ``task_alif`` are the networks of tracec's accuracy tests,
+examples/task_lif.py and examples/task_alif.py, step for step (batch 64, 40 inputs, 2
+outputs, readout decay e^(-1/5), the reset through ``jax.lax.stop_gradient`` as the
+models' ``tracec.stop_gradient``, and tracec.spike's strict Heaviside ``x > 0``)::
+
+    task_lif:   v = d v + x W_in + z W_rec + b;  z = H(v - 1);  v = v - sg(z)
+                d = e^(-1/τ) per neuron, τ spread geometrically from 20 to 200 steps;
+                sigmoid surrogate α = 4
+    task_alif:  th = 1 + β a;  v = e^(-1/30) v + x W_in + z W_rec + b;  z = H(v - th);
+                v = v - sg(z) th;  a = e^(-1/500) a + z
+                β = 0 for the first H/2 neurons, 0.1 for the rest; triangle surrogate
+                max(0, 1-|x|) (braintools' ``ReluGrad(alpha=1, width=1)``)
+
+``--params PATH.npz`` (keys: tracec's parameter names, 'l1/w_in', ...; what
+``tracec.runtime.load(path).params`` holds) starts a network from given weights.
 
 ``time`` measures, per (variant, H, T, algorithm), one training *iteration*: reset the
 network and traces, run T online steps accumulating the gradient
@@ -62,6 +80,8 @@ import time
 B, N_IN, N_OUT = 32, 40, 10
 TAU_MEM, TAU_OUT, V_TH = 0.9, 0.8, 1.0
 BETA, RHO = 1.8, 0.95          # ALIF: threshold adaptation, as examples/zoo/alif.py
+TASK_B = 64                    # examples/task_lif.py / task_alif.py: batch (N_IN is 40 there too)
+VARIANTS = ("lif", "alif", "task_lif", "task_alif")
 ALGORITHMS = ("es_d_rtrl", "d_rtrl", "bptt")
 # Our names -> braintrace's registry names (braintrace.compile); pp_prop is ES-D-RTRL.
 BRAINTRACE_NAME = {"es_d_rtrl": "pp_prop", "d_rtrl": "d_rtrl"}
@@ -77,6 +97,34 @@ def log(*a):
 
 # --------------------------------------------------------------------------- network
 
+def constants(variant: str, H: int) -> dict:
+    """One variant's step constants: membrane decay ``tau_mem`` (a number, or one per
+    neuron), threshold adaptation ``beta`` (None: no adaptation state; a number or one per
+    neuron) and its decay ``rho``, readout decay ``tau_out``, outputs ``n_out``, the
+    surrogate as tracec.spike takes it (name, alpha), and ``task``: the reset goes through
+    stop_gradient and the Heaviside is tracec.spike's ``x > 0`` (examples/task_*.py)."""
+    import numpy as np
+
+    if variant in ("lif", "alif"):  # examples/lif2.py, benchmarks/networks.py
+        return dict(tau_mem=TAU_MEM, beta=BETA if variant == "alif" else None, rho=RHO,
+                    tau_out=TAU_OUT, n_out=N_OUT, surrogate=("sigmoid", 4.0), task=False)
+    tau_out = float(np.exp(-1.0 / 5.0))
+    if variant == "task_lif":  # examples/task_lif.py: tau from 20 to 200 steps, per neuron
+        return dict(tau_mem=np.exp(-1.0 / np.geomspace(20.0, 200.0, H)).astype(np.float32),
+                    beta=None, rho=None, tau_out=tau_out, n_out=2, surrogate=("sigmoid", 4.0),
+                    task=True)
+    if variant == "task_alif":  # examples/task_alif.py: the second half of the neurons adapts
+        return dict(tau_mem=float(np.exp(-1.0 / 30.0)),
+                    beta=np.where(np.arange(H) < H // 2, 0.0, 0.1).astype(np.float32),
+                    rho=float(np.exp(-1.0 / 500.0)), tau_out=tau_out, n_out=2,
+                    surrogate=("triangle", 1.0), task=True)
+    raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+
+
+def default_batch(variant: str) -> int:
+    return TASK_B if variant.startswith("task_") else B
+
+
 def build_net(H: int, variant: str = "lif", params: dict | None = None, seed: int = 0):
     """The brainstate module of one time step; ``params`` (name -> array, names as
     tracec's ``learner.params``: 'l1/w_in', ...) overrides the lif2.py initialisation."""
@@ -85,8 +133,25 @@ def build_net(H: int, variant: str = "lif", params: dict | None = None, seed: in
     import braintrace
     import jax
     import jax.numpy as jnp
+    import numpy as np
 
-    spike = braintools.surrogate.Sigmoid(alpha=4.0)
+    c = constants(variant, H)
+    adaptive, n_out = c["beta"] is not None, c["n_out"]
+    # per-neuron constants as jax arrays; numbers stay numbers (weakly typed, as in the models)
+    tau_mem, beta = (jnp.asarray(a) if isinstance(a, np.ndarray) else a
+                     for a in (c["tau_mem"], c["beta"]))
+    name, alpha = c["surrogate"]
+    surrogate = {
+        "sigmoid": lambda: braintools.surrogate.Sigmoid(alpha=alpha),  # α·σ(αx)·(1-σ(αx))
+        # tracec's triangle max(0, 1-|x|/α)/α is ReluGrad's a·max(w-|x|, 0), a = 1/α², w = α
+        "triangle": lambda: braintools.surrogate.ReluGrad(alpha=1.0 / alpha ** 2, width=alpha),
+    }[name]()
+    if c["task"]:
+        # braintools' Heaviside is x >= 0, tracec.spike's x > 0: 1 - H(-x) is x > 0, and
+        # its surrogate derivative is the same (both surrogates are even functions).
+        spike = lambda x: 1.0 - surrogate(-x)  # noqa: E731
+    else:
+        spike = surrogate
 
     def zeros(batch, n):
         return jnp.zeros((batch, n), jnp.float32)
@@ -102,25 +167,26 @@ def build_net(H: int, variant: str = "lif", params: dict | None = None, seed: in
         def init_state(self, batch_size=None, **kw):
             self.v = brainstate.HiddenState(zeros(batch_size, self.n))
             self.z = brainstate.HiddenState(zeros(batch_size, self.n))
-            if variant == "alif":
+            if adaptive:
                 self.a = brainstate.HiddenState(zeros(batch_size, self.n))
 
         def reset_state(self, batch_size=None, **kw):
             self.v.value = zeros(batch_size, self.n)
             self.z.value = zeros(batch_size, self.n)
-            if variant == "alif":
+            if adaptive:
                 self.a.value = zeros(batch_size, self.n)
 
         def update(self, x):
-            v = (TAU_MEM * self.v.value + braintrace.matmul(x, self.w_in.value)
+            v = (tau_mem * self.v.value + braintrace.matmul(x, self.w_in.value)
                  + braintrace.matmul(self.z.value, self.w_rec.value)
                  + braintrace.element_wise(self.b.value))
-            th = V_TH + BETA * self.a.value if variant == "alif" else V_TH
+            th = V_TH + beta * self.a.value if adaptive else V_TH
             z = spike(v - th)
-            self.v.value = v - z * th
+            # the task networks reset through stop_gradient (e-prop): the traces follow the leak
+            self.v.value = v - (jax.lax.stop_gradient(z) if c["task"] else z) * th
             self.z.value = z
-            if variant == "alif":
-                self.a.value = RHO * self.a.value + z
+            if adaptive:
+                self.a.value = c["rho"] * self.a.value + z
             return z
 
     class Readout(brainstate.nn.Module):
@@ -129,13 +195,13 @@ def build_net(H: int, variant: str = "lif", params: dict | None = None, seed: in
             self.w = brainstate.ParamState(w)
 
         def init_state(self, batch_size=None, **kw):
-            self.y = brainstate.HiddenState(zeros(batch_size, N_OUT))
+            self.y = brainstate.HiddenState(zeros(batch_size, n_out))
 
         def reset_state(self, batch_size=None, **kw):
-            self.y.value = zeros(batch_size, N_OUT)
+            self.y.value = zeros(batch_size, n_out)
 
         def update(self, z):
-            y = TAU_OUT * self.y.value + braintrace.matmul(z, self.w.value)
+            y = c["tau_out"] * self.y.value + braintrace.matmul(z, self.w.value)
             self.y.value = y
             return y
 
@@ -150,7 +216,7 @@ def build_net(H: int, variant: str = "lif", params: dict | None = None, seed: in
             return self.out(self.l2(self.l1(x)))
 
     if params is None:
-        # examples/lif2.py's init_params, verbatim in its key use.
+        # examples/lif2.py's init_params (and task_*.py's), verbatim in its key use.
         k = jax.random.split(jax.random.PRNGKey(seed), 5)
 
         def dense(key, fan_in, fan_out, gain=1.0):
@@ -160,7 +226,7 @@ def build_net(H: int, variant: str = "lif", params: dict | None = None, seed: in
                   "l1/b": jnp.zeros((H,), jnp.float32),
                   "l2/w_in": dense(k[2], H, H, 2.0), "l2/w_rec": dense(k[3], H, H, 0.5),
                   "l2/b": jnp.zeros((H,), jnp.float32),
-                  "out/w": dense(k[4], H, N_OUT)}
+                  "out/w": dense(k[4], H, n_out)}
     return Net({k: jnp.asarray(v, jnp.float32) for k, v in params.items()})
 
 
@@ -225,8 +291,8 @@ class Trainer:
         self.iteration = brainstate.transform.jit(iteration)
 
 
-def make_data(T: int, batch: int, seed: int = 0):
-    return common.make_data(T, batch, N_IN, N_OUT, seed)
+def make_data(T: int, batch: int, seed: int = 0, n_out: int = N_OUT):
+    return common.make_data(T, batch, N_IN, n_out, seed)
 
 
 peak_rss_mib = common.peak_rss_mib
@@ -251,7 +317,7 @@ def measure(variant: str, H: int, T: int, algorithm: str, batch: int, repeats: i
     import jax
     import jax.numpy as jnp
 
-    xs_np, ys_np = make_data(T, batch)
+    xs_np, ys_np = make_data(T, batch, n_out=constants(variant, H)["n_out"])
     xs, ys, mask = jnp.asarray(xs_np), jnp.asarray(ys_np), jnp.ones((T,), jnp.float32)
     trainer = Trainer(build_net(H, variant), algorithm, batch, xs[0], decay, optimizer, lr)
     t0 = time.perf_counter()
@@ -283,7 +349,8 @@ def cmd_time(args) -> int:
         for H in args.H:
             for T in args.T:
                 for alg in args.algorithm:
-                    spec = dict(variant=variant, H=H, T=T, algorithm=alg, batch=args.batch,
+                    spec = dict(variant=variant, H=H, T=T, algorithm=alg,
+                                batch=args.batch or default_batch(variant),
                                 repeats=args.repeats, decay=args.decay, optimizer=args.optimizer,
                                 lr=args.lr)
                     log(f"braintrace_side: {variant} H={H} T={T} {alg} ...")
@@ -326,7 +393,9 @@ def cmd_one(args) -> int:
 def cmd_grads(args) -> int:
     """Read params (``param:NAME``), ``xs``, ``ys``, optional ``mask``, ``H``, ``variant``,
     ``decay`` from IN.npz; write ``ALG:NAME`` gradients (summed over steps) and
-    ``ALG:losses`` to OUT.npz for every algorithm."""
+    ``ALG:losses`` to OUT.npz for every algorithm, and ``forward``: the network's outputs
+    over ``xs`` from the initial state [T, B, n_out] (no training)."""
+    import brainstate
     import jax.numpy as jnp
     import numpy as np
 
@@ -344,6 +413,9 @@ def cmd_grads(args) -> int:
         for path, v in g.items():
             out[f"{alg}:{param_name(path)}"] = np.asarray(v)
         out[f"{alg}:losses"] = np.asarray(losses)
+    net = build_net(H, variant, params)
+    brainstate.nn.init_all_states(net, batch_size=xs.shape[1])
+    out["forward"] = np.asarray(brainstate.transform.for_loop(net, xs))
     np.savez(args.out, **out)
     log(f"braintrace_side: wrote {len(out)} arrays to {args.out}")
     return 0
@@ -351,12 +423,23 @@ def cmd_grads(args) -> int:
 
 # --------------------------------------------------------------------------- accuracy
 
+def load_params(path: str | None) -> dict | None:
+    """An .npz of tracec's parameters (keys 'l1/w_in', ...) as name -> array, or None."""
+    import numpy as np
+
+    if path is None:
+        return None
+    with np.load(path) as d:
+        return {k: d[k] for k in d.files}
+
+
 def cmd_accuracy(args) -> int:
+    params = load_params(args.params)
     for variant in args.variant:
         for H in args.H:
             for alg in args.algorithm:
-                rec = train_task(variant, H, alg, args.batch, args.task, args.iterations,
-                                 args.lr, args.decay)
+                rec = train_task(variant, H, alg, args.batch or default_batch(variant), args.task,
+                                 args.iterations, args.lr, args.decay, params, args.params)
                 print(json.dumps(rec), flush=True)
                 if args.out:
                     with open(args.out, "a") as f:
@@ -365,10 +448,12 @@ def cmd_accuracy(args) -> int:
 
 
 def train_task(variant: str, H: int, algorithm: str, batch: int, task: str, iterations: int,
-               lr: float, decay: float) -> dict:
+               lr: float, decay: float, params: dict | None = None,
+               params_file: str | None = None) -> dict:
     """examples/train_online.py with braintrace: per iteration a fresh task batch,
     reset, one etrace_grad over the sequence (loss masked to the decision steps), one
-    Adam step; test accuracy on a fresh batch, forward only, read at the decision steps."""
+    Adam step; test accuracy on a fresh batch, forward only, read at the decision steps.
+    ``params`` (name -> array) are the initial weights (default: build_net's, seed 0)."""
     import brainstate
     import jax.numpy as jnp
     import numpy as np
@@ -378,17 +463,17 @@ def train_task(variant: str, H: int, algorithm: str, batch: int, task: str, iter
 
     make = getattr(tasks, task)
     T = make(1, seed=0)[0].shape[0]
-    tr = Trainer(build_net(H, variant), algorithm, batch, jnp.zeros((batch, N_IN), jnp.float32),
-                 decay, "adam", lr)
+    tr = Trainer(build_net(H, variant, params), algorithm, batch,
+                 jnp.zeros((batch, N_IN), jnp.float32), decay, "adam", lr)
 
     @brainstate.transform.jit
     def forward(xs):
         brainstate.nn.reset_all_states(tr.root, batch_size=batch)
         return brainstate.transform.for_loop(tr.net, xs)
 
-    accs, losses = [], []
-    t0 = time.perf_counter()
+    accs, losses, times = [], [], []
     for it in range(iterations):
+        t0 = time.perf_counter()
         xs, labels, mask = make(batch, seed=1000 + it)  # the seeds of examples/train_online.py
         targets = np.broadcast_to(labels, (T, batch)).astype(np.int32)
         step_losses = np.asarray(tr.iteration(jnp.asarray(xs), jnp.asarray(targets), jnp.asarray(mask)))
@@ -396,13 +481,16 @@ def train_task(variant: str, H: int, algorithm: str, batch: int, task: str, iter
         outs = np.asarray(forward(jnp.asarray(xs_t)))
         accs.append(float(np.mean(np.argmax((outs * mask_t[:, None, None]).sum(0), -1) == labels_t)))
         losses.append(float((step_losses * mask).sum() / mask.sum()))
+        times.append(time.perf_counter() - t0)  # training and test; the first includes jit
         log(f"{variant} H={H} {algorithm}: iteration {it + 1}/{iterations} loss {losses[-1]:.4f} "
             f"test accuracy {accs[-1]:.3f}")
     return {"tool": "brainstate" if algorithm == "bptt" else "braintrace", "algorithm": algorithm,
             "variant": variant, "H": H, "batch": batch, "task": task, "T": T,
-            "iterations": iterations, "optimizer": "adam", "lr": lr, "final_accuracy": accs[-1],
+            "iterations": iterations, "optimizer": "adam", "lr": lr,
+            "decay": decay if algorithm == "es_d_rtrl" else None, "params": params_file,
+            "final_accuracy": accs[-1],
             "accuracy_last10_mean": float(np.mean(accs[-10:])), "accuracy": accs, "loss": losses,
-            "wall_s": time.perf_counter() - t0, "versions": versions()}
+            "iteration_s": times, "wall_s": sum(times), "versions": versions()}
 
 
 # --------------------------------------------------------------------------- CLI
@@ -412,10 +500,11 @@ def main(argv=None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     def common(p, T=True):
-        p.add_argument("--variant", nargs="+", default=["lif"], choices=["lif", "alif"])
+        p.add_argument("--variant", nargs="+", default=["lif"], choices=VARIANTS)
         p.add_argument("--H", type=int, nargs="+", default=[64])
         p.add_argument("--algorithm", nargs="+", default=list(ALGORITHMS), choices=ALGORITHMS)
-        p.add_argument("--batch", type=int, default=B)
+        p.add_argument("--batch", type=int,
+                       help=f"default: the variant's ({B}; {TASK_B} for task_lif, task_alif)")
         p.add_argument("--decay", type=float, default=0.9, help="ES-D-RTRL trace decay α")
         p.add_argument("--out", help="append the JSON lines to this file too")
         if T:
@@ -446,6 +535,9 @@ def main(argv=None) -> int:
     p.add_argument("--task", default="delayed_match", choices=["delayed_match", "evidence_accumulation"])
     p.add_argument("--iterations", type=int, default=60)
     p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--params", metavar="PATH.npz",
+                   help="initial weights, keys as tracec's parameter names ('l1/w_in', ...): "
+                        "tracec.runtime.load(path).params saved with numpy.savez")
     p.set_defaults(fn=cmd_accuracy)
 
     p = sub.add_parser("info", help="versions of the benchmark venv's packages, as JSON")

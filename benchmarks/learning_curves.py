@@ -4,12 +4,17 @@ Each function trains one model for ``iterations`` updates, exactly as
 examples/train_online.py does (per iteration: a fresh batch with seed 1000+i, reset,
 the whole sequence, one Adam step at its end; then test accuracy on a fresh batch with
 seed 10000+i, forward only, read at the decision steps), and returns a dict with the
-per-iteration ``accuracy`` and ``loss`` lists::
+per-iteration ``accuracy`` and ``loss`` lists, ``iteration_s`` (seconds of each
+iteration, training and test; the first includes JAX's jit) and ``wall_s``::
 
-    tracec_curve(model_path, "es-d-rtrl", "delayed_match", 60, lr=3e-3)
-    jax_bptt_curve(model_path, "delayed_match", 60, lr=3e-3)      # jax.grad through lax.scan
+    tracec_curve(model_path, "es-d-rtrl", "delayed_match", 400, lr=1e-3, decay=0.98)
+    jax_bptt_curve(model_path, "delayed_match", 400, lr=1e-3)      # jax.grad through lax.scan
 
-braintrace's curve comes from ``benchmarks/braintrace_side.py accuracy`` (its own venv).
+The defaults are those of examples/train_online.py and tracec's accuracy tests
+(tests/test_accuracy.py): examples/task_lif.py, 400 updates, Adam lr 1e-3, ES-D-RTRL
+decay 0.98. braintrace's curve comes from ``benchmarks/braintrace_side.py accuracy``
+(its own venv; variants ``task_lif`` / ``task_alif`` are the same networks, started from
+the parameters ``tracec_curve(..., params_out=PATH.npz)`` writes).
 """
 
 from __future__ import annotations
@@ -26,10 +31,14 @@ from benchmarks.common import ROOT
 
 sys.path.insert(0, os.path.join(ROOT, "examples"))
 import tasks  # noqa: E402  (numpy only)
+import train_online  # noqa: E402  (numpy at import; tracec inside its functions)
 
-# examples/train_online.py's defaults
-DEFAULT_MODEL = os.path.join(ROOT, "examples", "lif2.py")
-DEFAULT_TASK, DEFAULT_ITERATIONS, DEFAULT_LR = "delayed_match", 60, 3e-3
+# examples/train_online.py's defaults (its --model default, ITERATIONS, LR, DECAY), but
+# the task: delayed_match (tests/test_accuracy.py trains both)
+DEFAULT_MODEL = os.path.join(ROOT, "examples", "task_lif.py")
+DEFAULT_TASK = "delayed_match"
+DEFAULT_ITERATIONS, DEFAULT_LR = train_online.ITERATIONS, train_online.LR  # 400, 1e-3
+DEFAULT_DECAY = train_online.DECAY  # ES-D-RTRL's trace decay, 0.98
 
 
 def _batches(task: str, batch: int, it: int):
@@ -50,29 +59,35 @@ def _masked_mean(step_losses, mask) -> float:
 
 
 def _curve(train_one, test_one, task: str, batch: int, iterations: int) -> dict:
-    accs, losses = [], []
-    t0 = time.perf_counter()
+    accs, losses, times = [], [], []
     for it in range(iterations):
+        t0 = time.perf_counter()
         (xs, targets, mask), (xs_t, labels_t, mask_t) = _batches(task, batch, it)
         losses.append(_masked_mean(train_one(xs, targets, mask), mask))
         accs.append(_accuracy(test_one(xs_t), labels_t, mask_t))
-    return {"accuracy": accs, "loss": losses, "wall_s": time.perf_counter() - t0}
+        times.append(time.perf_counter() - t0)
+    return {"accuracy": accs, "loss": losses, "iteration_s": times, "wall_s": sum(times)}
 
 
 def tracec_curve(model_path: str, algorithm: str, task: str = DEFAULT_TASK,
                  iterations: int = DEFAULT_ITERATIONS, lr: float = DEFAULT_LR,
-                 target: str = "llvm-cpu") -> dict:
-    """tracec ``algorithm`` ("es-d-rtrl" / "d-rtrl") with Adam, one update per sequence."""
+                 decay: float = DEFAULT_DECAY, target: str = "llvm-cpu",
+                 params_out: str | None = None) -> dict:
+    """tracec ``algorithm`` ("es-d-rtrl" / "d-rtrl") with Adam, one update per sequence.
+    ``params_out``: write the initial parameters (``learner.params``, name -> array, seed
+    0) there as .npz, for braintrace_side.py's ``--params``."""
     import tracec
     import tracec.runtime
 
     T = getattr(tasks, task)(1, seed=0)[0].shape[0]
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "m.xla" if target == "xla" else "m.vmfb")
-        tracec.compile(model_path, algorithm=algorithm, optimizer="adam", lr=lr, update_every=T,
-                       target=target).save(path)
+        tracec.compile(model_path, algorithm=algorithm, optimizer="adam", lr=lr, decay=decay,
+                       update_every=T, target=target).save(path)
         learner = tracec.runtime.load(path)
     batch = learner.manifest["input"]["shape"][0]
+    if params_out:
+        np.savez(params_out, **learner.params)
 
     def train_one(xs, targets, mask):
         learner.reset()

@@ -24,8 +24,11 @@ Sections (``--sections``; ``--accuracy`` adds the last one):
 - ``memory``: peak RSS of one fresh process per (tool, T) that trains once over T steps
   (``--memory-network``, ``--memory-T``): tracec ES-D-RTRL and D-RTRL (llvm-cpu), JAX BPTT
   (benchmarks/memory_vs_t.py's ``peak_rss``), braintrace pp_prop and brainstate BPTT.
-- ``accuracy``: test accuracy per update for ``--iterations`` updates on ``--task``
-  (benchmarks/learning_curves.py; Adam, the same lr for every tool).
+- ``accuracy``: test accuracy per update for ``--iterations`` (400) updates on ``--task``
+  (benchmarks/learning_curves.py; Adam, the same lr for every tool) of tracec's accuracy
+  network ``--accuracy-model`` (examples/task_lif.py; batch 64) and braintrace_side.py's
+  copy of it ``--accuracy-network`` (task_lif:32), which starts from tracec's initial
+  parameters (passed as an .npz); examples/task_alif.py pairs with task_alif:32.
 
 Every measurement is one record (a flat dict) in benchmarks/results/side_by_side.json::
 
@@ -78,12 +81,24 @@ def log(*a) -> None:
     print(*a, file=sys.stderr, flush=True)
 
 
-def network(text: str) -> tuple[str, int]:
+def network(text: str, variants=("lif", "alif")) -> tuple[str, int]:
     """'lif:64' -> ('lif', 64)"""
     variant, _, H = text.partition(":")
-    if variant not in ("lif", "alif") or not H.isdigit():
-        raise argparse.ArgumentTypeError(f"a network is VARIANT:H with VARIANT lif or alif, got {text!r}")
+    if variant not in variants or not H.isdigit():
+        raise argparse.ArgumentTypeError(f"a network is VARIANT:H with VARIANT one of "
+                                         f"{', '.join(variants)}, got {text!r}")
     return variant, int(H)
+
+
+# braintrace_side.py's networks for the accuracy section: also tracec's accuracy networks
+ACCURACY_VARIANTS = ("lif", "alif", "task_lif", "task_alif")
+# the braintrace network that mirrors each model file (--accuracy-network's default)
+ACCURACY_NETWORKS = {"task_lif.py": "task_lif:32", "task_alif.py": "task_alif:32", "lif2.py": "lif:64"}
+
+
+def accuracy_network(text: str) -> tuple[str, int]:
+    """'task_lif:32' -> ('task_lif', 32)"""
+    return network(text, ACCURACY_VARIANTS)
 
 
 # --------------------------------------------------------------------------- records
@@ -143,8 +158,9 @@ def braintrace_records(section: str, args: list[str], expected: list[dict], time
     return out
 
 
-def bt_args(cmd: str, variant: str, H: int, algorithms, cfg, **flags) -> list[str]:
-    args = [cmd, "--variant", variant, "--H", str(H), "--batch", str(cfg.batch),
+def bt_args(cmd: str, variant: str, H: int, algorithms, cfg, batch: int | None = None,
+            **flags) -> list[str]:
+    args = [cmd, "--variant", variant, "--H", str(H), "--batch", str(batch or cfg.batch),
             "--algorithm", *[TO_BRAINTRACE[a] for a in algorithms]]
     for flag, value in flags.items():
         values = value if isinstance(value, list) else [value]
@@ -348,24 +364,36 @@ def curve_fields(curve: dict) -> dict:
 
 
 def accuracy_section(cfg) -> list[dict]:
-    from benchmarks.learning_curves import jax_bptt_curve, tracec_curve
+    from benchmarks.learning_curves import jax_bptt_curve, load_model, tracec_curve
 
     variant, H = cfg.accuracy_network
+    batch = load_model(cfg.accuracy_model).input.shape[0]  # the model's (64 in examples/task_*.py)
     common_fields = dict(task=cfg.task, iterations=cfg.iterations, lr=cfg.lr, optimizer="adam",
+                         decay=cfg.accuracy_decay, batch=batch,
                          model=os.path.relpath(cfg.accuracy_model, ROOT))
-    recs = [measured(key("accuracy", "tracec", alg, "llvm-cpu", variant, H, **common_fields),
-                     lambda: curve_fields(tracec_curve(cfg.accuracy_model, alg, cfg.task,
-                                                       cfg.iterations, cfg.lr)))
-            for alg in RULES]
-    recs.append(measured(key("accuracy", "jax", "bptt", "jax.jit", variant, H, **common_fields),
-                         lambda: curve_fields(jax_bptt_curve(cfg.accuracy_model, cfg.task,
-                                                             cfg.iterations, cfg.lr))))
-    log(f"side_by_side: accuracy {variant} {H} braintrace / brainstate ...")
-    got = common.braintrace_side(bt_args("accuracy", variant, H, (*RULES, "bptt"), cfg, task=cfg.task,
-                                         iterations=cfg.iterations, lr=cfg.lr))
+    with tempfile.TemporaryDirectory() as tmp:
+        # tracec's initial parameters (seed 0; JAX BPTT's init_params(PRNGKey(0)) are the same),
+        # written by its first run: braintrace starts from the same weights
+        params = os.path.join(tmp, "params.npz")
+        recs = [measured(key("accuracy", "tracec", alg, "llvm-cpu", variant, H, **common_fields),
+                         lambda: curve_fields(tracec_curve(cfg.accuracy_model, alg, cfg.task,
+                                                           cfg.iterations, cfg.lr, cfg.accuracy_decay,
+                                                           params_out=params)))
+                for alg in RULES]
+        recs.append(measured(key("accuracy", "jax", "bptt", "jax.jit", variant, H, **common_fields),
+                             lambda: curve_fields(jax_bptt_curve(cfg.accuracy_model, cfg.task,
+                                                                 cfg.iterations, cfg.lr))))
+        log(f"side_by_side: accuracy {variant} {H} braintrace / brainstate ...")
+        flags = dict(task=cfg.task, iterations=cfg.iterations, lr=cfg.lr, decay=cfg.accuracy_decay)
+        same = os.path.exists(params)  # not when tracec failed
+        if same:
+            flags["params"] = params
+        got = common.braintrace_side(bt_args("accuracy", variant, H, (*RULES, "bptt"), cfg,
+                                             batch=batch, **flags))
     for alg in (*RULES, "bptt"):
         k = key("accuracy", "brainstate" if alg == "bptt" else "braintrace", alg, "jax.jit", variant, H,
-                **common_fields, network=f"benchmarks/braintrace_side.py {variant}:{H}")
+                **common_fields, network=f"benchmarks/braintrace_side.py {variant}:{H}",
+                initial_params="tracec's" if same else "braintrace_side.py's (seed 0)")
         match = [r for r in got or [] if FROM_BRAINTRACE[r["algorithm"]] == alg]
         if got is None:
             recs.append({**k, "skipped": "no benchmark venv (make bench-venv)"})
@@ -373,8 +401,8 @@ def accuracy_section(cfg) -> list[dict]:
             recs.append({**k, "error": "braintrace_side.py accuracy failed; see its stderr"})
         else:
             r = match[0]
-            recs.append({**k, **curve_fields({"accuracy": r["accuracy"], "loss": r["loss"],
-                                              "wall_s": r["wall_s"]})})
+            recs.append({**k, **curve_fields({f: r[f] for f in ("accuracy", "loss", "iteration_s",
+                                                                "wall_s")})})
     return recs
 
 
@@ -487,23 +515,34 @@ def parse_args(argv):
     g.add_argument("--memory-network", type=network, default="lif:64")
     g.add_argument("--memory-T", type=int, nargs="+", default=[100, 1000, 10000])
     g = ap.add_argument_group("accuracy")
-    from benchmarks.learning_curves import DEFAULT_ITERATIONS, DEFAULT_LR, DEFAULT_MODEL, DEFAULT_TASK
+    from benchmarks.learning_curves import (DEFAULT_DECAY, DEFAULT_ITERATIONS, DEFAULT_LR,
+                                            DEFAULT_MODEL, DEFAULT_TASK)
     g.add_argument("--accuracy-model", default=DEFAULT_MODEL,
-                   help="tracec's and JAX's model file (examples/train_online.py's default)")
-    g.add_argument("--accuracy-network", type=network, default="lif:64",
-                   help="braintrace's network for the same model (benchmarks/braintrace_side.py)")
+                   help="tracec's and JAX's model file (examples/train_online.py's default, "
+                        "examples/task_lif.py)")
+    g.add_argument("--accuracy-network", type=accuracy_network,
+                   help="braintrace's network for the same model (benchmarks/braintrace_side.py); "
+                        "default: task_lif:32 for examples/task_lif.py, task_alif:32 for "
+                        "examples/task_alif.py, lif:64 for examples/lif2.py")
     g.add_argument("--task", default=DEFAULT_TASK, choices=["delayed_match", "evidence_accumulation"])
     g.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS)
     g.add_argument("--lr", type=float, default=DEFAULT_LR, help="Adam's learning rate, every tool")
+    g.add_argument("--accuracy-decay", type=float, default=DEFAULT_DECAY,
+                   help="ES-D-RTRL trace decay α, tracec and braintrace")
     if "--quick" in (argv if argv is not None else sys.argv[1:]):
         ap.set_defaults(**QUICK)
     cfg = ap.parse_args(argv)
     cfg.networks = [network(n) if isinstance(n, str) else n for n in cfg.networks]
     if cfg.variant or cfg.H:
         cfg.networks = [(v, H) for v in (cfg.variant or ["lif"]) for H in (cfg.H or [64])]
-    for name in ("memory_network", "accuracy_network"):
-        value = getattr(cfg, name)
-        setattr(cfg, name, network(value) if isinstance(value, str) else value)
+    if isinstance(cfg.memory_network, str):
+        cfg.memory_network = network(cfg.memory_network)
+    if cfg.accuracy_network is None:
+        name = os.path.basename(cfg.accuracy_model)
+        if name not in ACCURACY_NETWORKS:
+            ap.error(f"--accuracy-network: no default for {name}; give the braintrace network "
+                     f"(VARIANT:H, VARIANT one of {', '.join(ACCURACY_VARIANTS)})")
+        cfg.accuracy_network = accuracy_network(ACCURACY_NETWORKS[name])
     if cfg.accuracy and "accuracy" not in cfg.sections:
         cfg.sections = [*cfg.sections, "accuracy"]
     return cfg
