@@ -72,7 +72,8 @@ LR_SGD = 1e-3
 MEMORY_CHUNK = 50  # tracec's memory rows feed the input this many steps per call
 
 # --quick: every section on tiny sizes, written beside the build outputs, not to results/.
-QUICK = dict(networks=["lif:16", "alif:32"], T=50, repeats=2, bt_drtrl_T=20, drtrl_max_H=16,
+QUICK = dict(networks=["lif:16", "alif:32"], T=50, repeats=2, passes=1, bt_drtrl_T=20,
+             drtrl_max_H=16,
              memory_network="lif:16", memory_T=[50, 200], iterations=3,
              out_dir=os.path.join(ROOT, "build", "side_by_side_quick"))
 
@@ -238,6 +239,31 @@ def drtrl_skipped(cfg) -> str:
 
 
 def time_section(cfg) -> list[dict]:
+    """``--passes`` passes over every network and tool; each cell pools the repeats of
+    all passes. This 2-core machine's speed drifts by up to ~1.5x over minutes, and one
+    pass measures the tools of a network minutes apart: pooling passes spreads that
+    drift over every tool instead of handing it to whichever ran at the slow moment."""
+    passes = []
+    for p in range(cfg.passes):
+        log(f"side_by_side: time, pass {p + 1}/{cfg.passes}")
+        passes.append(time_pass(cfg))
+    return [pooled(recs) for recs in zip(*passes)]
+
+
+def pooled(recs: tuple) -> dict:
+    """One cell from its record in each pass: the repeats pooled (median, min, max over
+    all of them), the first pass's compile time, each pass's median kept."""
+    timed = [r for r in recs if "call_s" in r]
+    if len(timed) < len(recs):
+        return next(r for r in recs if "call_s" not in r)  # an error or a skip: report it
+    calls = [c for r in timed for c in r["call_s"]]
+    us = [c / r["T"] * 1e6 for r in timed for c in r["call_s"]]
+    return {**timed[0], "us_per_step_median": statistics.median(us), "us_per_step_min": min(us),
+            "us_per_step_max": max(us), "repeats": len(calls), "call_s": calls,
+            "passes": len(timed), "pass_medians_us": [r["us_per_step_median"] for r in timed]}
+
+
+def time_pass(cfg) -> list[dict]:
     from benchmarks.networks import make_model
 
     recs = []
@@ -502,7 +528,9 @@ def parse_args(argv):
     g.add_argument("--H", type=int, nargs="+", help="with --variant (default lif)")
     g.add_argument("--T", type=int, default=500)
     g.add_argument("--batch", type=int, default=32)
-    g.add_argument("--repeats", type=int, default=5)
+    g.add_argument("--repeats", type=int, default=5, help="timed calls per pass")
+    g.add_argument("--passes", type=int, default=3,
+                   help="passes over all networks and tools, their repeats pooled")
     g.add_argument("--targets", nargs="+", default=["llvm-cpu", "xla"], choices=["llvm-cpu", "xla"])
     g.add_argument("--decay", type=float, default=0.9, help="ES-D-RTRL trace decay α")
     g.add_argument("--drtrl-max-H", type=int, default=128,

@@ -279,7 +279,8 @@ NOTES = [
     "µs/step: one call of T steps (tracec `forward_sequence` / `train_sequence` with "
     "`--update-every T`, SGD; JAX and braintrace: one jitted iteration: reset, T steps, one "
     "optimizer step) divided by T; median of the repeats after a first call that is left out, "
-    "[min..max] of the repeats. Batch 32, 40 inputs, 10 outputs, the networks of "
+    "[min..max] of the repeats, the repeats of every pass (`--passes`, each over all networks "
+    "and tools, so the machine's drift hits every tool alike) pooled. Batch 32, 40 inputs, 10 outputs, the networks of "
     "benchmarks/networks.py (tracec, JAX) and benchmarks/braintrace_side.py (braintrace), which "
     "are the same function (make parity).",
     "speed-up vs braintrace: braintrace's µs/step over ours for the same rule on the same network "
