@@ -426,6 +426,18 @@ class InsertEligibilityTracesPass(ModulePass):
             new_trace[key] = acc
             return acc
 
+        def input_trace(ri, x):
+            """ES-D-RTRL's εx of relation ri: one per relation, whatever groups it feeds."""
+            if ("ex", ri) not in new_trace:
+                new_trace[("ex", ri)] = em.insert(InputTraceOp(trace_arg[("ex", ri)], x, alpha))
+            return new_trace[("ex", ri)]
+
+        def neuron_traces(ri, gi, Df, D_rel, prim):
+            """ES-D-RTRL's εf of relation ri, one per state of group gi."""
+            return {a: update(("ef", ri, gi, a),
+                              lambda j, pr, src, t: NeuronTraceOp(j, pr, src, t, alpha, 1.0 - alpha),
+                              Df[a], D_rel, prim) for a in prim}
+
         def sources(seed, cols, prim):
             """∂(new state a)/∂(seed) within the step, mixing cut, laid out as ``seed``:
             forward mode when seed is laid out as the neurons, else one reverse pass per
@@ -458,16 +470,9 @@ class InsertEligibilityTracesPass(ModulePass):
                                      Df[a], D_rel, prim) for a in prim}
                     grad_of = lambda ds, es: TraceGradOp(ds, es, p.type)  # noqa: E731
                 else:
-                    if ("ex", ri) not in new_trace:  # one input trace per relation
-                        new_trace[("ex", ri)] = em.insert(InputTraceOp(trace_arg[("ex", ri)], x, alpha))
-                    ex = new_trace[("ex", ri)]
-                    if owner != ri:  # εf shared with an earlier relation
-                        new = {a: new_trace[("ef", owner, gi, a)] for a in prim}
-                    else:
-                        new = {a: update(("ef", ri, gi, a),
-                                         lambda j, pr, src, t: NeuronTraceOp(j, pr, src, t, alpha,
-                                                                             1.0 - alpha),
-                                         Df[a], D_rel, prim) for a in prim}
+                    ex = input_trace(ri, x)
+                    new = ({a: new_trace[("ef", owner, gi, a)] for a in prim} if owner != ri
+                           else neuron_traces(ri, gi, Df, D_rel, prim))  # else shared
                     grad_of = lambda ds, es: FactoredGradOp(ex, ds, es, corr, p.type)  # noqa: E731
             elif kind == "conv":
                 x, y, w = rop.operands[0], rop.results[0], rop.operands[1]
@@ -488,13 +493,8 @@ class InsertEligibilityTracesPass(ModulePass):
                     J = _shape(patches)[1]
                     grad_of = lambda ds, es: TraceGradOp(ds, es, TensorType(f32, [J, N]))  # noqa: E731
                 else:
-                    if ("ex", ri) not in new_trace:
-                        new_trace[("ex", ri)] = em.insert(InputTraceOp(trace_arg[("ex", ri)], x, alpha))
-                    ex = new_trace[("ex", ri)]
-                    new = {a: update(("ef", ri, gi, a),
-                                     lambda j, pr, src, t: NeuronTraceOp(j, pr, src, t, alpha,
-                                                                         1.0 - alpha),
-                                     Df[a], D_rel, prim) for a in prim}
+                    ex = input_trace(ri, x)
+                    new = neuron_traces(ri, gi, Df, D_rel, prim)
                     grad_of = None
             else:
                 seed = p if kind == "ew" else vmap.get(rel["_operand"], rel["_operand"])
