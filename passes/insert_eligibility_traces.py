@@ -216,6 +216,15 @@ class InsertEligibilityTracesPass(ModulePass):
     algorithm: str = "es-d-rtrl"
     decay: float = 0.9
 
+    @staticmethod
+    def _replace_return(ret: func.ReturnOp, operands) -> func.ReturnOp:
+        new = func.ReturnOp(*operands)
+        new.location = ret.location
+        ret.parent_block().insert_op_before(new, ret)
+        ret.detach()
+        ret.erase()
+        return new
+
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.algorithm not in ("d-rtrl", "es-d-rtrl"):
             raise TracecError(f"insert-eligibility-traces: unknown algorithm '{self.algorithm}'",
@@ -535,6 +544,22 @@ class InsertEligibilityTracesPass(ModulePass):
         ret.detach()
         ret.erase()
         remove_dead_code(block)
+        # A trace no update reads is needed within its own step only, so it is not
+        # carried: e.g. the trace of a spike z that reaches the next step only through
+        # cut recurrent weights (lif2's z): half of D-RTRL's [B, I, H] traces there.
+        unread = {k for k, a in enumerate(tr_args) if not list(a.uses)}
+        if unread:
+            first = len(new_state)
+            kept = [v for k, v in enumerate(final.operands)
+                    if not (first <= k < first + len(traces) and k - first in unread)]
+            final = self._replace_return(final, kept)
+            for k in sorted(unread, reverse=True):
+                block.erase_arg(tr_args[k])
+            first = n_p + n_s
+            in_types = [t for k, t in enumerate(in_types)
+                        if not (first <= k < first + len(traces) and k - first in unread)]
+            traces = [t for k, t in enumerate(traces) if k not in unread]
+            remove_dead_code(block)
         arg_roles = (roles(step.arg_attrs)[:n_p + n_s] + [("trace", n) for _, n, _ in traces]
                      + [("counter", "n"), ("input", "x"), ("target", loss_roles[-1][1]),
                         ("mask", "mask")])

@@ -219,6 +219,21 @@ def test_es_d_rtrl_dense_trace_is_linear_in_size(tmp_path):
     assert sum(d[f"eps/w_in/{s}"] for s in ("a", "v")) == B * I * H * S
 
 
+def test_a_trace_nothing_reads_is_not_carried():
+    """lif2's spike z reaches the next step only through w_rec (cut), so no update reads
+    z's traces: they live within their step and are not carried (the gradient through
+    z still counts: test_learning's zoo models with a carried spike check the numbers)."""
+    import json
+    import re
+
+    art = tracec.compile(os.path.join(EXAMPLES, "lif2.py"), algorithm="d-rtrl", emit="tracec")
+    manifest = json.loads(re.search(r'tracec.manifest = "((?:[^"\\]|\\.)*)"', art.ir["tracec"])
+                          .group(1).replace('\\22', '"'))
+    names = {t["name"] for t in manifest["traces"]}
+    assert "eps/l1/w_rec/l1/v" in names and "ep/l1/b/l1/v" in names
+    assert not {n for n in names if n.endswith("/l1/z") or n.endswith("/l2/z")}
+
+
 def test_no_trainable_relation_is_a_clear_error():
     with pytest.raises(tracec.TracecError, match="no trainable relation") as e:
         tracec.compile(os.path.join(MODELS, "no_relation.py"), algorithm="es-d-rtrl", emit="tracec")
