@@ -182,15 +182,16 @@ def _merge_into(labels: np.ndarray, index: np.ndarray, incoming: np.ndarray) -> 
                                                np.where((old == new) & (new >= 0), old, SEVERAL)))
 
 
-def neuron_index(g: StepGraph, states: list[SSAValue], y: SSAValue) -> np.ndarray:
-    """For each element of ``y``, the flat index of the element of ``states`` (new
-    states of one group, all of one shape) that it reaches within the step: UNREACHED,
-    or SEVERAL when it reaches more than one neuron. Labels flow backwards from the
+def neuron_labels(g: StepGraph, states: list[SSAValue]) -> dict[SSAValue, np.ndarray]:
+    """For each value that reaches the new ``states`` of one group within the step, and
+    each of its elements, the flat index of the neuron (state element) it reaches:
+    UNREACHED, or SEVERAL when it reaches more than one. Labels flow backwards from the
     states through element-wise ops and ``INDEX_MAP`` ops (a slice, a split, a
-    reshape...), never through a cut."""
-    shape = list(states[0].type.get_shape())
-    labels: dict[SSAValue, np.ndarray] = {
-        s: np.arange(math.prod(shape), dtype=np.int64).reshape(shape) for s in states}
+    reshape...), never through a cut. A relation's output is looked up in the result."""
+    labels: dict[SSAValue, np.ndarray] = {}
+    for s in states:
+        shape = list(s.type.get_shape())
+        labels[s] = np.arange(math.prod(shape), dtype=np.int64).reshape(shape)
     for op in reversed(list(g.block.ops)):
         if g.is_cut(op) or not op.results or op.results[0] not in labels:
             continue
@@ -207,4 +208,4 @@ def neuron_index(g: StepGraph, states: list[SSAValue], y: SSAValue) -> np.ndarra
             dest = labels.setdefault(operand, np.full(list(operand.type.get_shape()), UNREACHED,
                                                       np.int64))
             _merge_into(dest, index, out)
-    return labels.get(y, np.full(list(y.type.get_shape()), UNREACHED, np.int64))
+    return labels

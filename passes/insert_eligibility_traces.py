@@ -54,7 +54,7 @@ from tracec.dialects.tracec import (FactoredGradOp, InputTraceOp, NeuronTraceOp,
 from tracec.passes.ad import Emitter, jvp, remove_dead_code, vjp
 from tracec.passes.ad_rules import ConvParams, conv_params, conv_transpose_rhs
 from tracec.passes.common import from_attr, functions, op_error, role_attrs, roles, to_attr
-from tracec.passes.dataflow import SEVERAL, StepGraph, neuron_index
+from tracec.passes.dataflow import SEVERAL, UNREACHED, StepGraph, neuron_labels
 from tracec.passes.find_hidden_groups import derived_map
 from tracec.passes.find_param_relations import param_relations
 
@@ -71,31 +71,31 @@ def _carried(D: dict, prim: list[int], a: int, prev_of) -> tuple[list, list]:
     return [j for j, _ in pairs], [e for _, e in pairs]
 
 
-def _columns(g: StepGraph, rel: dict, prim: list[int], y) -> list[int] | None:
+def _columns(g: StepGraph, rel: dict, prim: list[int], y, labels: dict) -> list[int] | None:
     """Which neuron of its batch row each column of the relation's output ``y`` [B, M]
-    feeds (-1: none of this group's); None when ``y`` is laid out as the neurons."""
+    feeds (-1: none of this group's); None when ``y`` is laid out as the neurons.
+    ``labels``: ``neuron_labels`` of the group."""
     rop, what = rel["_op"], f"the {rel['kind']} relation of '{rel['param']}'"
     states = [g.state_results[a] for a in prim]
     sshape = _shape(states[0])
-    if all(_shape(s) == sshape for s in states) and _shape(y) == sshape:
-        labels = neuron_index(g, states, y)
-        if (labels == np.arange(labels.size).reshape(labels.shape)).all():
-            return None
-    if any(_shape(s) != sshape for s in states) or len(sshape) != 2 or len(_shape(y)) != 2 \
-            or _shape(y)[0] != sshape[0]:
+    same = all(_shape(s) == sshape for s in states)
+    found = labels.get(y)
+    neuron = np.full(_shape(y), UNREACHED, np.int64) if found is None else found
+    if same and _shape(y) == sshape and (neuron == np.arange(neuron.size).reshape(sshape)).all():
+        return None
+    if not same or len(sshape) != 2 or len(_shape(y)) != 2 or _shape(y)[0] != sshape[0]:
         raise op_error(rop, f"insert-eligibility-traces: {what} has output {_shape(y)} and "
                             f"neurons {[_shape(s) for s in states]}; the online rules need "
                             "[B, M] feeding neurons [B, H]")
-    labels = neuron_index(g, states, y)
-    if (labels == SEVERAL).any():
+    if (neuron == SEVERAL).any():
         raise op_error(rop, f"insert-eligibility-traces: an element of the output of {what} "
                             "reaches several neurons",
                        hint="each output element must feed one neuron, through element-wise "
                             "ops and slices, splits or reshapes")
     B, H = sshape
-    reached = labels >= 0
-    cols = np.where(reached, labels % H, -1)
-    if ((labels // H != np.arange(B)[:, None]) & reached).any() or (cols != cols[0]).any():
+    reached = neuron >= 0
+    cols = np.where(reached, neuron % H, -1)
+    if ((neuron // H != np.arange(B)[:, None]) & reached).any() or (cols != cols[0]).any():
         raise op_error(rop, f"insert-eligibility-traces: {what} moves values between batch "
                             "elements on the way to its neurons")
     cols = [int(c) for c in cols[0]]
@@ -141,7 +141,7 @@ def _entry(y):
     return v
 
 
-def _conv_relation(g: StepGraph, rel: dict, prim: list[int]) -> ConvParams:
+def _conv_relation(g: StepGraph, rel: dict, prim: list[int], labels: dict) -> ConvParams:
     """The convolution of a relation, checked: kernel = the parameter, batch first,
     output laid out as the neurons, no feature or batch groups."""
     rop, what = rel["_op"], f"the convolution relation of '{rel['param']}'"
@@ -153,7 +153,7 @@ def _conv_relation(g: StepGraph, rel: dict, prim: list[int]) -> ConvParams:
             or cp.batch_group_count != 1:
         raise op_error(rop, f"insert-eligibility-traces: {what} must have the batch as its "
                             "first dimension and no feature or batch groups")
-    if _columns(g, rel, prim, rop.results[0]) is not None:
+    if _columns(g, rel, prim, rop.results[0], labels) is not None:
         raise op_error(rop, f"insert-eligibility-traces: the output of {what} must be laid "
                             "out as its neurons")
     return cp
@@ -263,8 +263,16 @@ class InsertEligibilityTracesPass(ModulePass):
                 for c in derived[d]:
                     add_trace(("jac", d, c), f"jac/{g.state_names[d]}/{g.state_names[c]}",
                               g.state_args[d].type)
+        label_cache: dict = {}
+
+        def group_labels(gi):
+            if gi not in label_cache:
+                label_cache[gi] = neuron_labels(g, [g.state_results[a] for a in prim_of[gi]])
+            return label_cache[gi]
+
         rel_plan = []
         ef_owner: dict = {}
+        per_neuron: set = set()  # (parameter, group) with one per-neuron trace
         for ri, rel in enumerate(relations):
             rop = rel["_op"]
             pidx = g.param_names.index(rel["param"])
@@ -279,7 +287,7 @@ class InsertEligibilityTracesPass(ModulePass):
                                             f"'{rel['param']}' must be y = x @ W with x [B, I] "
                                             "and y [B, M]",
                                        hint="write the matmul as x @ W with the batch first")
-                    cols = _columns(g, rel, prim, y)
+                    cols = _columns(g, rel, prim, y, group_labels(gi))
                     (B, I), M = _shape(rop.operands[0]), _shape(y)[1]
                     if self.algorithm == "d-rtrl":
                         for a in prim:
@@ -302,17 +310,17 @@ class InsertEligibilityTracesPass(ModulePass):
                     pshape, sshape = _shape(g.param_args[pidx]), _shape(st)
                     if pshape == sshape[len(sshape) - len(pshape):]:
                         # a per-neuron value: one exact trace per neuron, all its uses at once
-                        key = ("ew", None, gi, pidx, None)
-                        if key not in rel_plan:
+                        if (pidx, gi) not in per_neuron:
+                            per_neuron.add((pidx, gi))
                             for a in prim:
                                 add_trace(("ep", pidx, gi, a),
                                           f"ep/{rel['param']}/{g.state_names[a]}", st)
-                            rel_plan.append(key)
+                            rel_plan.append(("ew", ri, gi, pidx, None))
                     else:
                         # e.g. an LSTM's fused gate bias [4H]: one trace per element of the
                         # relation's operand, which feeds exactly one neuron
                         u = rel["_operand"]
-                        cols = _columns(g, rel, prim, u)
+                        cols = _columns(g, rel, prim, u, group_labels(gi))
                         for a in prim:
                             name = f"ep/{rel['param']}/{g.state_names[a]}"
                             if name in [t[1] for t in traces]:  # a second use of the parameter
@@ -321,7 +329,7 @@ class InsertEligibilityTracesPass(ModulePass):
                         rel_plan.append(("ewr", ri, gi, pidx, cols))
                 elif rel["kind"] == "conv":
                     y, x = rop.results[0], rop.operands[0]
-                    cp = _conv_relation(g, rel, prim)
+                    cp = _conv_relation(g, rel, prim, group_labels(gi))
                     if self.algorithm == "d-rtrl":
                         J = _shape(x)[cp.lhs_spec[1]] * math.prod(
                             _shape(rop.operands[1])[d] for d in cp.rhs_spec[2:])
@@ -460,8 +468,7 @@ class InsertEligibilityTracesPass(ModulePass):
 
         for kind, ri, gi, pidx, cols in plan:
             prim = prim_of[gi]
-            rel = relations[ri] if ri is not None else next(
-                r for r in relations if r["param"] == g.param_names[pidx])
+            rel = relations[ri]
             rop = op_map[rel["_op"]]
             p = p_args[pidx]
             em.loc = rop.location
