@@ -182,3 +182,26 @@ def test_bare_heaviside_warns_with_the_line(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.startswith("tests/models/bare_heaviside.py:6:8: warning: a bare Heaviside")
     assert (tmp_path / "m.vmfb").exists()
+
+
+def test_benign_iree_warnings_are_dropped_and_others_kept():
+    """Aggressive fusion reports a consumer left in its own dispatch as a warning at the
+    model's line; that says nothing to a user and is dropped with its excerpt and notes.
+    Any other IREE warning reaches stderr unchanged."""
+    from tracec.backends import _without_benign
+
+    benign = ("examples/lif2.py:40:27: warning: failed to move consumer into region\n"
+              "    v = TAU_MEM * s[\"v\"]\n"
+              "        ^\n"
+              "examples/lif2.py:46:1: note: called from\n"
+              "def step(params, state, x):\n"
+              "^\n")
+    other = "m.py:3:1: warning: something a user should see\n  x = y\n  ^\n"
+    assert _without_benign(benign) == ""
+    assert _without_benign(benign + other + benign) == other
+    assert _without_benign(other + "m.py:4:1: note: from here\n") == other + "m.py:4:1: note: from here\n"
+
+
+def test_training_compile_prints_nothing(tmp_path):
+    proc = run_cli(LIF2, "--algorithm", "es-d-rtrl", "-o", str(tmp_path / "m.vmfb"), "--no-cache")
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
