@@ -1,14 +1,17 @@
-"""Does unrolling the time loop pay? ``lower-scan-to-iree{unroll=K}``, A/B in one process.
+"""Does unrolling the time loop pay, and fusing across the unrolled steps? A/B in one process.
 
-    python -m benchmarks.scan_unroll [--algorithm es-d-rtrl] [--K 1 4] [--T 600] [--rounds 10]
+    python -m benchmarks.scan_unroll [--algorithm es-d-rtrl] [--K 1 4 8] [--T 600] [--rounds 10]
 
-Compiles examples/lif2.py once per K (``tracec --scan-unroll K``; IREE llvm-cpu, no
-compile cache) and times the
-entry that loops (``forward_sequence`` for ``--algorithm forward``, else
-``train_sequence`` with ``--update-every T``), interleaving the K variants round by
-round so that a change in the machine's load hits all of them alike. Prints the median
-and minimum µs per step, the cold compile time, and the largest difference of the
-outputs from the first K's (the unrolled loop must compute the same numbers).
+Compiles examples/lif2.py once per variant: ``--scan-unroll K`` for each K, and for
+K > 1 both without and with ``--fuse-steps`` (IREE llvm-cpu, no compile cache; one
+warm-up compile first, so that no variant pays for JAX's first use). Times the entry
+that loops (``forward_sequence`` for ``--algorithm forward``, else ``train_sequence``
+with ``--update-every T``), interleaving the variants round by round so that a change
+in the machine's load hits all of them alike. Reports the median and minimum µs per
+step, the compile time (whole ``tracec.compile``, and iree-compile alone), the number
+of IREE executables, and the largest difference of the outputs from the first
+variant's (every variant computes the same steps). Writes
+benchmarks/results/scan_unroll.md.
 """
 
 from __future__ import annotations
@@ -20,52 +23,89 @@ import sys
 import tempfile
 import time
 
-from benchmarks.common import ROOT, make_data
+from benchmarks.common import ROOT, make_data, write_text
+
+RESULT = os.path.join(ROOT, "benchmarks", "results", "scan_unroll.md")
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--algorithm", default="es-d-rtrl", choices=["forward", "es-d-rtrl", "d-rtrl"])
-    ap.add_argument("--K", type=int, nargs="+", default=[1, 4])
+    ap.add_argument("--K", type=int, nargs="+", default=[1, 4, 8])
     ap.add_argument("--T", type=int, default=600)
     ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--no-write", action="store_true", help="print only")
     args = ap.parse_args(argv)
     os.environ["TRACEC_CACHE"] = "0"
     import numpy as np
 
     import tracec
     import tracec.runtime
+    from tracec import backends
 
+    model = os.path.join(ROOT, "examples", "lif2.py")
+    variants = [(k, fuse) for k in args.K for fuse in ((False, True) if k > 1 else (False,))]
     xs, ys = make_data(args.T, 32)
-    calls, compile_s = {}, {}
+    tracec.compile(model, emit="iree-input")  # warm-up: JAX's first compiles
+    calls, info = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
-        for k in args.K:
+        for v in variants:
+            k, fuse = v
+            opts = dict(algorithm=args.algorithm, update_every=args.T, optimizer="sgd", lr=0.1,
+                        scan_unroll=k, fuse_steps=fuse)
             t0 = time.perf_counter()
-            art = tracec.compile(os.path.join(ROOT, "examples", "lif2.py"), algorithm=args.algorithm,
-                                 update_every=args.T, optimizer="sgd", lr=0.1, scan_unroll=k)
-            compile_s[k] = time.perf_counter() - t0
-            path = os.path.join(tmp, f"unroll{k}.vmfb")
+            art = tracec.compile(model, **opts)
+            total = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            backends.compile_iree(art.ir["iree-input"], tracec.CompileOptions(**opts))
+            iree = time.perf_counter() - t0
+            info[v] = {"compile": total, "iree": iree,
+                       "executables": _executables(art)}
+            path = os.path.join(tmp, f"unroll{k}{'f' if fuse else ''}.vmfb")
             art.save(path)
             learner = tracec.runtime.load(path)
             if args.algorithm == "forward":
-                calls[k] = lambda l=learner: (l.reset(), l.forward_sequence(xs))[1]
+                calls[v] = lambda l=learner: (l.reset(), l.forward_sequence(xs))[1]
             else:
-                calls[k] = lambda l=learner: (l.reset(), l.train_sequence(xs, ys))[1]
-        outs = {k: f() for k, f in calls.items()}  # also the warm-up call
-        times = {k: [] for k in args.K}
+                calls[v] = lambda l=learner: (l.reset(), l.train_sequence(xs, ys))[1]
+        outs = {v: f() for v, f in calls.items()}  # also the warm-up call
+        times = {v: [] for v in variants}
         for _ in range(args.rounds):
-            for k, f in calls.items():
+            for v, f in calls.items():
                 t0 = time.perf_counter()
                 f()
-                times[k].append(time.perf_counter() - t0)
-    first = args.K[0]
-    print(f"{args.algorithm}, examples/lif2.py, batch 32, T={args.T}, {args.rounds} interleaved rounds")
-    for k in args.K:
-        ts = [t / args.T * 1e6 for t in times[k]]
-        diff = float(np.max(np.abs(outs[k] - outs[first])))
-        print(f"unroll={k}: {statistics.median(ts):.1f} µs/step (min {min(ts):.1f}), "
-              f"cold compile {compile_s[k]:.1f} s, max |out - out[unroll={first}]| {diff:g}")
+                times[v].append(time.perf_counter() - t0)
+    first = variants[0]
+    lines = [f"# Unrolling the time loop (examples/lif2.py, {args.algorithm})", "",
+             f"Command: `python -m benchmarks.scan_unroll --algorithm {args.algorithm} "
+             f"--K {' '.join(map(str, args.K))} --T {args.T} --rounds {args.rounds}` "
+             f"({time.strftime('%Y-%m-%d')}). Batch 32, T={args.T}, IREE llvm-cpu, "
+             f"{args.rounds} interleaved rounds; compile times from one compile each.", "",
+             "| --scan-unroll | --fuse-steps | µs/step median [min] | tracec.compile s | "
+             "iree-compile alone s | IREE executables | max abs diff vs first |",
+             "|---|---|---|---|---|---|---|"]
+    for v in variants:
+        ts = [t / args.T * 1e6 for t in times[v]]
+        diff = float(np.max(np.abs(np.asarray(outs[v]) - np.asarray(outs[first]))))
+        lines.append(f"| {v[0]} | {'yes' if v[1] else 'no'} | {statistics.median(ts):.1f} "
+                     f"[{min(ts):.1f}] | {info[v]['compile']:.1f} | {info[v]['iree']:.1f} | "
+                     f"{info[v]['executables']} | {diff:.2g} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if not args.no_write:
+        write_text(RESULT, text)
     return 0
+
+
+def _executables(art) -> int:
+    """IREE executables of the artifact (its stream IR's ``stream.executable`` ops)."""
+    from benchmarks.dispatch_profile import stream_ir
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "in.mlir")
+        with open(src, "w") as f:
+            f.write(art.ir["iree-input"])
+        return stream_ir(src, os.path.join(tmp, "out.mlir")).count("stream.executable private")
 
 
 if __name__ == "__main__":

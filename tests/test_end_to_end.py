@@ -70,16 +70,23 @@ def test_forward_sequence_matches_jax_and_continues_state(artifacts, target):
     np.testing.assert_allclose(learner.forward_sequence(xs[:10]), ref[:10], rtol=1e-5, atol=1e-6)
 
 
-def test_scan_unroll_runs_the_same_steps(artifacts, tmp_path):
+@pytest.mark.parametrize("variant", [{"scan_unroll": 1}, {"fuse_steps": True}])
+def test_scan_unroll_runs_the_same_steps(artifacts, tmp_path, variant):
     """--scan-unroll 4 (the default) runs 4 steps per loop iteration and the rest one at
-    a time: 77 + 123 steps give bit-identical outputs to one step per iteration."""
-    path = str(tmp_path / "unroll1.vmfb")
-    tracec.compile(os.path.join(EXAMPLES, "lif2.py"), scan_unroll=1).save(path)
-    one, four = tracec.runtime.load(path), tracec.runtime.load(artifacts["llvm-cpu"])
+    a time: 77 + 123 steps give the outputs of one step per iteration, bit for bit.
+    --fuse-steps lets IREE fuse across the 4 steps: the same outputs to float rounding."""
+    path = str(tmp_path / "variant.vmfb")
+    tracec.compile(os.path.join(EXAMPLES, "lif2.py"), **variant).save(path)
+    other, four = tracec.runtime.load(path), tracec.runtime.load(artifacts["llvm-cpu"])
     assert four.manifest["options"]["scan_unroll"] == 4
+    assert four.manifest["options"]["fuse_steps"] is False
     xs = _inputs()
     for part in (xs[:77], xs[77:]):  # the second part continues from the first's state
-        np.testing.assert_array_equal(four.forward_sequence(part), one.forward_sequence(part))
+        if "fuse_steps" in variant:
+            np.testing.assert_allclose(four.forward_sequence(part), other.forward_sequence(part),
+                                       rtol=1e-6, atol=1e-6)
+        else:
+            np.testing.assert_array_equal(four.forward_sequence(part), other.forward_sequence(part))
 
 
 def test_params_are_arguments_named_by_path(lif2_vmfb):

@@ -93,6 +93,9 @@ def _compile_parser() -> argparse.ArgumentParser:
     p.add_argument("--scan-unroll", type=int, default=4, metavar="K",
                    help="IREE: time steps per loop iteration of the *_sequence entries "
                         "(default 4; 1 compiles fastest)")
+    p.add_argument("--fuse-steps", action="store_true",
+                   help="IREE: fuse kernels across the unrolled time steps (faster "
+                        "sequences, about twice the compile time)")
     p.add_argument("--target", choices=TARGETS, default="llvm-cpu")
     p.add_argument("--cpu", default="host", help="llvm-cpu: CPU name (host, generic, znver4, ...)")
     p.add_argument("--target-triple", default="", help="llvm-cpu cross compilation, e.g. aarch64-linux-gnu")
@@ -130,7 +133,8 @@ def _compile_main(argv) -> int:
                               hint="tracec --list-passes shows the available passes")
     options = CompileOptions(
         algorithm=args.algorithm, decay=args.decay, optimizer=args.optimizer, lr=args.lr,
-        update_every=args.update_every, scan_unroll=args.scan_unroll, target=args.target,
+        update_every=args.update_every, scan_unroll=args.scan_unroll,
+        fuse_steps=args.fuse_steps, target=args.target,
         seed=args.seed, cpu=args.cpu,
         target_triple=args.target_triple, cuda_arch=args.cuda_arch, rocm_arch=args.rocm_arch)
     printer = _Printer(args.print_ir_after, args.print_ir_after_all, args.dump_dir)

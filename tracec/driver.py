@@ -26,7 +26,7 @@ from tracec.versions import sources_hash, tool_versions
 STAGE_PIPELINES: dict[str, str] = {
     "stablehlo": "strip-sharding,inline-private-functions",
     "tracec": "extract-step,check-backend-ops{{target={target}}},make-entry-points",
-    "iree-input": "lower-traces-to-stablehlo,lower-scan-to-iree{{unroll={scan_unroll}}},"
+    "iree-input": "lower-traces-to-stablehlo,lower-scan-to-iree{{unroll={scan_unroll} fuse-steps={fuse_steps}}},"
                   "strip-tracec-attributes",
     "xla-input": "lower-traces-to-stablehlo,lower-scan-to-stablehlo,strip-tracec-attributes",
 }
@@ -254,8 +254,9 @@ def compile(source, options: CompileOptions | None = None, *, emit: str | None =
     else:
         stage_passes = {}
         for stage in stages:
-            spec = STAGE_PIPELINES[stage].format(target=options.target,
-                                                 scan_unroll=options.scan_unroll)
+            spec = STAGE_PIPELINES[stage].format(
+                target=options.target, scan_unroll=options.scan_unroll,
+                fuse_steps=str(options.fuse_steps).lower())
             if stage == "tracec" and options.algorithm != "forward":
                 spec = spec.replace("extract-step,", "extract-step," + LEARNING_PIPELINE.format(
                     algorithm=options.algorithm, decay=float(options.decay),

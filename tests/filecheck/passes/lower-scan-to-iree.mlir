@@ -1,5 +1,6 @@
 // RUN: tracec-opt %S/Inputs/scan.mlir -p lower-scan-to-iree | filecheck %s
 // RUN: tracec-opt %S/Inputs/scan.mlir -p 'lower-scan-to-iree{unroll=2}' | filecheck %s --check-prefix=UNROLL
+// RUN: tracec-opt %S/Inputs/scan.mlir -p 'lower-scan-to-iree{unroll=2 fuse-steps=false}' | filecheck %s --check-prefix=BARRIER
 
 // Loop values cross the scf.for edge as !hal.buffer_view (no tensor carried, so IREE
 // copies nothing per iteration); rows are extracted/inserted in place.
@@ -42,3 +43,15 @@
 // UNROLL: "scf.yield"
 // UNROLL: "scf.for"(%[[MAIN]], %[[T]], %{{.*}}, %[[V1]], %[[Y1]])
 // UNROLL-NOT: tracec.scan
+
+// fuse-steps=false: the values one unrolled step hands the next pass through an
+// optimization barrier (none after the last step, none in the one-step loop).
+// BARRIER: "scf.for"
+// BARRIER: %[[N1:.*]] = "stablehlo.add"
+// BARRIER: %[[B:.*]] = "stablehlo.optimization_barrier"(%[[N1]])
+// BARRIER: "stablehlo.add"(%[[B]],
+// BARRIER-NOT: optimization_barrier
+// BARRIER: "scf.yield"
+// BARRIER: "scf.for"
+// BARRIER-NOT: optimization_barrier
+// BARRIER: "scf.yield"
