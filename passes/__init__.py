@@ -56,6 +56,11 @@ def _lower_traces_to_stablehlo():
     return LowerTracesToStablehloPass
 
 
+def _leading_sums_to_dot():
+    from tracec.passes.leading_sums_to_dot import LeadingSumsToDotPass
+    return LeadingSumsToDotPass
+
+
 def _strip_tracec_attributes():
     from tracec.passes.strip_tracec_attributes import StripTracecAttributesPass
     return StripTracecAttributesPass
@@ -101,6 +106,7 @@ PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "lower-scan-to-stablehlo": _lower_scan_to_stablehlo,
     "lower-scan-to-iree": _lower_scan_to_iree,
     "lower-traces-to-stablehlo": _lower_traces_to_stablehlo,
+    "leading-sums-to-dot": _leading_sums_to_dot,
     "strip-tracec-attributes": _strip_tracec_attributes,
     "differentiate": _differentiate,
 }
