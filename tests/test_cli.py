@@ -60,7 +60,8 @@ def test_dump_dir_writes_one_numbered_file_per_pass(tmp_path):
     assert files[1:] == ["01-strip-sharding.mlir", "02-inline-private-functions.mlir",
                          "03-extract-step.mlir", "04-check-backend-ops.mlir",
                          "05-make-entry-points.mlir", "06-lower-traces-to-stablehlo.mlir",
-                         "07-lower-scan-to-iree.mlir", "08-strip-tracec-attributes.mlir"]
+                         "07-leading-sums-to-dot.mlir", "08-lower-scan-to-iree.mlir",
+                         "09-strip-tracec-attributes.mlir"]
 
 
 def test_list_passes_and_pipeline():
