@@ -7,7 +7,7 @@ element-wise pass over the same data: summing ``[32, 64, 64]`` to ``[64, 64]`` t
 sum over the batch of every ``[B, I, H]`` trace, once per step. The same sum written
 as ``dot_general(ones[B], x)`` (contracting dimension 0 of both) goes through IREE's
 matmul code: ~57 µs, and the same additions in the same order (bit-identical on the
-case measured). Only the IREE input is rewritten; XLA gets the reduce.
+case measured). XLA's CPU code gains too: lif2 D-RTRL 1725 -> 1195 µs per step.
 
 Before: any module. After: each ``stablehlo.reduce`` that sums (one operand, body a
 single ``stablehlo.add`` of its two arguments, init a zero constant) an f32 tensor of

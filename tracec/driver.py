@@ -28,7 +28,8 @@ STAGE_PIPELINES: dict[str, str] = {
     "tracec": "extract-step,check-backend-ops{{target={target}}},make-entry-points",
     "iree-input": "lower-traces-to-stablehlo,leading-sums-to-dot,lower-scan-to-iree{{unroll={scan_unroll} fuse-steps={fuse_steps}}},"
                   "strip-tracec-attributes",
-    "xla-input": "lower-traces-to-stablehlo,lower-scan-to-stablehlo,strip-tracec-attributes",
+    "xla-input": "lower-traces-to-stablehlo,leading-sums-to-dot,lower-scan-to-stablehlo,"
+                 "strip-tracec-attributes",
 }
 
 
