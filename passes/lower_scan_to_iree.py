@@ -17,7 +17,7 @@ Option ``unroll`` (default 1): K scan steps per loop iteration, the rest after.
 Option ``fuse_steps`` (default true): with ``fuse-steps=false`` the carried values pass
 through one ``stablehlo.optimization_barrier`` between the unrolled steps, so IREE cannot
 fuse one step's ops with the next's: every step compiles to the one-step body's
-dispatches (half the executables, about half the IREE compile time, ~12% slower steps
+dispatches (half the executables, about half the IREE compile time, ~17% slower steps
 on lif2 ES-D-RTRL).
 """
 

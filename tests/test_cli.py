@@ -206,3 +206,13 @@ def test_benign_iree_warnings_are_dropped_and_others_kept():
 def test_training_compile_prints_nothing(tmp_path):
     proc = run_cli(LIF2, "--algorithm", "es-d-rtrl", "-o", str(tmp_path / "m.vmfb"), "--no-cache")
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+
+
+def test_fuse_steps_default_and_flags():
+    """Forward-only artifacts let IREE fuse across unrolled steps; --no-fuse-steps puts an
+    optimization barrier between them (the learning rules' default)."""
+    fused = run_cli(LIF2, "--emit", "iree-input")
+    apart = run_cli(LIF2, "--emit", "iree-input", "--no-fuse-steps")
+    assert fused.returncode == 0 and apart.returncode == 0, fused.stderr + apart.stderr
+    assert "optimization_barrier" not in fused.stdout
+    assert apart.stdout.count('"stablehlo.optimization_barrier"') == 3  # 4 unrolled steps

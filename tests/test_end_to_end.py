@@ -70,16 +70,19 @@ def test_forward_sequence_matches_jax_and_continues_state(artifacts, target):
     np.testing.assert_allclose(learner.forward_sequence(xs[:10]), ref[:10], rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("variant", [{"scan_unroll": 1}, {"fuse_steps": True}])
+@pytest.mark.parametrize("variant", [{"scan_unroll": 1}, {"fuse_steps": False}])
 def test_scan_unroll_runs_the_same_steps(artifacts, tmp_path, variant):
     """--scan-unroll 4 (the default) runs 4 steps per loop iteration and the rest one at
     a time: 77 + 123 steps give the outputs of one step per iteration, bit for bit.
-    --fuse-steps lets IREE fuse across the 4 steps: the same outputs to float rounding."""
+    A forward-only artifact lets IREE fuse across the 4 steps by default; with
+    --no-fuse-steps (the learning rules' default) the outputs agree to float rounding."""
+    assert tracec.CompileOptions().fuse_steps is True
+    assert tracec.CompileOptions(algorithm="es-d-rtrl").fuse_steps is False
     path = str(tmp_path / "variant.vmfb")
     tracec.compile(os.path.join(EXAMPLES, "lif2.py"), **variant).save(path)
     other, four = tracec.runtime.load(path), tracec.runtime.load(artifacts["llvm-cpu"])
     assert four.manifest["options"]["scan_unroll"] == 4
-    assert four.manifest["options"]["fuse_steps"] is False
+    assert four.manifest["options"]["fuse_steps"] is True
     xs = _inputs()
     for part in (xs[:77], xs[77:]):  # the second part continues from the first's state
         if "fuse_steps" in variant:

@@ -93,9 +93,10 @@ def _compile_parser() -> argparse.ArgumentParser:
     p.add_argument("--scan-unroll", type=int, default=4, metavar="K",
                    help="IREE: time steps per loop iteration of the *_sequence entries "
                         "(default 4; 1 compiles fastest)")
-    p.add_argument("--fuse-steps", action="store_true",
+    p.add_argument("--fuse-steps", action=argparse.BooleanOptionalAction, default=None,
                    help="IREE: fuse kernels across the unrolled time steps (faster "
-                        "sequences, about twice the compile time)")
+                        "sequences; for training about twice the compile time). Default: "
+                        "on for --algorithm forward, off for the learning rules")
     p.add_argument("--target", choices=TARGETS, default="llvm-cpu")
     p.add_argument("--cpu", default="host", help="llvm-cpu: CPU name (host, generic, znver4, ...)")
     p.add_argument("--target-triple", default="", help="llvm-cpu cross compilation, e.g. aarch64-linux-gnu")
