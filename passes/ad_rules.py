@@ -544,7 +544,7 @@ REDUCE_BODIES: dict[type, Rule] = {
 }
 
 
-def _reduce_body_op(op):
+def reduce_body_op(op):
     """The combining op of a one-input reduce whose body is ``return f(a, b)``."""
     if len(op.operands) != 2:
         return None
@@ -556,7 +556,7 @@ def _reduce_body_op(op):
     return ops[0]
 
 
-REDUCE = Rule(select=lambda op: REDUCE_BODIES.get(type(_reduce_body_op(op))))
+REDUCE = Rule(select=lambda op: REDUCE_BODIES.get(type(reduce_body_op(op))))
 
 
 # ---------------------------------------------------------------------------------
@@ -837,7 +837,7 @@ def _describe_composite(op):
 
 
 def _describe_reduce(op):
-    body = _reduce_body_op(op)
+    body = reduce_body_op(op)
     if body is None:
         return f"stablehlo.reduce with {len(op.operands) // 2} input(s) and a multi-op body"
     return f"stablehlo.reduce with a '{body.name}' body"

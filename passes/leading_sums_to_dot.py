@@ -27,25 +27,15 @@ from xdsl.passes import ModulePass
 
 from tracec.diagnostics import TracecError
 from tracec.dialects import stablehlo as shlo
-from tracec.passes.ad import Emitter
+from tracec.passes.ad import Emitter, ints
+from tracec.passes.ad_rules import reduce_body_op
 
 
 def _is_leading_sum(op: shlo.ReduceOp) -> bool:
-    if len(op.operands) != 2 or len(op.results) != 1:
-        return False
     t = op.operands[0].type
-    if not isinstance(t, TensorType) or t.element_type != f32 or len(t.get_shape()) < 2:
-        return False
-    dims = op.properties.get("dimensions")
-    if dims is None or list(dims.get_values()) != [0]:
-        return False
-    if Emitter.splat_value(op.operands[1]) != 0.0:
-        return False
-    body = op.regions[0].block
-    ops = list(body.ops)
-    return (len(body.args) == 2 and len(ops) == 2 and isinstance(ops[0], shlo.AddOp)
-            and set(ops[0].operands) == set(body.args)
-            and list(ops[1].operands) == [ops[0].results[0]])
+    return (isinstance(reduce_body_op(op), shlo.AddOp) and isinstance(t, TensorType)
+            and t.element_type == f32 and len(t.get_shape()) >= 2
+            and ints(op.dimensions) == [0] and Emitter.splat_value(op.operands[1]) == 0.0)
 
 
 def leading_sum_to_dot(op: shlo.ReduceOp, min_elements: int) -> bool:

@@ -46,14 +46,16 @@ def iree_flags(options: CompileOptions) -> list[str]:
     raise TracecError(f"target {t} is not an IREE target")
 
 
-_DIAG = re.compile(r'^(?P<loc>(?:"?[^\s"]+"?):(?P<line>\d+):(?P<col>\d+)|<unknown>:0):\s*error:\s*(?P<msg>.*)$')
+#: One diagnostic line of iree-compile: ``file:line:col: severity: message``.
+_DIAG = re.compile(r'^(?P<loc>(?:"?[^\s"]+"?):(?P<line>\d+):(?P<col>\d+)|<unknown>:0):\s*'
+                   r'(?P<sev>error|warning|note|remark):\s*(?P<msg>.*)$')
 
 
 def _iree_error(diagnostics: str, target: str) -> TracecError:
     """The first ``error:`` line of IREE's output as a tracec error."""
     for line in diagnostics.splitlines():
         m = _DIAG.match(line.strip())
-        if not m:
+        if not m or m.group("sev") != "error":
             continue
         msg = m.group("msg").strip()
         op = None
@@ -91,7 +93,7 @@ def _without_benign(diagnostics: str) -> str:
     """``diagnostics`` less each benign warning and the source excerpt and notes after it."""
     kept, skipping = [], False
     for line in diagnostics.splitlines(keepends=True):
-        m = _DIAG_ANY.match(line.strip())
+        m = _DIAG.match(line.strip())
         if m:
             skipping = (m.group("sev") == "warning" and any(b in m.group("msg") for b in _BENIGN)
                         or skipping and m.group("sev") == "note")
@@ -99,8 +101,6 @@ def _without_benign(diagnostics: str) -> str:
             kept.append(line)
     return "".join(kept)
 
-
-_DIAG_ANY = re.compile(r'^(?:"?[^\s"]+"?:\d+:\d+|<unknown>:0):\s*(?P<sev>error|warning|note|remark):\s*(?P<msg>.*)$')
 
 
 def compile_xla(module_text: str, manifest: dict, options: CompileOptions) -> bytes:

@@ -26,7 +26,8 @@ from tracec.versions import sources_hash, tool_versions
 STAGE_PIPELINES: dict[str, str] = {
     "stablehlo": "strip-sharding,inline-private-functions",
     "tracec": "extract-step,check-backend-ops{{target={target}}},make-entry-points",
-    "iree-input": "lower-traces-to-stablehlo,leading-sums-to-dot,lower-scan-to-iree{{unroll={scan_unroll} fuse-steps={fuse_steps}}},"
+    "iree-input": "lower-traces-to-stablehlo,leading-sums-to-dot,"
+                  "lower-scan-to-iree{{unroll={scan_unroll} fuse-steps={fuse_steps}}},"
                   "strip-tracec-attributes",
     "xla-input": "lower-traces-to-stablehlo,leading-sums-to-dot,lower-scan-to-stablehlo,"
                  "strip-tracec-attributes",

@@ -61,7 +61,6 @@ class CompileOptions:
                 or self.scan_unroll < 1:
             raise TracecError(f"--scan-unroll must be an integer >= 1, got {self.scan_unroll!r}",
                               hint="1 compiles fastest; 4 (the default) runs sequences faster")
-
         if self.fuse_steps is None:
             object.__setattr__(self, "fuse_steps", self.algorithm == "forward")
         if not isinstance(self.fuse_steps, bool):
