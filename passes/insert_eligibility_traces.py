@@ -15,7 +15,7 @@ a scalar that gates the loss (``loss`` returned is the unmasked L_t). Per hidden
 - ``Df_t[a]``: forward mode seeded with 1 at the relation's output y, mixing cut;
 - ``δ_t[a]``: reverse mode from ``mask·L_t`` to the group's new states, the group's
   other new states held (cut);
-- D-RTRL dense trace ``ε[a] [B,I,H] = Σ_c D[a][c] ε[c] + x Df[a]``,
+- D-RTRL dense trace ``ε[a] = Σ_c D[a][c] ε[c] + x Df[a]``, stored [H, B, I],
   ``G = Σ_b Σ_a δ[a] ε[a]``; ES-D-RTRL ``εx = α εx + x``,
   ``εf[a] = α Σ_c D[a][c] εf[c] + (1-α) Df[a]``, ``G = εxᵀ (Σ_a δ[a] εf[a]) / (1-α^{n+1})``;
 - element-wise parameters: ``ε[a] = Σ_c D[a][c] ε[c] + ∂h^a/∂p`` under both rules;
@@ -292,7 +292,7 @@ class InsertEligibilityTracesPass(ModulePass):
                     if self.algorithm == "d-rtrl":
                         for a in prim:
                             add_trace(("eps", ri, gi, a), f"eps/{rel['param']}/{g.state_names[a]}",
-                                      TensorType(f32, [B, I, M]))
+                                      TensorType(f32, [M, B, I]))
                     else:
                         if ("ex", ri) not in [t[0] for t in traces]:
                             add_trace(("ex", ri), f"ex/{rel['param']}", TensorType(f32, [B, I]))
@@ -335,7 +335,7 @@ class InsertEligibilityTracesPass(ModulePass):
                             _shape(rop.operands[1])[d] for d in cp.rhs_spec[2:])
                         for a in prim:
                             add_trace(("eps", ri, gi, a), f"eps/{rel['param']}/{g.state_names[a]}",
-                                      TensorType(f32, [_shape(y)[0], J, math.prod(_shape(y)[1:])]))
+                                      TensorType(f32, [math.prod(_shape(y)[1:]), _shape(y)[0], J]))
                     else:
                         if ("ex", ri) not in [t[0] for t in traces]:
                             add_trace(("ex", ri), f"ex/{rel['param']}", x.type)
@@ -553,7 +553,7 @@ class InsertEligibilityTracesPass(ModulePass):
         remove_dead_code(block)
         # A trace no update reads is needed within its own step only, so it is not
         # carried: e.g. the trace of a spike z that reaches the next step only through
-        # cut recurrent weights (lif2's z): half of D-RTRL's [B, I, H] traces there.
+        # cut recurrent weights (lif2's z): half of D-RTRL's [H, B, I] traces there.
         unread = {k for k, a in enumerate(tr_args) if not list(a.uses)}
         if unread:
             first = len(new_state)

@@ -28,6 +28,7 @@ from tracec.dialects.tracec import (
     ParamTraceOp,
     TraceGradOp,
 )
+from tracec.dialects import stablehlo as shlo
 from tracec.passes.ad import Emitter
 
 
@@ -56,22 +57,32 @@ def _lower(op: Operation, em: Emitter) -> SSAValue:
         total = em.add(_scaled(em, op.decay.value.data, carried),
                        _scaled(em, op.gain.value.data, op.source))
         return em.val(total, op.res.type)
-    if isinstance(op, ParamTraceOp):
+    if isinstance(op, ParamTraceOp):  # ε [H, B, I]; per-neuron operands [B, H]
         big = _shape(op.res)
-        terms = [em.mul(em.broadcast_in_dim(j, big, [0, 2]), p) for j, p in zip(op.jac, op.prev)]
+        terms = [em.mul(em.broadcast_in_dim(j, big, [1, 0]), p) for j, p in zip(op.jac, op.prev)]
         if op.x is not None:
-            x = op.x if len(_shape(op.x)) == 3 else em.broadcast_in_dim(op.x, big, [0, 1])
-            terms.append(em.mul(x, em.broadcast_in_dim(op.source, big, [0, 2])))
+            x = (em.transpose(op.x, [2, 0, 1]) if len(_shape(op.x)) == 3  # patches [B, I, H]
+                 else em.broadcast_in_dim(op.x, big, [1, 2]))
+            terms.append(em.mul(x, em.broadcast_in_dim(op.source, big, [1, 0])))
         return em.val(_sum(em, terms), op.res.type)
     if isinstance(op, TraceGradOp):
         out = _shape(op.res)
-        terms = []
+        dense, terms = [], []
         for d, e in zip(op.delta, op.trace):
             es = _shape(e)
-            if len(es) == 3 and len(_shape(d)) == 2:  # dense D-RTRL trace [B, I, H]
-                terms.append(em.reduce_sum(em.mul(em.broadcast_in_dim(d, es, [0, 2]), e), [0]))
+            if len(es) == 3 and len(_shape(d)) == 2:
+                # D-RTRL trace [H, B, I]: Σ_b δ[b, h] ε[h, b, i] -> [H, I], batched over h.
+                # One dispatch with the trace update (which it reads as it is written).
+                dense.append(em.dot_general(d, e, [1], [0], [0], [1]))
             else:
                 terms.append(em.reduce_sum(em.mul(d, e), list(range(len(es) - len(out)))))
+        if dense:
+            # The barrier keeps the transpose out of the contraction's dispatch: IREE fuses
+            # a transposing consumer into it and then splits the trace update back out,
+            # 3.5x slower (52 vs 180 us for a [64, 32, 64] trace).
+            g_hi = _sum(em, dense)
+            g_hi = em.one(shlo.OptimizationBarrierOp, [g_hi], SSAValue.get(g_hi).type)
+            terms.append(em.transpose(g_hi, [1, 0]))
         return _sum(em, terms)
     if isinstance(op, FactoredGradOp):
         g = _sum(em, [em.mul(d, f) for d, f in zip(op.delta, op.trace)])

@@ -24,12 +24,15 @@ ops); ``jac``/``prev`` are matching lists over the states c of one hidden group.
   ``α Σ_c jac_c ⊙ prev_c + g source`` per neuron ([B, H]); ES-D-RTRL's ``εf`` (g = 1-α)
   and the exact trace of an element-wise parameter (α = g = 1).
 - ``tracec.param_trace(jac..., prev..., [x, source])``: D-RTRL's weight trace
-  ``ε[b,i,h] = Σ_c jac_c[b,h] prev_c[b,i,h] + x[b,i] source[b,h]`` ([B, I, H]); a
-  convolution's ``x`` is per neuron, ``x[b,i,h]`` (the input patch element i that
-  weight i multiplies at neuron h's position).
+  ``ε[h,b,i] = Σ_c jac_c[b,h] prev_c[h,b,i] + x[b,i] source[b,h]``, stored neuron-major
+  ([H, B, I]: the batch sum of its gradient then runs over a middle dimension, which
+  IREE and XLA fuse with the trace update; D-RTRL steps are 1.2× (IREE) to 2.2× (XLA)
+  faster than with [B, I, H], see docs/passes.md); a convolution's ``x``
+  is per neuron, ``x[b,i,h]`` (the input patch element i that weight i multiplies at
+  neuron h's position).
 - ``tracec.trace_grad(delta..., trace...)``: ``Σ_a Σ_b δ_a ⊙ ε_a``, summed over the
-  leading (batch) dimensions the parameter does not have; a [B, I, H] trace takes
-  ``δ[b, h]`` along i.
+  batch dimensions the parameter does not have; an [H, B, I] trace takes ``δ[b, h]``
+  along i and gives ``G[i, h]``.
 - ``tracec.factored_grad(εx, delta..., εf..., [correction])``:
   ``εxᵀ (Σ_a δ_a ⊙ εf_a) · correction`` ([I, H]; ES-D-RTRL's gradient).
 """
@@ -171,7 +174,7 @@ class NeuronTraceOp(IRDLOperation):
 
 @irdl_op_definition
 class ParamTraceOp(IRDLOperation):
-    """D-RTRL's weight trace ``Σ_c jac_c[b,h] prev_c[b,i,h] + x[b,i] source[b,h]``."""
+    """D-RTRL's weight trace ``ε[h,b,i] = Σ_c jac_c[b,h] prev_c[h,b,i] + x[b,i] source[b,h]``."""
 
     name = "tracec.param_trace"
     jac = var_operand_def(TensorType)
@@ -191,9 +194,9 @@ class ParamTraceOp(IRDLOperation):
         _check_pairs(self, self.jac, self.prev)
         if (self.x is None) != (self.source is None):
             raise VerifyException("tracec.param_trace: x and source come together")
-        b, i, h = _shape(self.res) if len(_shape(self.res)) == 3 else (None, None, None)
+        h, b, i = _shape(self.res) if len(_shape(self.res)) == 3 else (None, None, None)
         if b is None:
-            raise VerifyException(f"tracec.param_trace: the trace must be [B, I, H], got "
+            raise VerifyException(f"tracec.param_trace: the trace must be [H, B, I], got "
                                   f"{self.res.type}")
         for v in self.prev:
             if v.type != self.res.type:
@@ -225,8 +228,8 @@ class TraceGradOp(IRDLOperation):
             raise VerifyException("tracec.trace_grad: one delta per trace, at least one")
         for d, e in zip(self.delta, self.trace):
             ds, es, rs = _shape(d), _shape(e), _shape(self.res)
-            dense = len(es) == 3 and len(ds) == 2 and es[0] == ds[0] and es[2] == ds[1] \
-                and rs == es[1:]
+            dense = len(es) == 3 and len(ds) == 2 and es[1] == ds[0] and es[0] == ds[1] \
+                and rs == [es[2], es[0]]
             per_neuron = ds == es and es[len(es) - len(rs):] == rs
             if not (dense or per_neuron):
                 raise VerifyException(f"tracec.trace_grad: delta {d.type} and trace {e.type} "

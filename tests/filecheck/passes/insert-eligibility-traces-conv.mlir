@@ -24,7 +24,7 @@
 // DRTRL: %[[P:[0-9]+]] = "stablehlo.convolution"(%{{[0-9]+}}, %[[ONEHOT]]) {{.*}} -> tensor<3x3x4xf32>
 // DRTRL: %[[PB:[0-9]+]] = "stablehlo.broadcast_in_dim"(%[[P]]) <{broadcast_dimensions = array<i64: 0, 1, 3>}> : (tensor<3x3x4xf32>) -> tensor<3x3x2x4xf32>
 // DRTRL: %[[PX:[0-9]+]] = "stablehlo.reshape"(%[[PB]]) : (tensor<3x3x2x4xf32>) -> tensor<3x3x8xf32>
-// DRTRL: %[[EPS:[0-9]+]] = "tracec.param_trace"(%{{[0-9]+}}, %{{[0-9]+}}, %[[PX]], %{{[0-9]+}}) {{.*}} : (tensor<3x8xf32>, tensor<3x3x8xf32>, tensor<3x3x8xf32>, tensor<3x8xf32>) -> tensor<3x3x8xf32> loc("c.py":6:8)
+// DRTRL: %[[EPS:[0-9]+]] = "tracec.param_trace"(%{{[0-9]+}}, %{{[0-9]+}}, %[[PX]], %{{[0-9]+}}) {{.*}} : (tensor<3x8xf32>, tensor<8x3x3xf32>, tensor<3x3x8xf32>, tensor<3x8xf32>) -> tensor<8x3x3xf32> loc("c.py":6:8)
 // DRTRL: %[[GJN:[0-9]+]] = "tracec.trace_grad"(%{{[0-9]+}}, %[[EPS]]) {{.*}} -> tensor<3x8xf32>
 // DRTRL: "stablehlo.reduce"
 // DRTRL: %[[G:[0-9]+]] = "stablehlo.transpose"(%{{[0-9]+}}) <{permutation = array<i64: 2, 0, 1>}> : (tensor<1x3x2xf32>) -> tensor<2x1x3xf32>

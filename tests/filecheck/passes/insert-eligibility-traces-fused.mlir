@@ -24,5 +24,5 @@
 
 // DRTRL: sym_name = "learn_step"
 // DRTRL-SAME: tracec.name = "eps/w/v"}, {tracec.role = "trace", tracec.name = "ep/c/v"}
-// DRTRL: %[[EPS:[0-9]+]] = "tracec.param_trace"({{.*}}) {{.*}} : (tensor<4x6xf32>, tensor<4x2x6xf32>, tensor<4x2xf32>, tensor<4x6xf32>) -> tensor<4x2x6xf32> loc("g.py":7:8)
-// DRTRL: "tracec.trace_grad"(%{{[0-9]+}}, %[[EPS]]) {{.*}} : (tensor<4x6xf32>, tensor<4x2x6xf32>) -> tensor<2x6xf32> loc("g.py":7:8)
+// DRTRL: %[[EPS:[0-9]+]] = "tracec.param_trace"({{.*}}) {{.*}} : (tensor<4x6xf32>, tensor<6x4x2xf32>, tensor<4x2xf32>, tensor<4x6xf32>) -> tensor<6x4x2xf32> loc("g.py":7:8)
+// DRTRL: "tracec.trace_grad"(%{{[0-9]+}}, %[[EPS]]) {{.*}} : (tensor<4x6xf32>, tensor<6x4x2xf32>) -> tensor<2x6xf32> loc("g.py":7:8)

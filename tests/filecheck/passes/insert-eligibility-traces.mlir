@@ -1,14 +1,14 @@
 // RUN: tracec-opt %S/Inputs/learn.mlir -p 'identify-recurrent-state,find-hidden-groups,find-param-relations,insert-eligibility-traces{algorithm=d-rtrl decay=0.0}' | filecheck %s --check-prefix=DRTRL
 // RUN: tracec-opt %S/Inputs/learn.mlir -p 'identify-recurrent-state,find-hidden-groups,find-param-relations,insert-eligibility-traces{algorithm=es-d-rtrl decay=0.5}' | filecheck %s --check-prefix=ES
 
-// D-RTRL: one trace eps/w/v [B, I, H] updated by tracec.param_trace (D·eps + x·Df),
+// D-RTRL: one trace eps/w/v [H, B, I] updated by tracec.param_trace (D·eps + x·Df),
 // gradient Σ_b δ·eps by tracec.trace_grad; both at the relation's line (m.py:5:20).
 // DRTRL: sym_name = "learn_step"
-// DRTRL-SAME: function_type = (tensor<2x3xf32>, tensor<4x3xf32>, tensor<4x2x3xf32>, tensor<i32>, tensor<4x2xf32>, tensor<4x3xf32>, tensor<f32>) -> (tensor<4x3xf32>, tensor<4x2x3xf32>, tensor<2x3xf32>, tensor<f32>, tensor<4x3xf32>)
+// DRTRL-SAME: function_type = (tensor<2x3xf32>, tensor<4x3xf32>, tensor<3x4x2xf32>, tensor<i32>, tensor<4x2xf32>, tensor<4x3xf32>, tensor<f32>) -> (tensor<4x3xf32>, tensor<3x4x2xf32>, tensor<2x3xf32>, tensor<f32>, tensor<4x3xf32>)
 // DRTRL-SAME: arg_attrs = [{tracec.role = "param", tracec.name = "w"}, {tracec.role = "state", tracec.name = "v"}, {tracec.role = "trace", tracec.name = "eps/w/v"}, {tracec.role = "counter", tracec.name = "n"}, {tracec.role = "input", tracec.name = "x"}, {tracec.role = "target", tracec.name = "target"}, {tracec.role = "mask", tracec.name = "mask"}]
 // DRTRL-SAME: res_attrs = [{tracec.role = "state", tracec.name = "v"}, {tracec.role = "trace", tracec.name = "eps/w/v"}, {tracec.role = "grad", tracec.name = "w"}, {tracec.role = "loss", tracec.name = "loss"}, {tracec.role = "output", tracec.name = "output"}]
-// DRTRL: ^bb0({{.*}}, %[[EPS:[0-9]+]]: tensor<4x2x3xf32> loc(unknown), %{{[0-9]+}}: tensor<i32> loc(unknown), %[[X:[0-9]+]]: tensor<4x2xf32>
-// DRTRL: %[[NEW:[0-9]+]] = "tracec.param_trace"(%{{.*}}, %[[EPS]], %[[X]], %{{.*}}) <{operandSegmentSizes = array<i32: 1, 1, 1, 1>}> : (tensor<4x3xf32>, tensor<4x2x3xf32>, tensor<4x2xf32>, tensor<4x3xf32>) -> tensor<4x2x3xf32> loc("m.py":5:20)
+// DRTRL: ^bb0({{.*}}, %[[EPS:[0-9]+]]: tensor<3x4x2xf32> loc(unknown), %{{[0-9]+}}: tensor<i32> loc(unknown), %[[X:[0-9]+]]: tensor<4x2xf32>
+// DRTRL: %[[NEW:[0-9]+]] = "tracec.param_trace"(%{{.*}}, %[[EPS]], %[[X]], %{{.*}}) <{operandSegmentSizes = array<i32: 1, 1, 1, 1>}> : (tensor<4x3xf32>, tensor<3x4x2xf32>, tensor<4x2xf32>, tensor<4x3xf32>) -> tensor<3x4x2xf32> loc("m.py":5:20)
 // DRTRL: %[[G:[0-9]+]] = "tracec.trace_grad"(%{{.*}}, %[[NEW]]) {{.*}} -> tensor<2x3xf32> loc("m.py":5:20)
 // DRTRL: "func.return"(%{{[0-9]+}}, %[[NEW]], %[[G]],
 // DRTRL: tracec.learning = {algorithm = "d-rtrl", decay = 0.000000e+00 : f64}

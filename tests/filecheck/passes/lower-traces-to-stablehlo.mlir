@@ -1,6 +1,6 @@
 // RUN: tracec-opt %S/Inputs/traces.mlir -p lower-traces-to-stablehlo | filecheck %s
 
-// CHECK: ^bb0(%[[EX:[a-z0-9]+]]: tensor<4x2xf32> {{.*}}, %[[X:[a-z0-9]+]]: tensor<4x2xf32> {{.*}}, %[[D:[a-z0-9]+]]: tensor<4x3xf32> {{.*}}, %[[EF:[a-z0-9]+]]: tensor<4x3xf32> {{.*}}, %[[DF:[a-z0-9]+]]: tensor<4x3xf32> {{.*}}, %[[EPS:[a-z0-9]+]]: tensor<4x2x3xf32> {{.*}}, %[[CORR:[a-z0-9]+]]: tensor<f32>
+// CHECK: ^bb0(%[[EX:[a-z0-9]+]]: tensor<4x2xf32> {{.*}}, %[[X:[a-z0-9]+]]: tensor<4x2xf32> {{.*}}, %[[D:[a-z0-9]+]]: tensor<4x3xf32> {{.*}}, %[[EF:[a-z0-9]+]]: tensor<4x3xf32> {{.*}}, %[[DF:[a-z0-9]+]]: tensor<4x3xf32> {{.*}}, %[[EPS:[a-z0-9]+]]: tensor<3x4x2xf32> {{.*}}, %[[CORR:[a-z0-9]+]]: tensor<f32>
 // input_trace: 0.5 εx + x, at the relation's line.
 // CHECK: %[[HALF:[0-9]+]] = "stablehlo.constant"() <{value = dense<5.000000e-01> : tensor<4x2xf32>}> {{.*}} loc("m.py":5:20)
 // CHECK: %[[S:[0-9]+]] = "stablehlo.multiply"(%[[HALF]], %[[EX]])
@@ -11,16 +11,18 @@
 // CHECK: %[[A:[0-9]+]] = "stablehlo.multiply"(%[[H3]], %[[DEF]])
 // CHECK: %[[B:[0-9]+]] = "stablehlo.multiply"(%[[H3]], %[[DF]])
 // CHECK: %[[NEF:[0-9]+]] = "stablehlo.add"(%[[A]], %[[B]])
-// param_trace: D[b,h] eps[b,i,h] + x[b,i] Df[b,h] in [4, 2, 3].
-// CHECK: %[[DB:[0-9]+]] = "stablehlo.broadcast_in_dim"(%[[D]]) <{broadcast_dimensions = array<i64: 0, 2>}> : (tensor<4x3xf32>) -> tensor<4x2x3xf32>
+// param_trace: D[b,h] eps[h,b,i] + x[b,i] Df[b,h], neuron-major [3, 4, 2].
+// CHECK: %[[DB:[0-9]+]] = "stablehlo.broadcast_in_dim"(%[[D]]) <{broadcast_dimensions = array<i64: 1, 0>}> : (tensor<4x3xf32>) -> tensor<3x4x2xf32>
 // CHECK: %[[C:[0-9]+]] = "stablehlo.multiply"(%[[DB]], %[[EPS]])
-// CHECK: %[[XB:[0-9]+]] = "stablehlo.broadcast_in_dim"(%[[X]]) <{broadcast_dimensions = array<i64: 0, 1>}>
-// CHECK: %[[FB:[0-9]+]] = "stablehlo.broadcast_in_dim"(%[[DF]]) <{broadcast_dimensions = array<i64: 0, 2>}>
+// CHECK: %[[XB:[0-9]+]] = "stablehlo.broadcast_in_dim"(%[[X]]) <{broadcast_dimensions = array<i64: 1, 2>}>
+// CHECK: %[[FB:[0-9]+]] = "stablehlo.broadcast_in_dim"(%[[DF]]) <{broadcast_dimensions = array<i64: 1, 0>}>
 // CHECK: %[[XF:[0-9]+]] = "stablehlo.multiply"(%[[XB]], %[[FB]])
 // CHECK: %[[NEPS:[0-9]+]] = "stablehlo.add"(%[[C]], %[[XF]])
-// trace_grad of a dense trace: Σ_b δ[b,h] eps[b,i,h].
-// CHECK: %[[P:[0-9]+]] = "stablehlo.multiply"(%[[DB]], %[[NEPS]])
-// CHECK: %[[G1:[0-9]+]] = "stablehlo.reduce"(%[[P]], %{{[0-9]+}}) <{dimensions = array<i64: 0>}>
+// trace_grad of a dense trace: Σ_b δ[b,h] eps[h,b,i], batched over h, then [H, I] -> [I, H]
+// behind a barrier (IREE keeps the contraction fused with the trace update).
+// CHECK: %[[GHI:[0-9]+]] = "stablehlo.dot_general"(%[[D]], %[[NEPS]]) <{dot_dimension_numbers = #stablehlo.dot<lhs_batching_dimensions = [1], rhs_batching_dimensions = [0], lhs_contracting_dimensions = [0], rhs_contracting_dimensions = [1]>}> : (tensor<4x3xf32>, tensor<3x4x2xf32>) -> tensor<3x2xf32>
+// CHECK: %[[BAR:[0-9]+]] = "stablehlo.optimization_barrier"(%[[GHI]])
+// CHECK: %[[G1:[0-9]+]] = "stablehlo.transpose"(%[[BAR]]) <{permutation = array<i64: 1, 0>}> : (tensor<3x2xf32>) -> tensor<2x3xf32>
 // factored_grad: εxᵀ (δ εf · corr).
 // CHECK: %[[SIG:[0-9]+]] = "stablehlo.multiply"(%[[D]], %[[NEF]])
 // CHECK: %[[CB:[0-9]+]] = "stablehlo.broadcast_in_dim"(%[[CORR]])
