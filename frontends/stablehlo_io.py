@@ -238,25 +238,40 @@ def mlir_to_generic(mlir_module) -> str:
 
 def read_mlir_file(path: str) -> str:
     """Read a ``.mlir`` or ``.mlirbc`` StableHLO file into generic text, any producer."""
-    from iree.compiler import ir
-
     try:
         data = open(path, "rb").read()
     except OSError as e:
         raise TracecError(f"cannot read {path}: {e.strerror}") from e
+    return mlir_to_generic_text(data if path.endswith(".mlirbc") else data.decode(),
+                                display_path(path))
+
+
+#: What generic-form IR starts with (after comments): tracec's own output at every stage.
+_GENERIC_START = re.compile(r'\A(?:\s*//[^\n]*\n)*\s*"builtin\.module"\(\)')
+
+
+def mlir_to_generic_text(source: str | bytes, name: str) -> str:
+    """MLIR in any form (text, pretty or generic, or bytecode) as generic text, through
+    MLIR's parser. MLIR verifies what it parses and cannot verify every op that sits in
+    the region of an op it does not know (a ``stablehlo.composite`` inside ``tracec.scan``
+    looks its decomposition up through the unknown op and fails): text already in generic
+    form that MLIR rejects goes to the xDSL parser and verifier as it is."""
+    from iree.compiler import ir
+
     with ir.Context() as ctx:
         ctx.allow_unregistered_dialects = True
         try:
-            module = ir.Module.parse(data if path.endswith(".mlirbc") else data.decode())
+            module = ir.Module.parse(source)
         except Exception as e:  # the bindings raise MLIRError with diagnostics
+            if isinstance(source, str) and _GENERIC_START.match(source):
+                return source
             msg = str(e).strip().splitlines()
             detail = next((m.strip() for m in msg if "error:" in m), msg[-1] if msg else "")
-            raise TracecError(f"{display_path(path)} is not valid MLIR: {detail}",
-                              loc=SourceLoc(display_path(path))) from e
+            raise TracecError(f"{name} is not valid MLIR: {detail}", loc=SourceLoc(name)) from e
         text = mlir_to_generic(module)
     # The bindings name the parsed buffer "-"; ops without a loc() of their own get
     # their position in the file: name the file, so diagnostics point into it.
-    shown = display_path(path).replace("\\", "\\\\").replace('"', '\\"')
+    shown = name.replace("\\", "\\\\").replace('"', '\\"')
     return text.replace('loc("-":', f'loc("{shown}":')
 
 

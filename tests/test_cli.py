@@ -91,6 +91,29 @@ def test_tracec_opt_runs_registered_passes(tmp_path):
     _one_line_error(bad, "unknown pass", "bogus")
 
 
+def test_tracec_opt_continues_from_the_tracec_stage(tmp_path):
+    """`--emit tracec` output (tracec.scan bodies holding the tracec.spike composite, which
+    MLIR's own verifier rejects there) reads back into tracec-opt, from a file and from
+    stdin, and its backend stage run by hand gives the compiler's `--emit iree-input` byte
+    for byte."""
+    from tracec.driver import STAGE_PIPELINES
+
+    common = ("--algorithm", "es-d-rtrl", "--no-cache")
+    tracec_ir, iree_ir = tmp_path / "t.mlir", tmp_path / "i.mlir"
+    for stage, path in (("tracec", tracec_ir), ("iree-input", iree_ir)):
+        proc = run_cli(LIF2, *common, "--emit", stage, "-o", str(path))
+        assert proc.returncode == 0, proc.stderr
+    assert '"tracec.scan"' in tracec_ir.read_text() and "tracec.spike" in tracec_ir.read_text()
+    pipeline = STAGE_PIPELINES["iree-input"].format(scan_unroll=4, fuse_steps="false")
+    out = run_cli(str(tracec_ir), "-p", pipeline, prog="tracec-opt")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == iree_ir.read_text()
+    piped = run_cli("-", "-p", "lower-traces-to-stablehlo", prog="tracec-opt",
+                    input=tracec_ir.read_text())
+    assert piped.returncode == 0, piped.stderr
+    assert '"tracec.param_trace"' not in piped.stdout and '"tracec.input_trace"' not in piped.stdout
+
+
 def test_syntax_error_names_file_and_line():
     line = _one_line_error(run_cli(os.path.join("tests", "models", "syntax_error.py"), "-o", "x.vmfb"),
                            "syntax error")

@@ -176,21 +176,13 @@ def _opt_main(argv) -> int:
         return _list_passes()
     from tracec.driver import parse_pipeline, run_passes
     from tracec.fileio import atomic_write
-    from tracec.frontends.stablehlo_io import import_text, print_generic, read_mlir_file
+    from tracec.frontends.stablehlo_io import (import_text, mlir_to_generic_text, print_generic,
+                                               read_mlir_file)
 
     passes = parse_pipeline(args.passes) if args.passes else []
     if args.input == "-":
-        text = sys.stdin.read()
-        from iree.compiler import ir
-
-        with ir.Context() as ctx:
-            ctx.allow_unregistered_dialects = True
-            try:
-                generic = ir.Module.parse(text).operation.get_asm(
-                    enable_debug_info=True, print_generic_op_form=True, use_local_scope=True)
-            except Exception as e:
-                raise TracecError(f"<stdin> is not valid MLIR: {str(e).strip().splitlines()[0]}") from e
         name = "<stdin>"
+        generic = mlir_to_generic_text(sys.stdin.read(), name)
     else:
         generic = read_mlir_file(args.input)
         name = args.input
