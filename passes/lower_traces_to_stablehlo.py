@@ -5,7 +5,10 @@ Each trace op of ``insert-eligibility-traces`` (``tracec.input_trace``,
 ``tracec.factored_grad``; their equations are in ``tracec/dialects/tracec.py``)
 becomes the element-wise products, broadcasts, reductions and the one
 ``dot_general`` it stands for. Both backends run it first in their input stage, so
-the ``tracec`` stage keeps the readable form.
+the ``tracec`` stage keeps the readable form. D-RTRL's gradient over its neuron-major
+``[H, B, I]`` trace is a ``dot_general`` batched over the neurons, ``[H, I]``, transposed
+to the parameter's ``[I, H]`` behind a ``stablehlo.optimization_barrier`` (why: the
+TraceGradOp branch below and docs/passes.md).
 
 Before: any module. After: no trace op is left; the new ops carry the location of the
 trace op they replace (the relation's line in the model).
@@ -20,6 +23,7 @@ from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
 
+from tracec.dialects import stablehlo as shlo
 from tracec.dialects.tracec import (
     TRACE_OPS,
     FactoredGradOp,
@@ -28,7 +32,6 @@ from tracec.dialects.tracec import (
     ParamTraceOp,
     TraceGradOp,
 )
-from tracec.dialects import stablehlo as shlo
 from tracec.passes.ad import Emitter
 
 
@@ -72,7 +75,7 @@ def _lower(op: Operation, em: Emitter) -> SSAValue:
             es = _shape(e)
             if len(es) == 3 and len(_shape(d)) == 2:
                 # D-RTRL trace [H, B, I]: Σ_b δ[b, h] ε[h, b, i] -> [H, I], batched over h.
-                # One dispatch with the trace update (which it reads as it is written).
+                # IREE and XLA compute the trace's elements inside this contraction.
                 dense.append(em.dot_general(d, e, [1], [0], [0], [1]))
             else:
                 terms.append(em.reduce_sum(em.mul(d, e), list(range(len(es) - len(out)))))
