@@ -213,10 +213,14 @@ def test_es_d_rtrl_dense_trace_is_linear_in_size(tmp_path):
         manifest = json.loads(re.search(r'tracec.manifest = "((?:[^"\\]|\\.)*)"', text).group(1)
                               .replace('\\22', '"'))
         sizes[alg] = {t["name"]: math.prod(t["shape"]) for t in manifest["traces"]}
+        shapes = {t["name"]: t["shape"] for t in manifest["traces"]}
     es = sizes["es-d-rtrl"]
     assert es["ex/w_in"] + sum(es[f"ef/w_in/{s}"] for s in ("a", "v")) == B * (I + H * S)
     d = sizes["d-rtrl"]
     assert sum(d[f"eps/w_in/{s}"] for s in ("a", "v")) == B * I * H * S
+    # D-RTRL's weight traces are neuron-major [H, B, I] (lower-traces-to-stablehlo fuses
+    # the gradient's batch sum with the update in that order; docs/abi.md).
+    assert {tuple(shapes[f"eps/w_in/{s}"]) for s in ("a", "v")} == {(H, B, I)}
 
 
 def test_a_trace_nothing_reads_is_not_carried():
