@@ -160,9 +160,10 @@ def _conv_relation(g: StepGraph, rel: dict, prim: list[int], labels: dict) -> Co
 
 
 def _patches(em: Emitter, x, w, y, cp: ConvParams):
-    """D-RTRL's input of a convolution, per neuron: ``[B, J, N]`` holding at [b, j, n]
-    the element of x that kernel entry j = (input channel, offset) multiplies at neuron
-    n's position. A convolution of x with a one-hot kernel of J output channels."""
+    """D-RTRL's input of a convolution, per neuron and laid out like its trace: ``[N, B, J]``
+    holding at [n, b, j] the element of x that kernel entry j = (input channel, offset)
+    multiplies at neuron n's position. A convolution of x with a one-hot kernel of J
+    output channels."""
     xs, ws, ys = _shape(x), _shape(w), _shape(y)
     cin, ksp = xs[cp.lhs_spec[1]], [ws[d] for d in cp.rhs_spec[2:]]
     K = math.prod(ksp)
@@ -182,7 +183,8 @@ def _patches(em: Emitter, x, w, y, cp: ConvParams):
     per_position = em.transpose(patches, [0, f] + spatial)             # [B, J, spatial...]
     full = em.broadcast_in_dim(per_position, [ys[0], cin * K] + ys[1:],
                                [0, 1] + [1 + d for d in spatial])     # [B, J, *y[1:]]
-    return em.reshape(full, [ys[0], cin * K, math.prod(ys[1:])])
+    flat = em.reshape(full, [ys[0], cin * K, math.prod(ys[1:])])       # [B, J, N]
+    return em.transpose(flat, [2, 0, 1])
 
 
 def _kernel_of(em: Emitter, G, x, w, y, cp: ConvParams):
@@ -506,7 +508,7 @@ class InsertEligibilityTracesPass(ModulePass):
                                      flat, prim) for a in prim}
                     d_rel = {a: em.reshape(v, [B, N]) if v is not None else None
                              for a, v in d_rel.items()}
-                    J = _shape(patches)[1]
+                    J = _shape(patches)[2]
                     grad_of = lambda ds, es: TraceGradOp(ds, es, TensorType(f32, [J, N]))  # noqa: E731
                 else:
                     ex = input_trace(ri, x)

@@ -64,8 +64,7 @@ def _lower(op: Operation, em: Emitter) -> SSAValue:
         big = _shape(op.res)
         terms = [em.mul(em.broadcast_in_dim(j, big, [1, 0]), p) for j, p in zip(op.jac, op.prev)]
         if op.x is not None:
-            x = (em.transpose(op.x, [2, 0, 1]) if len(_shape(op.x)) == 3  # patches [B, I, H]
-                 else em.broadcast_in_dim(op.x, big, [1, 2]))
+            x = op.x if len(_shape(op.x)) == 3 else em.broadcast_in_dim(op.x, big, [1, 2])
             terms.append(em.mul(x, em.broadcast_in_dim(op.source, big, [1, 0])))
         return em.val(_sum(em, terms), op.res.type)
     if isinstance(op, TraceGradOp):

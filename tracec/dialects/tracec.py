@@ -28,8 +28,8 @@ ops); ``jac``/``prev`` are matching lists over the states c of one hidden group.
   ([H, B, I]: the batch sum of its gradient then runs over a middle dimension, which
   IREE and XLA fuse with the trace update; D-RTRL steps are 1.2× (IREE) to 2.2× (XLA)
   faster than with [B, I, H], see docs/passes.md); a convolution's ``x``
-  is per neuron, ``x[b,i,h]`` (the input patch element i that weight i multiplies at
-  neuron h's position).
+  is per neuron and laid out like the trace, ``x[h,b,i]`` (the input patch element i
+  that weight i multiplies at neuron h's position).
 - ``tracec.trace_grad(delta..., trace...)``: ``Σ_a Σ_b δ_a ⊙ ε_a``, summed over the
   batch dimensions the parameter does not have; an [H, B, I] trace takes ``δ[b, h]``
   along i and gives ``G[i, h]``.
@@ -204,9 +204,9 @@ class ParamTraceOp(IRDLOperation):
         for v in [*self.jac, *([self.source] if self.source else [])]:
             if _shape(v) != [b, h]:
                 raise VerifyException(f"tracec.param_trace: per-neuron operand {v.type} must be [{b}, {h}]")
-        if self.x is not None and _shape(self.x) not in ([b, i], [b, i, h]):
+        if self.x is not None and _shape(self.x) not in ([b, i], [h, b, i]):
             raise VerifyException(f"tracec.param_trace: input {self.x.type} must be [{b}, {i}] "
-                                  f"or [{b}, {i}, {h}]")
+                                  f"or [{h}, {b}, {i}]")
 
 
 @irdl_op_definition

@@ -16,15 +16,16 @@
 
 // D-RTRL: the input of each neuron is its patch, a convolution of x with a one-hot
 // kernel (J = 1 channel x 3 offsets), broadcast over output channels and flattened:
-// ε [B, J, N] = [3, 3, 8]; the [J, N] gradient is summed over positions and laid out
-// as the kernel.
+// ε [N, B, J] = [8, 3, 3], like the patches (made neuron-major); the [J, N] gradient is
+// summed over positions and laid out as the kernel.
 // DRTRL: sym_name = "learn_step"
 // DRTRL-SAME: tracec.name = "eps/w/v"}
 // DRTRL: %[[ONEHOT:[0-9]+]] = "stablehlo.constant"() <{value = dense<{{\[\[\[}}1.000000e+00, 0.000000e+00, 0.000000e+00]], {{\[\[}}0.000000e+00, 1.000000e+00, 0.000000e+00]], {{\[\[}}0.000000e+00, 0.000000e+00, 1.000000e+00]]]> : tensor<3x1x3xf32>}>
 // DRTRL: %[[P:[0-9]+]] = "stablehlo.convolution"(%{{[0-9]+}}, %[[ONEHOT]]) {{.*}} -> tensor<3x3x4xf32>
 // DRTRL: %[[PB:[0-9]+]] = "stablehlo.broadcast_in_dim"(%[[P]]) <{broadcast_dimensions = array<i64: 0, 1, 3>}> : (tensor<3x3x4xf32>) -> tensor<3x3x2x4xf32>
-// DRTRL: %[[PX:[0-9]+]] = "stablehlo.reshape"(%[[PB]]) : (tensor<3x3x2x4xf32>) -> tensor<3x3x8xf32>
-// DRTRL: %[[EPS:[0-9]+]] = "tracec.param_trace"(%{{[0-9]+}}, %{{[0-9]+}}, %[[PX]], %{{[0-9]+}}) {{.*}} : (tensor<3x8xf32>, tensor<8x3x3xf32>, tensor<3x3x8xf32>, tensor<3x8xf32>) -> tensor<8x3x3xf32> loc("c.py":6:8)
+// DRTRL: %[[PF:[0-9]+]] = "stablehlo.reshape"(%[[PB]]) : (tensor<3x3x2x4xf32>) -> tensor<3x3x8xf32>
+// DRTRL: %[[PX:[0-9]+]] = "stablehlo.transpose"(%[[PF]]) <{permutation = array<i64: 2, 0, 1>}> : (tensor<3x3x8xf32>) -> tensor<8x3x3xf32>
+// DRTRL: %[[EPS:[0-9]+]] = "tracec.param_trace"(%{{[0-9]+}}, %{{[0-9]+}}, %[[PX]], %{{[0-9]+}}) {{.*}} : (tensor<3x8xf32>, tensor<8x3x3xf32>, tensor<8x3x3xf32>, tensor<3x8xf32>) -> tensor<8x3x3xf32> loc("c.py":6:8)
 // DRTRL: %[[GJN:[0-9]+]] = "tracec.trace_grad"(%{{[0-9]+}}, %[[EPS]]) {{.*}} -> tensor<3x8xf32>
 // DRTRL: "stablehlo.reduce"
 // DRTRL: %[[G:[0-9]+]] = "stablehlo.transpose"(%{{[0-9]+}}) <{permutation = array<i64: 2, 0, 1>}> : (tensor<1x3x2xf32>) -> tensor<2x1x3xf32>
