@@ -15,11 +15,16 @@ a scalar that gates the loss (``loss`` returned is the unmasked L_t). Per hidden
 - ``Df_t[a]``: forward mode seeded with 1 at the relation's output y, mixing cut;
 - ``δ_t[a]``: reverse mode from ``mask·L_t`` to the group's new states, the group's
   other new states held (cut);
+- ``δ⁻_t[c]``: reverse mode from ``mask·L_t`` to the group's old states, the group's new
+  states held (the paths to the loss that avoid them: a spike computed before a reset
+  and read by the readout); it contracts with the previous step's traces, D-RTRL
+  ``Σ_b Σ_c δ⁻[c] ε_{t-1}[c]``, ES-D-RTRL ``εx_{t-1}ᵀ (Σ_c δ⁻[c] εf_{t-1}[c]) / (1-α^n)``;
 - D-RTRL dense trace ``ε[a] = Σ_c D[a][c] ε[c] + x Df[a]``, stored [H, B, I],
   ``G = Σ_b Σ_a δ[a] ε[a]``; ES-D-RTRL ``εx = α εx + x``,
   ``εf[a] = α Σ_c D[a][c] εf[c] + (1-α) Df[a]``, ``G = εxᵀ (Σ_a δ[a] εf[a]) / (1-α^{n+1})``;
 - element-wise parameters: ``ε[a] = Σ_c D[a][c] ε[c] + ∂h^a/∂p`` under both rules;
-- every parameter: plus its direct same-step gradient with all groups' new states held.
+- every parameter: plus its direct same-step gradient with the old states and the new
+  states of the groups it feeds held.
 
 Options: ``algorithm`` (``d-rtrl`` | ``es-d-rtrl``), ``decay`` (α in [0, 1)).
 Before: ``@step`` analysed (find-param-relations has run), ``@loss`` exists.
@@ -399,6 +404,7 @@ class InsertEligibilityTracesPass(ModulePass):
 
         D: dict = {}
         delta: dict = {}
+        delta_prev: dict = {}
         for gi, prim in enumerate(prim_of):
             wanted = [new_state[a] for a in prim]
             ders = [d for d in derived if set(derived[d]) & set(prim)]
@@ -415,23 +421,49 @@ class InsertEligibilityTracesPass(ModulePass):
             cots = vjp(fn, {masked_loss: one_loss}, set(wanted), wrt=wanted, emitter=em)
             for a in prim:
                 delta[a] = cots.get(new_state[a])
+            # δ⁻ goes from the old states to the loss along the paths that avoid the
+            # group's new states; a derived old state passes its part to its sources
+            # through the carried Jacobian of its recomputation.
+            olds = [s_args[c] for c in prim] + [s_args[d] for d in ders]
+            cots = vjp(fn, {masked_loss: one_loss}, set(wanted), wrt=olds, emitter=em)
+            for c in prim:
+                delta_prev[c] = em.sum_all(
+                    [cots.get(s_args[c])]
+                    + [em.mul(cots.get(s_args[d]), trace_arg[("jac", d, c)])
+                       for d in ders if ("jac", d, c) in trace_arg])
             for d in ders:
                 for c in derived[d]:
                     t = jvp(fn, {new_state[c]: ones(new_state[c])}, cut, wanted=[new_state[d]],
                             emitter=em).get(new_state[d])
                     new_trace[("jac", d, c)] = em.val(t, new_state[d])
 
-        all_prim = {new_state[a] for prim in prim_of for a in prim}
-        direct = vjp(fn, {masked_loss: one_loss}, all_prim, wrt=p_args, emitter=em)
-        grads = [direct.get(p) for p in p_args]
+        # The direct same-step gradient of each parameter, with the new states of the
+        # groups it feeds held (one reverse pass per distinct set of groups).
+        fed: dict = {}
+        for rel in relations:
+            fed.setdefault(g.param_names.index(rel["param"]), set()).update(rel["groups"])
+        held_sets = {pidx: frozenset(fed.get(pidx, ())) for pidx in range(n_p)}
+        grads = [None] * n_p
+        for held in sorted(set(held_sets.values()), key=sorted):
+            cut_at = {new_state[a] for gi in held for a in prim_of[gi]}
+            which = [pidx for pidx in range(n_p) if held_sets[pidx] == held]
+            direct = vjp(fn, {masked_loss: one_loss}, cut_at, wrt=[p_args[k] for k in which],
+                         emitter=em)
+            for pidx in which:
+                grads[pidx] = direct.get(p_args[pidx])
 
         alpha = float(self.decay)
-        corr = None
+        corr = corr_prev = None
         if self.algorithm == "es-d-rtrl" and alpha > 0.0:
             nf = em.convert(n_arg, TensorType(f32, []))
             n1 = em.add(nf, em.full(1.0, nf))
             power = em.binary(shlo.PowerOp, em.full(alpha, nf), n1)
             corr = em.div(em.full(1.0, nf), em.sub(em.full(1.0, nf), power))
+            # the previous step's correction 1/(1-α^n); at n = 0 the previous traces
+            # are zero (a reset zeroes them), so max(n, 1) keeps the product finite
+            n_prev = em.binary(shlo.MaximumOp, nf, em.full(1.0, nf))
+            power_prev = em.binary(shlo.PowerOp, em.full(alpha, nf), n_prev)
+            corr_prev = em.div(em.full(1.0, nf), em.sub(em.full(1.0, nf), power_prev))
 
         def update(key, make, source, D_rel, prim):
             """The new trace ``key`` (its last part is the state a): the op ``make``
@@ -477,6 +509,8 @@ class InsertEligibilityTracesPass(ModulePass):
             # D and δ of the group, laid out as the relation's output (columns -> neurons)
             D_rel = {k: _spread(em, v, cols) for k, v in D.items() if k[0] in prim}
             d_rel = {a: _spread(em, delta[a], cols) for a in prim}
+            dm_rel = {c: _spread(em, delta_prev[c], cols) for c in prim}
+            ex = ex_prev = None
             if kind == "dense":
                 x, y = rop.operands[0], rop.results[0]
                 owner = ef_owner.get((ri, gi), ri)
@@ -486,12 +520,14 @@ class InsertEligibilityTracesPass(ModulePass):
                     new = {a: update(("eps", ri, gi, a),
                                      lambda j, pr, src, t: ParamTraceOp(j, pr, x, src, t),
                                      Df[a], D_rel, prim) for a in prim}
-                    grad_of = lambda ds, es: TraceGradOp(ds, es, p.type)  # noqa: E731
+                    prev = {c: trace_arg[("eps", ri, gi, c)] for c in prim}
+                    grad_of = lambda e_x, k, ds, es: TraceGradOp(ds, es, p.type)  # noqa: E731
                 else:
-                    ex = input_trace(ri, x)
+                    ex, ex_prev = input_trace(ri, x), trace_arg[("ex", ri)]
                     new = ({a: new_trace[("ef", owner, gi, a)] for a in prim} if owner != ri
                            else neuron_traces(ri, gi, Df, D_rel, prim))  # else shared
-                    grad_of = lambda ds, es: FactoredGradOp(ex, ds, es, corr, p.type)  # noqa: E731
+                    prev = {c: trace_arg[("ef", owner, gi, c)] for c in prim}
+                    grad_of = lambda e_x, k, ds, es: FactoredGradOp(e_x, ds, es, k, p.type)  # noqa: E731
             elif kind == "conv":
                 x, y, w = rop.operands[0], rop.results[0], rop.operands[1]
                 cp = conv_params(rop)
@@ -508,11 +544,15 @@ class InsertEligibilityTracesPass(ModulePass):
                                      flat, prim) for a in prim}
                     d_rel = {a: em.reshape(v, [B, N]) if v is not None else None
                              for a, v in d_rel.items()}
+                    dm_rel = {c: em.reshape(v, [B, N]) if v is not None else None
+                              for c, v in dm_rel.items()}
+                    prev = {c: trace_arg[("eps", ri, gi, c)] for c in prim}
                     J = _shape(patches)[2]
-                    grad_of = lambda ds, es: TraceGradOp(ds, es, TensorType(f32, [J, N]))  # noqa: E731
+                    grad_of = lambda e_x, k, ds, es: TraceGradOp(ds, es, TensorType(f32, [J, N]))  # noqa: E731
                 else:
-                    ex = input_trace(ri, x)
+                    ex, ex_prev = input_trace(ri, x), trace_arg[("ex", ri)]
                     new = neuron_traces(ri, gi, Df, D_rel, prim)
+                    prev = {c: trace_arg[("ef", ri, gi, c)] for c in prim}
                     grad_of = None
             else:
                 seed = p if kind == "ew" else vmap.get(rel["_operand"], rel["_operand"])
@@ -522,21 +562,29 @@ class InsertEligibilityTracesPass(ModulePass):
                 new = {a: update((*trace_key, gi, a),
                                  lambda j, pr, s_, t: NeuronTraceOp(j, pr, s_, t, 1.0, 1.0),
                                  src[a], D_rel, prim) for a in prim}
-                grad_of = lambda ds, es: TraceGradOp(ds, es, seed.type)  # noqa: E731
-            pairs = [(d_rel[a], new[a]) for a in prim if d_rel[a] is not None]
-            if not pairs:
-                G = None
-            elif kind == "conv" and self.algorithm == "es-d-rtrl":
-                # εx and Σ δ εf in place of the input and the output cotangent: the
-                # convolution's weight gradient
-                sig = em.sum_all([em.mul(d, e) for d, e in pairs])
-                if corr is not None:
-                    sig = em.mul(sig, em.broadcast_in_dim(corr, _shape(sig), []))
-                G = conv_transpose_rhs(em, sig, ex, w.type, cp)
-            else:
-                G = em.insert(grad_of([d for d, _ in pairs], [e for _, e in pairs]))
-                if kind == "conv":
-                    G = _kernel_of(em, G, x, w, y, cp)
+                prev = {c: trace_arg[(*trace_key, gi, c)] for c in prim}
+                grad_of = lambda e_x, k, ds, es: TraceGradOp(ds, es, seed.type)  # noqa: E731
+
+            def contract(pairs, e_x, k):
+                """Σ over the group's states of δ-like signals times traces, as a
+                gradient of the relation (before layout ops back to the parameter)."""
+                if not pairs:
+                    return None
+                if kind == "conv" and self.algorithm == "es-d-rtrl":
+                    # εx and Σ δ εf in place of the input and the output cotangent: the
+                    # convolution's weight gradient
+                    sig = em.sum_all([em.mul(d, e) for d, e in pairs])
+                    if k is not None:
+                        sig = em.mul(sig, em.broadcast_in_dim(k, _shape(sig), []))
+                    return conv_transpose_rhs(em, sig, e_x, w.type, cp)
+                G = em.insert(grad_of(e_x, k, [d for d, _ in pairs], [e for _, e in pairs]))
+                return _kernel_of(em, G, x, w, y, cp) if kind == "conv" else G
+
+            # δ with this step's traces, δ⁻ with the previous step's
+            G = em.add(contract([(d_rel[a], new[a]) for a in prim if d_rel[a] is not None],
+                                ex, corr),
+                       contract([(dm_rel[c], prev[c]) for c in prim if dm_rel[c] is not None],
+                                ex_prev, corr_prev))
             if G is not None and kind in ("ewr", "conv"):  # back through layout ops to the parameter
                 operand = seed if kind == "ewr" else w
                 if operand is not p:

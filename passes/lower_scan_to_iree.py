@@ -108,6 +108,21 @@ def _dyn_dims(t: TensorType, t_len: SSAValue) -> list[SSAValue]:
     return [t_len] * n
 
 
+def _distinct(b: _IreeBuilder, values: list) -> list:
+    """``values`` with a repeated value (two traces that fold to the same tensor) given
+    its own identity behind an optimization barrier: IREE's runtime fails on a loop
+    that exports one tensor into two carried buffer views."""
+    seen: set = set()
+    out = []
+    for v in values:
+        v = SSAValue.get(v)
+        if v in seen:
+            v = b.raw("stablehlo.optimization_barrier", [v], [v.type]).results[0]
+        seen.add(v)
+        out.append(v)
+    return out
+
+
 def _loop(b: _IreeBuilder, scan: ScanOp, lo, hi, init: list[SSAValue], unroll: int,
           t_len: SSAValue, fuse_steps: bool = True) -> list[SSAValue]:
     """``scf.for i = lo .. hi step unroll`` running the scan body ``unroll`` times per
@@ -135,6 +150,7 @@ def _loop(b: _IreeBuilder, scan: ScanOp, lo, hi, init: list[SSAValue], unroll: i
             carry = list(bb.raw("stablehlo.optimization_barrier", carry,
                                 [SSAValue.get(c).type for c in carry]).results)
         bufs = [bb.insert_row(out, buf, t_idx) for out, buf in zip(results[n:], bufs)]
+    carry = _distinct(bb, carry)
     yielded = [bb.export(v, _dyn_dims(t, t_len)) for v, t in zip(carry, carry_types)]
     yielded += [bb.export(buf, [t_len]) for buf in bufs]
     bb.raw("scf.yield", yielded, [])
@@ -153,7 +169,7 @@ def lower_scan(scan: ScanOp, unroll: int = 1, fuse_steps: bool = True) -> None:
     carry_types = [SSAValue.get(c).type for c in scan.carry]
     c0 = b.index(0)
     t_len = b.dim(xs[0], 0)
-    views = [b.export(c, _dyn_dims(SSAValue.get(c).type, t_len)) for c in scan.carry]
+    views = [b.export(c, _dyn_dims(SSAValue.get(c).type, t_len)) for c in _distinct(b, list(scan.carry))]
     views += [b.export(b.empty(t, [t_len]), [t_len]) for t in stacked_types]
     start = c0
     if unroll > 1:

@@ -10,8 +10,13 @@ every quantity of the rules is one jax.jvp or jax.vjp:
                   a derived old state gets its recomputation's tangent)
     Df_t[b,h,a]   jvp of the new states, tangent 1 on eps at the relation's y (cut)
     δ_t[b,h,a]    vjp of m_t L_t, the group's own new states held as outputs
+    δ⁻_t[b,h,c]   vjp of m_t L_t w.r.t. old state c, the group's new states held (the
+                  paths that reach the loss without a new state; a derived old state
+                  adds its cotangent times its recomputation's tangent); it contracts
+                  with the traces of the previous step
     ∂h/∂p         jvp with tangent 1 on an element-wise parameter (cut)
-    direct grad   vjp of m_t L_t w.r.t. θ with every group's new states held fixed
+    direct grad   vjp of m_t L_t w.r.t. θ with the new states of the groups θ feeds
+                  held fixed
 
 The structure (groups, relations) is given by the caller: in the tests it is the
 hand-written table of tests/test_recurrence.py. Dense relations are ``y = x @ W``.
@@ -141,8 +146,8 @@ def on_columns(v, cm: np.ndarray):
     return jnp.where(mask, out, 0.0)
 
 
-def conv_rule(rel: dict, states_of_eps, D, delta, traces: dict, key, algorithm: str,
-              alpha: float, t: int):
+def conv_rule(rel: dict, states_of_eps, D, delta, delta_prev, traces: dict, key,
+              algorithm: str, alpha: float, t: int):
     """A convolution relation y = conv(x, W), y laid out as the neurons [B, N] flattened.
     D-RTRL, literally: ε[b,n,w,a] = Σ_c D ε[b,n,w,c] + Df[b,n,a] ∂y[b,n]/∂W[w] (the
     Jacobian of the convolution w.r.t. its kernel, by jax.jacfwd). ES-D-RTRL: εx, εf,
@@ -158,16 +163,22 @@ def conv_rule(rel: dict, states_of_eps, D, delta, traces: dict, key, algorithm: 
     if algorithm == "d-rtrl":
         Jy = jax.jacfwd(lambda wv: conv(x, wv))(w)
         Jy = Jy.reshape(yshape[0], Df.shape[1], -1)              # [B,N,|W|]
-        eps = jnp.einsum("bnac,bnwc->bnwa", D, traces.get(key, jnp.zeros(Jy.shape + Df.shape[-1:]))) \
-            + Jy[..., None] * Df[:, :, None, :]
+        eps_prev = traces.get(key, jnp.zeros(Jy.shape + Df.shape[-1:]))
+        eps = jnp.einsum("bnac,bnwc->bnwa", D, eps_prev) + Jy[..., None] * Df[:, :, None, :]
         traces[key] = eps
-        return jnp.einsum("bna,bnwa->w", delta, eps).reshape(w.shape)
-    ex = alpha * traces.get(key + ("x",), jnp.zeros(x.shape)) + x
-    ef = alpha * jnp.einsum("bnac,bnc->bna", D, traces.get(key + ("f",), jnp.zeros(Df.shape))) \
-        + (1 - alpha) * Df
+        return (jnp.einsum("bna,bnwa->w", delta, eps)
+                + jnp.einsum("bnc,bnwc->w", delta_prev, eps_prev)).reshape(w.shape)
+    ex_prev = traces.get(key + ("x",), jnp.zeros(x.shape))
+    ef_prev = traces.get(key + ("f",), jnp.zeros(Df.shape))
+    ex = alpha * ex_prev + x
+    ef = alpha * jnp.einsum("bnac,bnc->bna", D, ef_prev) + (1 - alpha) * Df
     traces[key + ("x",)], traces[key + ("f",)] = ex, ef
     sig = (jnp.einsum("bna,bna->bn", delta, ef) / (1 - alpha ** (t + 1))).reshape(yshape)
-    return jax.vjp(lambda wv: conv(ex, wv), w)[1](sig)[0]
+    G = jax.vjp(lambda wv: conv(ex, wv), w)[1](sig)[0]
+    if t > 0:  # δ⁻ with the previous step's factors
+        sig_prev = (jnp.einsum("bnc,bnc->bn", delta_prev, ef_prev) / (1 - alpha ** t)).reshape(yshape)
+        G = G + jax.vjp(lambda wv: conv(ex_prev, wv), w)[1](sig_prev)[0]
+    return G
 
 
 def rules_gradient(model, params, xs, targets, mask, *, algorithm: str, decay: float,
@@ -198,36 +209,43 @@ def rules_gradient(model, params, xs, targets, mask, *, algorithm: str, decay: f
     rels = [(r["param"], r["x"].shape, r["y"].shape) for r in probe.relations]
 
     # Which relations and element-wise parameters feed which group: decided once, on
-    # structure (tangents at a random point), never from one step's values (a relation's
-    # Df can be zero at t = 0 when it is multiplied by a state that starts at zero).
+    # structure (tangents at random points), never from one step's values (a relation's
+    # Df can be zero at t = 0 when it is multiplied by a state that starts at zero). The
+    # union over a few points: at any one point a hard reset can zero a whole column.
     rng = np.random.default_rng(12345)
-    rand_state = [jnp.asarray(rng.normal(size=np.shape(s)), jnp.float32) for s in s_leaves]
-    rand_x = jnp.asarray(rng.normal(size=np.shape(xs[0])), jnp.float32)
+    points = [([jnp.asarray(scale * rng.normal(size=np.shape(s)), jnp.float32) for s in s_leaves],
+               jnp.asarray(scale * rng.normal(size=np.shape(xs[0])), jnp.float32))
+              for scale in (0.1, 1.0, 1.0)]
     feeds: dict = {}
     cols: dict = {}  # (relation or element-wise parameter, group) -> neuron of each column
     for gi_, g_ in enumerate(groups):
         prim_ = [idx[n] for n in g_["states"]]
         for rid, (_, _, yshape) in enumerate(rels):
-            def f_(e, rid=rid):
-                outs = Interp(closed, n_p, cut=True, eps={rid: e}).run(*p_leaves, *rand_state, rand_x)
-                return [outs[i] for i in prim_]
-            J = jax.jacfwd(f_)(jnp.zeros(yshape))
+            J = []
+            for rand_state, rand_x in points:
+                def f_(e, rid=rid, rand_state=rand_state, rand_x=rand_x):
+                    outs = Interp(closed, n_p, cut=True, eps={rid: e}).run(*p_leaves, *rand_state, rand_x)
+                    return [outs[i] for i in prim_]
+                J += list(jax.jacfwd(f_)(jnp.zeros(yshape)))
             feeds[("rel", rid, gi_)] = any(bool(jnp.any(v != 0)) for v in J)
             cols[("rel", rid, gi_)] = column_map(
                 [np.asarray(v).reshape(v.shape[0], -1, yshape[0], math.prod(yshape[1:])) for v in J],
                 batched=True)
         for pi in range(n_p):
-            def h_(pv, pi=pi):
-                pl = list(p_leaves)
-                pl[pi] = pv
-                outs = Interp(closed, n_p, cut=True).run(*pl, *rand_state, rand_x)
-                return [outs[i] for i in prim_]
-            t_ = jax.jvp(h_, [p_leaves[pi]], [jnp.ones_like(p_leaves[pi])])[1]
+            t_, J = [], []
+            for rand_state, rand_x in points:
+                def h_(pv, pi=pi, rand_state=rand_state, rand_x=rand_x):
+                    pl = list(p_leaves)
+                    pl[pi] = pv
+                    outs = Interp(closed, n_p, cut=True).run(*pl, *rand_state, rand_x)
+                    return [outs[i] for i in prim_]
+                t_ += list(jax.jvp(h_, [p_leaves[pi]], [jnp.ones_like(p_leaves[pi])])[1])
+                J.append(h_)
             feeds[("ew", pi, gi_)] = any(bool(jnp.any(v != 0)) for v in t_)
             if feeds[("ew", pi, gi_)] and not per_neuron(np.shape(p_leaves[pi]), np.shape(t_[0])):
-                J = jax.jacfwd(h_)(p_leaves[pi])
                 cols[("ew", pi, gi_)] = column_map(
-                    [np.asarray(v).reshape(v.shape[:2] + (-1,)) for v in J], batched=False)
+                    [np.asarray(v).reshape(v.shape[:2] + (-1,))
+                     for h_ in J for v in jax.jacfwd(h_)(p_leaves[pi])], batched=False)
 
     grads = {n: np.zeros(np.shape(v), np.float64) for n, v in zip(p_names, p_leaves)}
     losses = []
@@ -280,6 +298,27 @@ def rules_gradient(model, params, xs, targets, mask, *, algorithm: str, decay: f
             delta = jnp.stack(jax.grad(loss_held, argnums=tuple(range(S)))(*held_now.values()), -1)
             delta = delta.reshape(delta.shape[0], -1, S)
 
+            # δ⁻_t: the loss w.r.t. the old states along the paths that avoid the group's
+            # new states (held); a derived old state passes its part on to its sources.
+            def loss_old(*old):
+                full = list(state)
+                for i, v in zip(prim + list(derived), old):
+                    full[i] = v
+                outs = Interp(closed, n_p, hold=held_now).run(*p_leaves, *full, x)
+                return loss_of(outs, t)
+
+            old_cots = jax.grad(loss_old, argnums=tuple(range(S + len(derived))))(
+                *[state[i] for i in prim + list(derived)])
+            dm = []
+            for k, c in enumerate(prim):
+                v = old_cots[k]
+                for j, d in enumerate(derived):
+                    if c in derived[d] and c in deriv_prev.get(d, {}):
+                        v = v + old_cots[S + j] * deriv_prev[d][c]
+                dm.append(v)
+            delta_prev = jnp.stack(dm, -1)
+            delta_prev = delta_prev.reshape(delta_prev.shape[0], -1, S)
+
             # ∂(derived)/∂(source) at this step, for next step's D.
             new_deriv = {}
             for d, srcs in derived.items():
@@ -303,7 +342,7 @@ def rules_gradient(model, params, xs, targets, mask, *, algorithm: str, decay: f
                 probe.run(*args)
                 if probe.relations[rid]["eqn"].primitive.name == "conv_general_dilated":
                     assert np.array_equal(cm, np.arange(len(cm))), "conv output is not the neurons"
-                    G = conv_rule(probe.relations[rid], states_of_eps, D, delta, traces,
+                    G = conv_rule(probe.relations[rid], states_of_eps, D, delta, delta_prev, traces,
                                   ("conv", rid, id(g)), algorithm, alpha, t)
                     grads[p_names[pi]] += np.asarray(G, np.float64)
                     continue
@@ -313,7 +352,7 @@ def rules_gradient(model, params, xs, targets, mask, *, algorithm: str, decay: f
                 else:  # the one non-zero of each column of the full Jacobian
                     J = jax.jacfwd(states_of_eps)(jnp.zeros(yshape))
                     Df = jnp.stack([pick(np.asarray(j), cm, batched=True) for j in J], -1)
-                Dy, dy = on_columns(D, cm), on_columns(delta, cm)
+                Dy, dy, dmy = on_columns(D, cm), on_columns(delta, cm), on_columns(delta_prev, cm)
                 xr = probe.relations[rid]["x"]
                 key = ("dense", rid, id(g))
                 if algorithm == "d-rtrl":
@@ -321,16 +360,20 @@ def rules_gradient(model, params, xs, targets, mask, *, algorithm: str, decay: f
                     eps_t = jnp.einsum("bhac,bihc->biha", Dy, eps_prev) + \
                         xr[:, :, None, None] * Df[:, None, :, :]
                     traces[key] = eps_t
-                    G = jnp.einsum("bha,biha->ih", dy, eps_t)
+                    G = (jnp.einsum("bha,biha->ih", dy, eps_t)
+                         + jnp.einsum("bhc,bihc->ih", dmy, eps_prev))
                 else:
-                    ex = alpha * traces.get(key + ("x",), jnp.zeros(xr.shape)) + xr
-                    ef = alpha * jnp.einsum("bhac,bhc->bha", Dy,
-                                            traces.get(key + ("f",), jnp.zeros(Df.shape))) \
-                        + (1 - alpha) * Df
+                    ex_prev = traces.get(key + ("x",), jnp.zeros(xr.shape))
+                    ef_prev = traces.get(key + ("f",), jnp.zeros(Df.shape))
+                    ex = alpha * ex_prev + xr
+                    ef = alpha * jnp.einsum("bhac,bhc->bha", Dy, ef_prev) + (1 - alpha) * Df
                     traces[key + ("x",)], traces[key + ("f",)] = ex, ef
                     n = t  # steps since reset
                     gsig = jnp.einsum("bha,bha->bh", dy, ef) / (1 - alpha ** (n + 1))
                     G = jnp.einsum("bi,bh->ih", ex, gsig)
+                    if n > 0:  # δ⁻ pairs with the previous step's factors
+                        gprev = jnp.einsum("bhc,bhc->bh", dmy, ef_prev) / (1 - alpha ** n)
+                        G = G + jnp.einsum("bi,bh->ih", ex_prev, gprev)
                 grads[p_names[pi]] += np.asarray(G, np.float64)
 
             # Element-wise parameters (bias, time constant, threshold): exact trace per
@@ -350,31 +393,41 @@ def rules_gradient(model, params, xs, targets, mask, *, algorithm: str, decay: f
                     _, dp = jax.jvp(states_of_p, [p_leaves[pi]], [jnp.ones_like(p_leaves[pi])])
                     dp = jnp.stack(dp, -1)
                     dp = dp.reshape(dp.shape[0], -1, S)
-                    e = jnp.einsum("bhac,bhc->bha", D, traces.get(key, jnp.zeros(dp.shape))) + dp
+                    e_prev = traces.get(key, jnp.zeros(dp.shape))
+                    e = jnp.einsum("bhac,bhc->bha", D, e_prev) + dp
                     traces[key] = e
-                    G = jnp.einsum("bha,bha->h", delta, e)
+                    G = jnp.einsum("bha,bha->h", delta, e) + jnp.einsum("bhc,bhc->h", delta_prev, e_prev)
                 else:
                     cm = cols[("ew", pi, gi)]
                     J = jax.jacfwd(states_of_p)(p_leaves[pi])
                     dp = jnp.stack([pick(np.asarray(j).reshape(j.shape[:2] + (-1,)), cm,
                                          batched=False) for j in J], -1)   # [B,M,a]
-                    e = jnp.einsum("bmac,bmc->bma", on_columns(D, cm),
-                                   traces.get(key, jnp.zeros(dp.shape))) + dp
+                    e_prev = traces.get(key, jnp.zeros(dp.shape))
+                    e = jnp.einsum("bmac,bmc->bma", on_columns(D, cm), e_prev) + dp
                     traces[key] = e
-                    G = jnp.einsum("bma,bma->m", on_columns(delta, cm), e)
+                    G = (jnp.einsum("bma,bma->m", on_columns(delta, cm), e)
+                         + jnp.einsum("bmc,bmc->m", on_columns(delta_prev, cm), e_prev))
                 grads[p_names[pi]] += np.asarray(G, np.float64).reshape(grads[p_names[pi]].shape)
             deriv_prev.update(new_deriv)
 
-        # Direct same-step gradient with every group's new states held fixed.
-        held_all = {i: base[i] for g in groups for i in [idx[n] for n in g["states"]]}
+        # Direct same-step gradient with the new states of the groups each parameter
+        # feeds held fixed (a readout feeds none: its whole same-step gradient).
+        fed = {pi: frozenset(gi for gi in range(len(groups))
+                             if feeds[("ew", pi, gi)] or any(feeds[("rel", rid, gi)]
+                                                             for rid, r in enumerate(rels)
+                                                             if r[0] == pi))
+               for pi in range(n_p)}
+        for held_groups in set(fed.values()):
+            held = {i: base[i] for gi in held_groups for i in [idx[n] for n in groups[gi]["states"]]}
 
-        def loss_params(*pl):
-            outs = Interp(closed, n_p, hold=held_all).run(*pl, *state, x)
-            return loss_of(outs, t)
+            def loss_params(*pl, held=held):
+                outs = Interp(closed, n_p, hold=held).run(*pl, *state, x)
+                return loss_of(outs, t)
 
-        direct = jax.grad(loss_params, argnums=tuple(range(n_p)))(*p_leaves)
-        for n, gd in zip(p_names, direct):
-            grads[n] += np.asarray(gd, np.float64)
+            direct = jax.grad(loss_params, argnums=tuple(range(n_p)))(*p_leaves)
+            for pi, (n, gd) in enumerate(zip(p_names, direct)):
+                if fed[pi] == held_groups:
+                    grads[n] += np.asarray(gd, np.float64)
         state = list(base[:n_s])
     return grads, np.array(losses)
 
