@@ -87,10 +87,20 @@ class StepGraph:
         self.from_param = self._param_derived()
 
     def _param_derived(self) -> set[SSAValue]:
-        """Values that are a parameter seen through layout ops (transpose, reshape, ...)."""
+        """Values computed from parameters alone (and constants) by layout and element-wise
+        ops: a parameter seen through a transpose or reshape, or *transformed* before use
+        (``abs(W)`` for Dale's law, ``W * mask``, ``softplus(W)``, ``exp(log_tau)``).
+        A matmul with such an operand is recurrent mixing through a parameter."""
         derived: set[SSAValue] = set(self.param_args)
+        static: set[SSAValue] = set()  # constants and values computed from them alone
         for op in self.block.ops:
-            if isinstance(op, LAYOUT) and op.operands[0] in derived:
+            if op.regions or not op.results:
+                continue
+            ins = list(op.operands)
+            if all(v in static for v in ins):
+                static.update(op.results)
+            elif ((isinstance(op, LAYOUT) or is_elementwise(op))
+                  and all(v in derived or v in static for v in ins)):
                 derived.update(op.results)
         return derived
 
@@ -100,10 +110,17 @@ class StepGraph:
         return isinstance(op, MIXING) and any(v in self.from_param for v in op.operands[:2])
 
     def root_param(self, value: SSAValue) -> SSAValue:
-        """The parameter argument a value in ``from_param`` is a layout change of."""
-        while value not in self.param_args:
-            value = value.owner.operands[0]
-        return value
+        """The (first) parameter argument a value in ``from_param`` is computed from."""
+        todo, seen = [value], set()
+        while todo:
+            v = todo.pop(0)
+            if v in self.param_args:
+                return v
+            if v in seen or not isinstance(v.owner, Operation):
+                continue
+            seen.add(v)
+            todo.extend(x for x in v.owner.operands if x in self.from_param)
+        raise AssertionError("not computed from a parameter")
 
     def param_index(self, value: SSAValue) -> int | None:
         if isinstance(value, BlockArgument) and value in self.param_args:

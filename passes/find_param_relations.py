@@ -1,7 +1,10 @@
 """find-param-relations: where each parameter meets the data flow into hidden groups.
 
 For every parameter, followed through layout ops (transpose, reshape, convert,
-broadcast), the op that uses it is its *relation*:
+broadcast) and element-wise transforms of parameters alone (``abs(W)``, ``W * mask``,
+``softplus(W)``, ``exp(log_tau)``), the op that uses it is its *relation*; the
+relation's ``_operand`` is the (transformed) value it uses, and the learning rules map
+its gradient back to the parameter through the transform's derivative:
 
 - ``dense``: a ``dot_general`` ``y = x·W``; ``x`` is the presynaptic operand;
 - ``conv``: a ``convolution``;
@@ -31,7 +34,7 @@ from xdsl.passes import ModulePass
 
 from tracec.dialects import stablehlo as shlo
 from tracec.passes.common import from_attr, get_function, loc_text, op_error, op_name, to_attr
-from tracec.passes.dataflow import INDEX_MAP, LAYOUT, StepGraph, describe, is_elementwise
+from tracec.passes.dataflow import INDEX_MAP, StepGraph, describe, is_elementwise
 
 
 def _shape(v: SSAValue) -> list[int]:
@@ -54,7 +57,9 @@ def _uses(g: StepGraph, param: SSAValue) -> list[tuple[Operation, SSAValue]]:
                                    "inside a nested loop or region",
                                hint="tracec differentiates one time step; unroll the inner loop or "
                                     "move the parameter's use out of it")
-            if isinstance(op, LAYOUT) and op.operands[0] is v:
+            if op.results and op.results[0] in g.from_param:
+                # a layout change or a transform of parameters (abs(W), W * mask): the
+                # relation is where the transformed value is used
                 todo.extend(op.results)
             else:
                 out.append((op, v))

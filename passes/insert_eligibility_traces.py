@@ -57,7 +57,7 @@ from tracec.dialects import stablehlo as shlo
 from tracec.dialects.tracec import (FactoredGradOp, InputTraceOp, NeuronTraceOp, ParamTraceOp,
                                     TraceGradOp)
 from tracec.passes.ad import Emitter, jvp, remove_dead_code, vjp
-from tracec.passes.ad_rules import ConvParams, conv_params, conv_transpose_rhs
+from tracec.passes.ad_rules import ConvParams, conv_params, conv_transpose_rhs, dot_dims
 from tracec.passes.common import from_attr, functions, op_error, role_attrs, roles, to_attr
 from tracec.passes.dataflow import SEVERAL, UNREACHED, StepGraph, neuron_labels
 from tracec.passes.find_hidden_groups import derived_map
@@ -289,7 +289,8 @@ class InsertEligibilityTracesPass(ModulePass):
                 if rel["kind"] == "dense":
                     y = rop.results[0]
                     if rel.get("param_side") != "rhs" or len(_shape(rop.operands[0])) != 2 \
-                            or len(_shape(y)) != 2:
+                            or len(_shape(y)) != 2 \
+                            or dot_dims(rop) not in (([], [], [1], [0]), ([], [], [1], [1])):
                         raise op_error(rop, f"insert-eligibility-traces: the dense relation of "
                                             f"'{rel['param']}' must be y = x @ W with x [B, I] "
                                             "and y [B, M]",
@@ -512,7 +513,9 @@ class InsertEligibilityTracesPass(ModulePass):
             dm_rel = {c: _spread(em, delta_prev[c], cols) for c in prim}
             ex = ex_prev = None
             if kind == "dense":
-                x, y = rop.operands[0], rop.results[0]
+                x, y, w = rop.operands[0], rop.results[0], rop.operands[1]
+                # the weight as [I, M]: W itself, or Wᵀ for x·Wᵀ written as one dot_general
+                w_t = w.type if dot_dims(rop)[3] == [0] else TensorType(f32, _shape(w)[::-1])
                 owner = ef_owner.get((ri, gi), ri)
                 Df = sources(y, cols, prim) if owner == ri else None
                 em.loc = rop.location  # the trace ops point at the relation's line
@@ -521,13 +524,13 @@ class InsertEligibilityTracesPass(ModulePass):
                                      lambda j, pr, src, t: ParamTraceOp(j, pr, x, src, t),
                                      Df[a], D_rel, prim) for a in prim}
                     prev = {c: trace_arg[("eps", ri, gi, c)] for c in prim}
-                    grad_of = lambda e_x, k, ds, es: TraceGradOp(ds, es, p.type)  # noqa: E731
+                    grad_of = lambda e_x, k, ds, es: TraceGradOp(ds, es, w_t)  # noqa: E731
                 else:
                     ex, ex_prev = input_trace(ri, x), trace_arg[("ex", ri)]
                     new = ({a: new_trace[("ef", owner, gi, a)] for a in prim} if owner != ri
                            else neuron_traces(ri, gi, Df, D_rel, prim))  # else shared
                     prev = {c: trace_arg[("ef", owner, gi, c)] for c in prim}
-                    grad_of = lambda e_x, k, ds, es: FactoredGradOp(e_x, ds, es, k, p.type)  # noqa: E731
+                    grad_of = lambda e_x, k, ds, es: FactoredGradOp(e_x, ds, es, k, w_t)  # noqa: E731
             elif kind == "conv":
                 x, y, w = rop.operands[0], rop.results[0], rop.operands[1]
                 cp = conv_params(rop)
@@ -585,7 +588,10 @@ class InsertEligibilityTracesPass(ModulePass):
                                 ex, corr),
                        contract([(dm_rel[c], prev[c]) for c in prim if dm_rel[c] is not None],
                                 ex_prev, corr_prev))
-            if G is not None and kind in ("ewr", "conv"):  # back through layout ops to the parameter
+            if G is not None and kind == "dense" and w_t is not w.type:
+                G = em.transpose(G, [1, 0])
+            if G is not None and kind != "ew":
+                # back to the parameter through layout ops and transforms (abs(W), W * mask)
                 operand = seed if kind == "ewr" else w
                 if operand is not p:
                     G = vjp(fn, {operand: G}, wrt=[p], emitter=em).get(p)

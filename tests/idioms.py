@@ -1,0 +1,118 @@
+"""One-layer models written the ways JAX users commonly write them: element-wise
+recurrence and a readout without state, so D-RTRL must equal BPTT exactly. Each entry
+builds a tracec.Model; tests/test_idioms.py compiles it and checks it against jax.grad."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import tracec
+
+B, N_IN, H, N_OUT = 4, 6, 8, 3
+MASK = (np.random.default_rng(7).random((N_IN, H)) < 0.5).astype(np.float32)
+
+
+def _params(key):
+    k1, k2 = jax.random.split(key)
+    return {"w_in": 2.0 * jax.random.normal(k1, (N_IN, H)) / jnp.sqrt(N_IN),
+            "b": 0.1 * jnp.ones((H,)),
+            "w_out": jax.random.normal(k2, (H, N_OUT)) / jnp.sqrt(H)}
+
+
+def xent_one_hot(out, target):
+    logp = jax.nn.log_softmax(out, axis=-1)
+    return -jnp.mean(jnp.sum(jax.nn.one_hot(target, out.shape[-1]) * logp, axis=-1))
+
+
+def lif(v_prev, current, tau=0.9):
+    z_prev = tracec.spike(v_prev - 1.0, "fast-sigmoid", 5.0)
+    v = tau * v_prev + current - z_prev
+    return v, tracec.spike(v - 1.0, "fast-sigmoid", 5.0)
+
+
+def _model(step, init_params=_params, loss=xent_one_hot, input_spec=None, target_spec=None,
+           init_state=None):
+    return tracec.Model(
+        init_params=init_params,
+        init_state=init_state or (lambda b: {"v": jnp.zeros((b, H))}),
+        step=step, loss=loss,
+        input=input_spec or jax.ShapeDtypeStruct((B, N_IN), jnp.float32),
+        target=target_spec or jax.ShapeDtypeStruct((B,), jnp.int32))
+
+
+def _readout(p, v, z):
+    return z @ p["w_out"] + 0.1 * v @ p["w_out"]
+
+
+def dale():
+    """Dale's law: the weight's sign fixed by taking its absolute value before use."""
+    def step(p, s, x):
+        v, z = lif(s["v"], x @ jnp.abs(p["w_in"]) + p["b"])
+        return {"v": v}, _readout(p, v, z)
+    return _model(step)
+
+
+def masked():
+    """Fixed sparse connectivity: the weight times a constant 0/1 mask."""
+    def step(p, s, x):
+        v, z = lif(s["v"], x @ (p["w_in"] * MASK) + p["b"])
+        return {"v": v}, _readout(p, v, z)
+    return _model(step)
+
+
+def softplus_weight():
+    """A positive weight through softplus, and a learned time constant through a sigmoid."""
+    def init(key):
+        p = _params(key)
+        p["tau"] = 2.0 * jnp.ones((H,))
+        return p
+
+    def step(p, s, x):
+        v, z = lif(s["v"], x @ jax.nn.softplus(p["w_in"]) + p["b"], tau=jax.nn.sigmoid(p["tau"]))
+        return {"v": v}, _readout(p, v, z)
+    return _model(step, init_params=init)
+
+
+def transposed():
+    """The weight stored [H, I] and used transposed (x @ W.T)."""
+    def init(key):
+        p = _params(key)
+        p["w_in"] = p["w_in"].T
+        return p
+
+    def step(p, s, x):
+        v, z = lif(s["v"], x @ p["w_in"].T + p["b"])
+        return {"v": v}, _readout(p, v, z)
+    return _model(step, init_params=init)
+
+
+def einsum_hi():
+    """An einsum contracting the weight's second axis: 'bi,hi->bh'."""
+    def init(key):
+        p = _params(key)
+        p["w_in"] = p["w_in"].T
+        return p
+
+    def step(p, s, x):
+        v, z = lif(s["v"], jnp.einsum("bi,hi->bh", x, p["w_in"]) + p["b"])
+        return {"v": v}, _readout(p, v, z)
+    return _model(step, init_params=init)
+
+
+def two_params_one_weight():
+    """A weight written as a product of two parameters (magnitude times sign-free gain)."""
+    def init(key):
+        p = _params(key)
+        p["gain"] = jnp.full((N_IN, H), 0.8)
+        return p
+
+    def step(p, s, x):
+        v, z = lif(s["v"], x @ (p["gain"] * jnp.exp(0.1 * p["w_in"])) + p["b"])
+        return {"v": v}, _readout(p, v, z)
+    return _model(step, init_params=init)
+
+
+IDIOMS = {f.__name__: f for f in (dale, masked, softplus_weight, transposed, einsum_hi,
+                                  two_params_one_weight)}
