@@ -21,6 +21,11 @@ def _inline_private_functions():
     return InlinePrivateFunctionsPass
 
 
+def _flatten_control_flow():
+    from tracec.passes.flatten_control_flow import FlattenControlFlowPass
+    return FlattenControlFlowPass
+
+
 def _insert_eligibility_traces():
     from tracec.passes.insert_eligibility_traces import InsertEligibilityTracesPass
     return InsertEligibilityTracesPass
@@ -96,6 +101,7 @@ PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "strip-sharding": _strip_sharding,
     "inline-private-functions": _inline_private_functions,
     "extract-step": _extract_step,
+    "flatten-control-flow": _flatten_control_flow,
     "identify-recurrent-state": _identify_recurrent_state,
     "find-hidden-groups": _find_hidden_groups,
     "find-param-relations": _find_param_relations,
