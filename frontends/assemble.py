@@ -164,6 +164,7 @@ def assemble_mlir_file(path: str, generic_text: str) -> ModuleOp:
             "{tracec.role = \"param\" | \"state\" | \"input\", tracec.name = \"...\"}",
             loc=SourceLoc(shown),
             hint="see docs/abi.md, 'StableHLO input files'")
+    _default_result_roles(step, shown)
     step.sym_name = StringAttr("step")
     step.sym_visibility = StringAttr("private")
     names = {op.sym_name.data for op in module.ops if isinstance(op, func.FuncOp)}
@@ -182,3 +183,57 @@ def assemble_mlir_file(path: str, generic_text: str) -> ModuleOp:
             values.append(np.zeros(shape, dtype))
         module.body.block.add_op(constant_function(fn_name, specs, values, role))
     return module
+
+
+def _dtype_name(t) -> str | None:
+    return next((k for k, v in _ELEMENT_TYPES.items() if v == t.element_type), None)
+
+
+def _default_result_roles(step: func.FuncOp, shown: str) -> None:
+    """Results without ``tracec.role`` get the default roles: the new value of each state
+    argument, in argument order, then the outputs. Partly marked results are an error."""
+    results = step.function_type.outputs.data
+    marked = []
+    if step.res_attrs is not None:
+        marked = [isinstance(d.data.get(ROLE), StringAttr) for d in step.res_attrs.data]
+    if marked and all(marked):
+        return
+    if any(marked):
+        raise TracecError(
+            f"the step function @{step.sym_name.data} marks some results with tracec.role "
+            "and not others", loc=SourceLoc(shown),
+            hint="mark every result (\"state\" then \"output\") or none (then the first "
+                 "results are the new states in argument order, the rest outputs)")
+    states = [(d.data[NAME].data if NAME in d.data else f"state{i}", t)
+              for i, (d, t) in enumerate(zip(step.arg_attrs.data, step.function_type.inputs.data))
+              if d.data[ROLE].data == "state"]
+    if len(results) <= len(states) or any(r != t for r, (_, t) in zip(results, states)):
+        want = ", ".join(f"{n}: {t}" for n, t in states)
+        raise TracecError(
+            f"the step function @{step.sym_name.data} has no tracec.role on its results, and "
+            f"they do not start with the new state ({want}) followed by at least one output",
+            loc=SourceLoc(shown),
+            hint="return the new states in argument order, then the outputs, or mark the "
+                 "results with {tracec.role = \"state\" | \"output\", tracec.name = \"...\"}")
+    n_out = len(results) - len(states)
+    out_names = ["output"] if n_out == 1 else [f"output/{i}" for i in range(n_out)]
+    step.res_attrs = ArrayAttr([role_attrs("state", n) for n, _ in states]
+                               + [role_attrs("output", n) for n in out_names])
+
+
+def loss_target_spec(module: ModuleOp) -> dict | None:
+    """``{"name", "shape", "dtype"}`` of the ``target`` argument of ``@loss``, if any."""
+    fns = {op.sym_name.data: op for op in module.ops if isinstance(op, func.FuncOp)}
+    loss = fns.get("loss")
+    if loss is None or loss.arg_attrs is None:
+        return None
+    for d, t in zip(loss.arg_attrs.data, loss.function_type.inputs.data):
+        role = d.data.get(ROLE)
+        if isinstance(role, StringAttr) and role.data == "target" and isinstance(t, TensorType):
+            name = d.data.get(NAME)
+            dtype = _dtype_name(t)
+            if dtype is None:
+                return None
+            return {"name": name.data if isinstance(name, StringAttr) else "target",
+                    "shape": list(t.get_shape()), "dtype": dtype}
+    return None

@@ -126,6 +126,43 @@ def stop_gradient(x):
     return jax.tree_util.tree_map(lambda a: _stop_gradient(jnp.asarray(a)), x)
 
 
+#: 64-bit types, which jax turns into 32-bit ones unless jax_enable_x64 is set.
+_WIDE = {"float64": "float32", "int64": "int32", "uint64": "uint32", "complex128": "complex64"}
+
+
+def _check_spec(what: str, spec, example: str) -> None:
+    """``spec`` must be a ``jax.ShapeDtypeStruct``-like (a shape of ints and a dtype)."""
+    import numpy as np
+
+    usage = f"'{what}' must be a jax.ShapeDtypeStruct of one time step (shape and dtype)"
+    if spec is None:
+        raise TracecError(f"tracec.Model: {usage}", hint=f"e.g. {example}")
+    if isinstance(spec, (type, np.dtype, str)):
+        try:
+            name = np.dtype(spec).name
+        except TypeError:
+            name = getattr(spec, "__name__", str(spec))
+        raise TracecError(f"tracec.Model: {usage}, got the dtype {name} alone",
+                          hint=f"give its shape too, e.g. {example}")
+    shape, dtype = getattr(spec, "shape", None), getattr(spec, "dtype", None)
+    try:
+        ok_shape = all(isinstance(d, (int, np.integer)) and d >= 0 for d in shape)
+    except TypeError:
+        ok_shape = False
+    try:
+        dtype = np.dtype(dtype) if dtype is not None else None
+    except TypeError:
+        dtype = None
+    if not ok_shape or dtype is None:
+        raise TracecError(f"tracec.Model: {usage}, got {type(spec).__name__}",
+                          hint=f"e.g. {example}")
+    if dtype.name in _WIDE and not jax.config.jax_enable_x64:
+        raise TracecError(
+            f"tracec.Model: '{what}' is {dtype.name}, but jax runs with 64-bit types disabled "
+            f"(jax_enable_x64 is off), so it would silently become {_WIDE[dtype.name]}",
+            hint=f"declare it {_WIDE[dtype.name]}")
+
+
 @dataclass
 class Model:
     """One time step of a recurrent network, and everything needed to train it.
@@ -156,12 +193,11 @@ class Model:
                               "'sequence' (a lax.scan over time)")
         if not callable(self.step or self.sequence):
             raise TracecError("tracec.Model: 'step' / 'sequence' must be a function")
-        if self.input is None or not hasattr(self.input, "shape"):
-            raise TracecError(
-                "tracec.Model: 'input' must be a jax.ShapeDtypeStruct of one time step",
-                hint="e.g. input=jax.ShapeDtypeStruct((B, N_IN), jnp.float32)")
+        _check_spec("input", self.input, "input=jax.ShapeDtypeStruct((B, N_IN), jnp.float32)")
         if len(self.input.shape) < 1:
             raise TracecError("tracec.Model: 'input' needs a leading batch dimension")
+        if self.target is not None:
+            _check_spec("target", self.target, "target=jax.ShapeDtypeStruct((B,), jnp.int32)")
 
     @property
     def batch(self) -> int:

@@ -11,6 +11,15 @@ from tracec.diagnostics import SourceLoc, TracecError
 from tracec.frontends.stablehlo_io import display_path
 
 
+def _model_line(e: BaseException, path: str) -> int:
+    """The last line of ``path`` in ``e``'s traceback (0 if none)."""
+    line = 0
+    for frame in traceback.extract_tb(e.__traceback__):
+        if os.path.realpath(frame.filename) == os.path.realpath(path):
+            line = frame.lineno or 0
+    return line
+
+
 def load_model(path: str, name: str | None = None):
     """Execute ``path`` and return ``(model, variable_name)``.
 
@@ -46,13 +55,15 @@ def load_model(path: str, name: str | None = None):
     sys.path.insert(0, model_dir)
     try:
         exec(code, module.__dict__)
-    except TracecError:
-        raise
+    except TracecError as e:
+        if e.loc is not None:
+            raise
+        # An error tracec raised while the model file ran (e.g. a bad tracec.Model(...)
+        # argument): point at the model file's line.
+        raise TracecError(e.message, loc=SourceLoc(shown, _model_line(e, path)), op=e.op,
+                          hint=e.hint, exit_code=e.exit_code) from e
     except Exception as e:
-        line = 0
-        for frame in traceback.extract_tb(e.__traceback__):
-            if os.path.realpath(frame.filename) == os.path.realpath(path):
-                line = frame.lineno or 0
+        line = _model_line(e, path)
         msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise TracecError(f"running the model file raised {type(e).__name__}: {msg}",
                           loc=SourceLoc(shown, line)) from e

@@ -16,7 +16,7 @@ import numpy as np
 
 from tracec.diagnostics import TracecError
 from tracec.fileio import atomic_write
-from tracec.runtime.artifact import ArtifactError, sniff
+from tracec.runtime.artifact import ArtifactError, sniff, unseal
 
 CHECKPOINT_FORMAT = "tracec-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -35,6 +35,7 @@ def _executor(path: str, driver: str):
         data = open(path, "rb").read()
     except OSError as e:
         raise ArtifactError(f"cannot read {path}: {e.strerror}") from e
+    data = unseal(path, data)  # before any parser sees a byte of it
     kind = sniff(path, data)
     if kind == "xla":
         from tracec.runtime.xla_executor import XlaExecutor
@@ -43,6 +44,40 @@ def _executor(path: str, driver: str):
     from tracec.runtime.iree_executor import IreeExecutor
 
     return IreeExecutor(path, data, driver)
+
+
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+def _read_checkpoint(path: str) -> tuple[dict, dict[str, np.ndarray]]:
+    """(meta, {role:name: array}) of a checkpoint file; any damage is a one-line error
+    naming the file (the .npz members carry CRC-32s, which zipfile checks on reading)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise TracecError(f"cannot read checkpoint {path}: {e.strerror}") from e
+    if not data:
+        raise TracecError(f"{path} is empty, not a tracec checkpoint")
+    if not data.startswith(_ZIP_MAGIC):
+        what = "a single .npy array" if data.startswith(b"\x93NUMPY") else "not a .npz archive"
+        raise TracecError(f"{path} is not a tracec checkpoint ({what})",
+                          hint="load a file written by Learner.save_checkpoint")
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            meta = json.loads(bytes(z["__meta__"]).decode("utf-8"))
+            if not isinstance(meta, dict) or not isinstance(meta.get("keys"), list) \
+                    or not all(isinstance(k, str) for k in meta["keys"]) \
+                    or len(set(meta["keys"])) != len(meta["keys"]):
+                raise ValueError("bad metadata")
+            arrays = {k: np.asarray(z[f"v{i}"]) for i, k in enumerate(meta["keys"])}
+            if set(z.files) != {"__meta__"} | {f"v{i}" for i in range(len(arrays))}:
+                raise ValueError("unexpected members")
+    except Exception as e:  # zipfile, numpy's format reader, json: many error types
+        raise TracecError(f"{path} is not a readable tracec checkpoint: it is truncated or "
+                          f"damaged ({type(e).__name__})",
+                          hint="use another checkpoint, or save a new one") from e
+    return meta, arrays
 
 
 def _key(spec: dict) -> str:
@@ -60,8 +95,11 @@ class Learner:
         self._state_specs = m["state"]
         self._input = m["input"]
         self._outputs = m["outputs"]
-        self._target = (m.get("source", {}).get("target")
-                        or next(iter(m.get("target", [])), None))
+        # The target of one step (train_step's `target`); the source's description
+        # carries it (a model's target spec, or a .mlir file's @loss argument).
+        source = m.get("source") if isinstance(m.get("source"), dict) else {}
+        target = source.get("target")
+        self._target = target if isinstance(target, dict) else None
         self._values: dict[str, object] = {}
         for spec, v in zip(self._param_specs, self._exec.call("init_params", [])):
             self._values[_key(spec)] = v
@@ -81,7 +119,12 @@ class Learner:
         return self.manifest.get("algorithm", "forward")
 
     def _named(self, specs) -> dict[str, np.ndarray]:
-        return {s["name"]: self._exec.to_numpy(self._values[_key(s)]) for s in specs}
+        return {s["name"]: self._host(self._values[_key(s)]) for s in specs}
+
+    def _host(self, value) -> np.ndarray:
+        """A fresh, writable numpy copy: never a view of the device buffer the learner
+        keeps (IREE's to_host maps it) nor jax's read-only array."""
+        return np.array(self._exec.to_numpy(value), copy=True)
 
     @property
     def params(self) -> dict[str, np.ndarray]:
@@ -152,9 +195,7 @@ class Learner:
         self._require_training("train_step")
         x = self._finite(self._check(x, self._input, "input x"), "input x")
         target = self._finite(self._check(target, self._target, "target"), "target")
-        mask = np.asarray(mask, np.float32)
-        if mask.shape != ():
-            raise TracecError(f"mask must be a scalar for train_step, got shape {list(mask.shape)}")
+        mask = self._mask(mask, (), "mask", "a scalar for train_step")
         out = self._call("train_step", {f"input:{self._input['name']}": x,
                                         f"target:{self._target['name']}": target,
                                         "mask:mask": mask})
@@ -169,19 +210,45 @@ class Learner:
         T = xs.shape[0]
         if targets.shape[0] != T:
             raise TracecError(f"targets have {targets.shape[0]} steps, inputs {T}")
-        mask = np.ones(T, np.float32) if mask is None else np.asarray(mask, np.float32)
-        if mask.shape != (T,):
-            raise TracecError(f"mask must have shape [T] = [{T}], got {list(mask.shape)}")
+        mask = (np.ones(T, np.float32) if mask is None
+                else self._mask(mask, (T,), "mask", f"of shape [T] = [{T}]"))
         out = self._call("train_sequence", {"input:xs": xs, "target:targets": targets,
                                             "mask:masks": mask})
         self.steps_since_reset += T
-        return self._exec.to_numpy(out["loss"][0])
+        return self._host(out["loss"][0])
 
     def _require_training(self, what: str) -> None:
         if what not in self.manifest["entries"]:
             raise TracecError(f"{self.path} was compiled with --algorithm {self.algorithm}; "
                               f"it has no {what}",
                               hint="recompile with --algorithm d-rtrl or es-d-rtrl to train online")
+        if self._target is None:
+            raise TracecError(f"{self.path} has no target spec in its manifest "
+                              "(source.target), so its targets cannot be checked",
+                              hint="recompile it with this tracec")
+
+    @staticmethod
+    def _mask(mask, shape: tuple, what: str, expected: str) -> np.ndarray:
+        """A loss mask as float32: the given shape, every weight finite and in [0, 1]."""
+        try:
+            arr = np.asarray(mask)
+            if arr.dtype.kind not in "biuf":
+                raise TypeError
+            arr = arr.astype(np.float32)
+        except (TypeError, ValueError) as e:
+            raise TracecError(f"{what} must be a number in [0, 1] ({expected}), got "
+                              f"{type(mask).__name__}; nothing was updated") from e
+        if arr.shape != shape:
+            raise TracecError(f"{what} must be {expected}, got shape {list(arr.shape)}; "
+                              "nothing was updated")
+        if not np.all(np.isfinite(arr)):
+            raise TracecError(f"{what} contains NaN or Inf; nothing was updated",
+                              hint="a mask weighs each step's loss: 1 learns, 0 skips")
+        if np.any(arr < 0) or np.any(arr > 1):
+            bad = float(arr[(arr < 0) | (arr > 1)].flat[0])
+            raise TracecError(f"{what} must be in [0, 1], got {bad:g}; nothing was updated",
+                              hint="a mask weighs each step's loss: 1 learns, 0 skips")
+        return np.ascontiguousarray(arr) if arr.ndim else arr
 
     @staticmethod
     def _finite(arr: np.ndarray, what: str) -> np.ndarray:
@@ -190,11 +257,15 @@ class Learner:
         return arr
 
     def _outputs_numpy(self, values):
-        outs = [self._exec.to_numpy(v) for v in values]
+        outs = [self._host(v) for v in values]
         return outs[0] if len(outs) == 1 else tuple(outs)
 
     def _check(self, value, spec: dict, what: str, leading: bool = False) -> np.ndarray:
-        arr = np.asarray(value)
+        try:
+            arr = np.asarray(value)
+        except (TypeError, ValueError) as e:
+            raise TracecError(f"{what} is not an array of numbers "
+                              f"({type(value).__name__})") from e
         want = np.dtype(spec["dtype"])
         shape = tuple(spec["shape"])
         got_shape = arr.shape[1:] if leading else arr.shape
@@ -225,19 +296,43 @@ class Learner:
                  **{f"v{i}": arrays[k] for i, k in enumerate(meta["keys"])})
         atomic_write(path, buf.getvalue())
 
+    def _carried_specs(self) -> dict[str, dict]:
+        """``role:name`` -> spec of every value the learner carries (and checkpoints)."""
+        m = self.manifest
+        specs = {}
+        for key in ("params", "state", "traces", "optimizer_state", "accumulators", "counters"):
+            for spec in m.get(key, []):
+                specs[_key(spec)] = spec
+        return specs
+
     def load_checkpoint(self, path: str) -> None:
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                meta = json.loads(bytes(z["__meta__"]).decode())
-                arrays = {k: z[f"v{i}"] for i, k in enumerate(meta["keys"])}
-        except (OSError, ValueError, KeyError) as e:
-            raise TracecError(f"{path} is not a readable tracec checkpoint ({type(e).__name__})") from e
+        """Restore what :meth:`save_checkpoint` wrote. Everything is read and checked
+        against this artifact's manifest (names, shapes, dtypes, finite values) before
+        anything is replaced: on an error the learner is unchanged."""
+        meta, arrays = _read_checkpoint(path)
         if meta.get("format") != CHECKPOINT_FORMAT or meta.get("version") != CHECKPOINT_VERSION:
             raise TracecError(f"{path} is not a tracec checkpoint of version {CHECKPOINT_VERSION}")
         if meta.get("identity") != self._identity() or set(arrays) != set(self._values):
             raise TracecError(f"{path} was saved from a different model or algorithm than {self.path}")
+        steps = meta.get("steps_since_reset")
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+            raise TracecError(f"{path} is damaged: its step counter is {steps!r}")
+        specs = self._carried_specs()
+        for key, arr in arrays.items():
+            spec = specs.get(key)
+            if spec is None:  # a value the manifest does not list (cannot happen for tracec's)
+                raise TracecError(f"{path} holds '{key}', which {self.path} does not carry")
+            want_shape, want_dtype = tuple(spec["shape"]), np.dtype(spec["dtype"])
+            if arr.shape != want_shape or arr.dtype != want_dtype:
+                raise TracecError(
+                    f"{path}: '{key}' is {arr.dtype}{list(arr.shape)}, but {self.path} needs "
+                    f"{want_dtype}{list(want_shape)}",
+                    hint="the checkpoint does not belong to this artifact")
+            if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+                raise TracecError(f"{path}: '{key}' contains NaN or Inf",
+                                  hint="the checkpoint was saved from a diverged run or is damaged")
         self._values = {k: self._exec.to_device(v) for k, v in arrays.items()}
-        self.steps_since_reset = int(meta["steps_since_reset"])
+        self.steps_since_reset = steps
 
     def __repr__(self) -> str:
         return (f"<tracec Learner {os.path.basename(self.path)}: {self.algorithm}, "

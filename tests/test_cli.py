@@ -32,10 +32,10 @@ def test_emit_stablehlo_is_accepted_by_jaxlib():
     assert "stablehlo.composite" in text and "func.func private @step" in text
 
 
-def test_print_ir_after_all_shows_every_pass():
+def test_print_ir_after_all_shows_every_pass(tmp_path):
     from tracec.driver import STAGE_PIPELINES
 
-    proc = run_cli(LIF2, "--emit", "iree-input", "--print-ir-after-all", "-o", os.devnull)
+    proc = run_cli(LIF2, "--emit", "iree-input", "--print-ir-after-all", "-o", str(tmp_path / "out.mlir"))
     assert proc.returncode == 0, proc.stderr
     expected = []
     for stage in ("stablehlo", "tracec", "iree-input"):
@@ -45,17 +45,17 @@ def test_print_ir_after_all_shows_every_pass():
     assert shown == expected
 
 
-def test_print_ir_after_one_pass():
-    proc = run_cli(LIF2, "--emit", "tracec", "--print-ir-after", "make-entry-points", "-o", os.devnull)
+def test_print_ir_after_one_pass(tmp_path):
+    proc = run_cli(LIF2, "--emit", "tracec", "--print-ir-after", "make-entry-points", "-o", str(tmp_path / "out.mlir"))
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.count("IR Dump After") == 1
     assert '"tracec.scan"' in proc.stderr
 
 
 def test_dump_dir_writes_one_numbered_file_per_pass(tmp_path):
-    proc = run_cli(LIF2, "--emit", "iree-input", "--dump-dir", str(tmp_path), "-o", os.devnull)
+    proc = run_cli(LIF2, "--emit", "iree-input", "--dump-dir", str(tmp_path / "dump"), "-o", str(tmp_path / "out.mlir"))
     assert proc.returncode == 0, proc.stderr
-    files = sorted(os.listdir(tmp_path))
+    files = sorted(os.listdir(tmp_path / "dump"))
     assert files[0] == "00-import.mlir"
     assert files[1:] == ["01-strip-sharding.mlir", "02-inline-private-functions.mlir",
                          "03-extract-step.mlir", "04-check-backend-ops.mlir",
@@ -160,10 +160,11 @@ def test_failed_compile_keeps_previous_output(tmp_path):
 
 
 def test_bad_option_values():
-    _one_line_error(run_cli(LIF2, "--decay", "1.5", "-o", "x.vmfb"), "--decay must be in [0, 1)")
-    _one_line_error(run_cli(LIF2, "--lr", "-1", "-o", "x.vmfb"), "--lr must be a positive")
+    _one_line_error(run_cli(LIF2, "--decay", "1.5", "-o", "x.vmfb"),
+                    "decay (--decay) must be in [0, 1)")
+    _one_line_error(run_cli(LIF2, "--lr", "-1", "-o", "x.vmfb"), "lr (--lr) must be a positive")
     _one_line_error(run_cli(LIF2, "--scan-unroll", "0", "-o", "x.vmfb"),
-                    "--scan-unroll must be an integer >= 1")
+                    "scan_unroll (--scan-unroll) must be an integer >= 1")
 
 
 def test_compile_cache_hit_and_bypass(tmp_path):

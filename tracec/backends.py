@@ -51,8 +51,36 @@ _DIAG = re.compile(r'^(?P<loc>(?:"?[^\s"]+"?):(?P<line>\d+):(?P<col>\d+)|<unknow
                    r'(?P<sev>error|warning|note|remark):\s*(?P<msg>.*)$')
 
 
-def _iree_error(diagnostics: str, target: str) -> TracecError:
+#: Lines of a crashing iree-compile that are its backtrace, not a message.
+_BACKTRACE = re.compile(r"^(\s*#\d+\s|Stack dump:|Please report issues|\d+\.\s+Program arguments"
+                        r"|\s*\d+\.\s)")
+
+
+def _llvm_target_error(diagnostics: str, options: CompileOptions | None) -> TracecError | None:
+    """LLVM's complaint about --target-triple or --cpu (which iree-compile reports by
+    crashing with a backtrace) as one line."""
+    if options is None or options.target != "llvm-cpu":
+        return None
+    m = re.search(r"createTargetMachine\((?P<triple>[^)]*)\) failed", diagnostics)
+    if m or "No available targets are compatible with triple" in diagnostics:
+        return TracecError(f"unknown target triple '{options.target_triple}'",
+                           hint="use an LLVM triple such as x86_64-linux-gnu, "
+                                "aarch64-linux-gnu or riscv64-linux-gnu")
+    if re.search(r"is not a recognized processor for this target|Unknown CPU for target",
+                 diagnostics):
+        arch = re.search(r"Unknown CPU for target architecture (\S+?)\.?$", diagnostics, re.M)
+        on = f" for {arch.group(1)}" if arch else ""
+        return TracecError(f"unknown CPU '{options.cpu}'{on}",
+                           hint="use --cpu host, generic, or an LLVM CPU name such as "
+                                "x86-64-v3, znver4 or neoverse-n1")
+    return None
+
+
+def _iree_error(diagnostics: str, target: str, options: CompileOptions | None = None) -> TracecError:
     """The first ``error:`` line of IREE's output as a tracec error."""
+    llvm = _llvm_target_error(diagnostics, options)
+    if llvm is not None:
+        return llvm
     for line in diagnostics.splitlines():
         m = _DIAG.match(line.strip())
         if not m or m.group("sev") != "error":
@@ -68,8 +96,12 @@ def _iree_error(diagnostics: str, target: str) -> TracecError:
             loc = SourceLoc(file, int(m.group("line")), int(m.group("col")))
         return TracecError(f"the {target} backend (IREE) failed: {msg[:300]}", loc=loc, op=op,
                            hint="simplify the op at this line, or try --target xla")
-    tail = diagnostics.strip().splitlines()[-1] if diagnostics.strip() else "no diagnostics"
-    return TracecError(f"the {target} backend (IREE) failed: {tail[:300]}")
+    lines = [ln.strip() for ln in diagnostics.splitlines()
+             if ln.strip() and not _BACKTRACE.match(ln)]
+    # A crash: its "LLVM ERROR: ..." line says what; otherwise the first line left.
+    crash = [ln for ln in lines if ln.startswith("LLVM ERROR:")]
+    what = (crash or lines or ["no diagnostics"])[0]
+    return TracecError(f"the {target} backend (IREE) failed: {what[:300]}")
 
 
 def compile_iree(module_text: str, options: CompileOptions, source_file: str | None = None) -> bytes:
@@ -82,11 +114,16 @@ def compile_iree(module_text: str, options: CompileOptions, source_file: str | N
                        capture_output=True)
     diagnostics = p.stderr.decode(errors="replace")
     if p.returncode != 0:
-        raise _iree_error(diagnostics, options.target)
+        raise _iree_error(diagnostics, options.target, options)
     shown = _without_benign(diagnostics)
     if shown:
         sys.stderr.write(shown)
-    return p.stdout
+    if not p.stdout:
+        raise TracecError(f"the {options.target} backend (IREE) wrote no module",
+                          hint="please report this with the model")
+    from tracec.runtime.artifact import seal
+
+    return seal(p.stdout)  # the integrity digest (docs/abi.md)
 
 
 def _without_benign(diagnostics: str) -> str:

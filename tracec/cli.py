@@ -49,7 +49,15 @@ class _Printer:
         self.dump_dir = dump_dir
         self.index = 0
         if dump_dir:
-            os.makedirs(dump_dir, exist_ok=True)
+            try:
+                os.makedirs(dump_dir, exist_ok=True)
+            except OSError as e:
+                raise TracecError(f"--dump-dir: cannot create {dump_dir}: "
+                                  f"{e.strerror or type(e).__name__}",
+                                  hint="give a folder you can write to") from e
+            if not os.access(dump_dir, os.W_OK | os.X_OK):
+                raise TracecError(f"--dump-dir: cannot write to {dump_dir}: permission denied",
+                                  hint="give a folder you can write to")
 
     def __call__(self, stage: str, pass_name: str | None, ir: str) -> None:
         label = pass_name or f"stage-{stage}"
@@ -122,8 +130,19 @@ def _compile_main(argv) -> int:
     if not args.input:
         raise TracecError("no input file", hint="usage: tracec model.py -o model.vmfb")
     from tracec.driver import compile as tracec_compile
-    from tracec.fileio import atomic_write
+    from tracec.fileio import atomic_write, refuse_overwriting_inputs
     from tracec.options import CompileOptions
+
+    binary = args.emit in (None, "vmfb", "xla")
+    if args.output == "-" and binary:
+        raise TracecError("-o -: a binary artifact is not written to stdout",
+                          hint="give a file name, e.g. -o model.vmfb (IR stages given with "
+                               "--emit can go to stdout)")
+    if args.output and args.output != "-":
+        refuse_overwriting_inputs(args.output, [args.input])
+        if os.path.isdir(args.output):
+            raise TracecError(f"-o {args.output} is a directory",
+                              hint="give a file name, e.g. -o model.vmfb")
 
     if args.print_ir_after:
         from tracec.passes import PASSES
@@ -142,6 +161,9 @@ def _compile_main(argv) -> int:
     art = tracec_compile(args.input, options, emit=args.emit, pipeline=args.pipeline,
                          callback=printer if printer.active else None, model_name=args.model,
                          use_cache=not args.no_cache)
+    if args.output and args.output != "-":
+        # Also the helper modules the model imported from its own folder.
+        refuse_overwriting_inputs(args.output, _model_folder_modules(args.input))
     for w in art.warnings:
         print(w, file=sys.stderr)
     if art.binary is None:
@@ -155,6 +177,18 @@ def _compile_main(argv) -> int:
         raise TracecError("no output file for the binary", hint="add -o model.vmfb")
     art.save(args.output)
     return 0
+
+
+def _model_folder_modules(model_path: str) -> list[str]:
+    """The Python files in the model's folder that this process has imported."""
+    folder = os.path.dirname(os.path.realpath(model_path))
+    found = []
+    for module in list(sys.modules.values()):
+        f = getattr(module, "__file__", None)
+        if isinstance(f, str) and f.endswith(".py") \
+                and os.path.dirname(os.path.realpath(f)) == folder:
+            found.append(f)
+    return found
 
 
 def _opt_parser() -> argparse.ArgumentParser:

@@ -62,7 +62,9 @@ class Artifact:
     module: object = None  # the xDSL module at the end (with keep_module=True)
 
     def save(self, path: str) -> None:
-        """Write the binary atomically (a failed write never leaves half a file)."""
+        """Write the binary (``tracec.fileio.atomic_write``: a regular file is replaced
+        atomically, a failed write never leaves half a file; a symlink's target is
+        replaced, a device or FIFO written through)."""
         if self.binary is None:
             raise TracecError("nothing to save: this compilation stopped before the binary "
                               "(--emit of an IR stage)", hint="save artifact.ir[stage] instead")
@@ -83,8 +85,14 @@ def _import(source, options: CompileOptions, model_name: str | None):
         if path.endswith((".mlir", ".mlirbc")):
             from tracec.frontends.stablehlo_io import read_mlir_file
 
+            from tracec.frontends.assemble import loss_target_spec
+
             module = assemble_mlir_file(path, read_mlir_file(path))
-            return module, {"file": display_path(path), "sha256": _file_hash(path)}
+            desc = {"file": display_path(path), "sha256": _file_hash(path)}
+            target = loss_target_spec(module)  # what train_step takes as `target`
+            if target is not None:
+                desc["target"] = target
+            return module, desc
         if not path.endswith(".py"):
             raise TracecError(f"don't know how to compile '{path}'",
                               hint="give a model.py, a .mlir or a .mlirbc file")
@@ -119,6 +127,7 @@ def _file_hash(path: str) -> str:
 def parse_pipeline(spec: str):
     """An xdsl-opt style pipeline string -> PassPipeline, with errors for people."""
     from xdsl.passes import PassPipeline
+    from xdsl.utils.exceptions import ArgSpecParseError
 
     from tracec.passes import PASSES
 
@@ -130,8 +139,13 @@ def parse_pipeline(spec: str):
             raise TracecError(f"unknown pass in pipeline '{spec}': {msg.split(':', 1)[1].strip()}",
                               hint="tracec --list-passes shows the available passes") from e
         raise TracecError(f"bad pipeline '{spec}': {msg}") from e
-    except Exception as e:  # xDSL's pipeline parser raises its own errors for syntax
-        raise TracecError(f"bad pipeline '{spec}': {str(e).strip().splitlines()[-1]}") from e
+    except (Exception, ArgSpecParseError) as e:
+        # xDSL's pipeline parser raises its own errors for syntax (ArgSpecParseError
+        # derives from BaseException, not Exception).
+        text = str(e).strip()
+        why = text.splitlines()[-1].strip() if text else type(e).__name__
+        raise TracecError(f"bad pipeline '{spec}': {why}",
+                          hint="the syntax is pass-a,pass-b{option=value}") from e
 
 
 def run_passes(module, passes, stage: str, callback: IrCallback | None) -> None:
@@ -174,20 +188,39 @@ def _cache_key(input_ir: str, options: CompileOptions, pipeline: str | None, sou
 
 
 def _cache_load(key: str) -> Artifact | None:
+    """The cached artifact of ``key``, or None. Anything unexpected in an entry (a
+    damaged or crafted file, an entry from another version) is a miss, never a wrong
+    artifact and never an error."""
     d = cache_dir()
     if d is None:
         return None
     meta_path = os.path.join(d, key + ".json")
     bin_path = os.path.join(d, key + ".bin")
     try:
-        meta = json.load(open(meta_path))
-        binary = open(bin_path, "rb").read()
+        with open(meta_path, encoding="utf-8") as f:
+            meta = json.load(f)
+        with open(bin_path, "rb") as f:
+            binary = f.read()
     except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict):
+        return None
+    target, manifest, ir, warnings = (meta.get("target"), meta.get("manifest"), meta.get("ir"),
+                                      meta.get("warnings", []))
+    if not (isinstance(target, str) and isinstance(manifest, dict) and isinstance(ir, dict)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in ir.items())
+            and isinstance(warnings, list) and all(isinstance(w, str) for w in warnings)):
         return None
     if hashlib.sha256(binary).hexdigest() != meta.get("binary_sha256"):
         return None  # a damaged entry is a miss, never a wrong artifact
-    return Artifact(target=meta["target"], manifest=meta["manifest"], ir=meta["ir"],
-                    binary=binary, warnings=meta.get("warnings", []), from_cache=True)
+    from tracec.runtime.artifact import ArtifactError, unseal
+
+    try:
+        unseal(bin_path, binary)  # the artifact's own digest (docs/abi.md)
+    except ArtifactError:
+        return None
+    return Artifact(target=target, manifest=manifest, ir=ir, binary=binary,
+                    warnings=list(warnings), from_cache=True)
 
 
 def _cache_store(key: str, art: Artifact) -> None:
@@ -235,6 +268,10 @@ def compile(source, options: CompileOptions | None = None, *, emit: str | None =
                           hint=f"--emit takes one of {', '.join(valid)}")
 
     module, source = _import(source, options, model_name)
+    if emit == final_stage:
+        _refuse_host_callbacks(module, options.target)
+        if options.algorithm != "forward":
+            _require_loss(module, source, options.algorithm)
     input_ir = print_generic(module)
     key = None
     if use_cache and callback is None and emit == final_stage:
@@ -293,6 +330,42 @@ def compile(source, options: CompileOptions | None = None, *, emit: str | None =
     if key is not None:
         _cache_store(key, art)
     return art
+
+
+def _refuse_host_callbacks(module, target: str) -> None:
+    """A host callback (``jax.pure_callback``, ``io_callback``, ``jax.debug.print``) calls
+    back into the Python process that traced the model; no artifact has that process,
+    so on any target the call would fail or crash at run time (XLA: a segfault)."""
+    from tracec.dialects.stablehlo import CustomCallOp
+    from tracec.passes.common import op_error
+
+    for op in module.walk():
+        if isinstance(op, CustomCallOp) and "callback" in op.call_target_name.data:
+            raise op_error(op, f"the {target} target cannot compile a host callback "
+                               f"(custom call '{op.call_target_name.data}' from "
+                               "jax.pure_callback, io_callback or jax.debug.print/callback): "
+                               "it calls back into this Python process, which a compiled "
+                               "artifact does not have",
+                           hint="compute it with jax array ops in the step, or pass its "
+                                "values in as inputs")
+
+
+def _require_loss(module, source: dict, algorithm: str) -> None:
+    """Training needs ``@loss``: a .mlir file without the function is refused before any
+    pass runs."""
+    from xdsl.dialects import func
+
+    names = {op.sym_name.data for op in module.ops if isinstance(op, func.FuncOp)}
+    if "loss" in names:
+        return
+    shown = source.get("file") or ""
+    if shown.endswith((".mlir", ".mlirbc")):
+        raise TracecError(f"{shown} has no @loss function; training (--algorithm {algorithm}) "
+                          "needs one",
+                          hint="add func.func private @loss(outputs..., target) -> tensor<f32> "
+                               "with tracec.role attributes (see docs/abi.md), or compile with "
+                               "--algorithm forward")
+    # (a model without loss: insert-eligibility-traces says so)
 
 
 def _manifest_of(module) -> dict:

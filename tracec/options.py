@@ -1,4 +1,8 @@
-"""Compile options, validated once, in one place, with messages that say what to do."""
+"""Compile options, validated once, in one place, with messages that say what to do.
+
+A message names the option both ways, as ``tracec.compile(..., lr=...)`` spells it and
+as the command line does: ``lr (--lr) must be ...``.
+"""
 
 from __future__ import annotations
 
@@ -41,30 +45,33 @@ class CompileOptions:
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
-            raise TracecError(f"unknown algorithm '{self.algorithm}'",
+            raise TracecError(f"unknown algorithm (--algorithm) '{self.algorithm}'",
                               hint=f"choose one of {', '.join(ALGORITHMS)}")
         if self.optimizer not in OPTIMIZERS:
-            raise TracecError(f"unknown optimizer '{self.optimizer}'",
+            raise TracecError(f"unknown optimizer (--optimizer) '{self.optimizer}'",
                               hint=f"choose one of {', '.join(OPTIMIZERS)}")
         if self.target not in TARGETS:
-            raise TracecError(f"unknown target '{self.target}'",
+            raise TracecError(f"unknown target (--target) '{self.target}'",
                               hint=f"choose one of {', '.join(TARGETS)}")
         if not isinstance(self.decay, (int, float)) or not (0.0 <= self.decay < 1.0):
-            raise TracecError(f"--decay must be in [0, 1), got {self.decay!r}",
+            raise TracecError(f"decay (--decay) must be in [0, 1), got {self.decay!r}",
                               hint="the ES-D-RTRL trace decay α is a number like 0.9")
         if (not isinstance(self.lr, (int, float)) or isinstance(self.lr, bool)
                 or not math.isfinite(self.lr) or self.lr <= 0):
-            raise TracecError(f"--lr must be a positive finite number, got {self.lr!r}")
+            raise TracecError(f"lr (--lr) must be a positive finite number, got {self.lr!r}")
         if not isinstance(self.update_every, int) or self.update_every < 1:
-            raise TracecError(f"--update-every must be an integer >= 1, got {self.update_every!r}")
+            raise TracecError("update_every (--update-every) must be an integer >= 1, "
+                              f"got {self.update_every!r}")
         if not isinstance(self.scan_unroll, int) or isinstance(self.scan_unroll, bool) \
                 or self.scan_unroll < 1:
-            raise TracecError(f"--scan-unroll must be an integer >= 1, got {self.scan_unroll!r}",
+            raise TracecError("scan_unroll (--scan-unroll) must be an integer >= 1, "
+                              f"got {self.scan_unroll!r}",
                               hint="1 compiles fastest; 4 (the default) runs sequences faster")
         if self.fuse_steps is None:
             object.__setattr__(self, "fuse_steps", self.algorithm == "forward")
         if not isinstance(self.fuse_steps, bool):
-            raise TracecError(f"fuse_steps must be True, False or None, got {self.fuse_steps!r}")
+            raise TracecError("fuse_steps (--fuse-steps / --no-fuse-steps) must be True, False "
+                              f"or None, got {self.fuse_steps!r}")
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -9,10 +9,11 @@ from functools import lru_cache
 from tracec import __version__
 
 #: Artifact container format and calling convention (docs/abi.md). The runtime
-#: accepts artifacts whose versions lie in its supported ranges.
-FORMAT_VERSION = 1
+#: accepts artifacts whose versions lie in its supported ranges. Format 2: every
+#: artifact ends with its integrity digest (tracec/runtime/artifact.py).
+FORMAT_VERSION = 2
 ABI_VERSION = 1
-SUPPORTED_FORMAT_VERSIONS = (1, 1)
+SUPPORTED_FORMAT_VERSIONS = (2, 2)
 SUPPORTED_ABI_VERSIONS = (1, 1)
 
 

@@ -37,8 +37,10 @@ Container layout (all integers little-endian)::
          "entries": {name: [offset, length]},     blob position, offset from payload start
          "sha256": {name: hex digest},            of each blob (corruption check)
          "jax_version": "...", "calling_convention_version": N}
-    payload                         the ``Exported.serialize()`` blobs, concatenated;
-                                    the file ends exactly at the end of the payload
+    payload                         the ``Exported.serialize()`` blobs, concatenated
+    digest                          b"tracec-sha256:" + 64 hex digits: SHA-256 of all
+                                    the bytes before it (tracec/runtime/artifact.py);
+                                    the file ends exactly there
 
 Uses private jax APIs: the ``Exported`` dataclass fields (including
 ``_has_named_shardings``, ``_in_named_shardings``, ``_out_named_shardings`` and
@@ -88,7 +90,9 @@ def pack(manifest: dict, blobs: dict[str, bytes], extra: dict | None = None) -> 
               "sha256": {n: hashlib.sha256(b).hexdigest() for n, b in blobs.items()},
               **(extra or {})}
     head = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-    return XLA_MAGIC + HEADER_LEN.pack(len(head)) + head + b"".join(blobs.values())
+    from tracec.runtime.artifact import seal
+
+    return seal(XLA_MAGIC + HEADER_LEN.pack(len(head)) + head + b"".join(blobs.values()))
 
 
 # ---------------------------------------------------------------------------------
