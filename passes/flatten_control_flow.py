@@ -11,6 +11,8 @@ a ``stablehlo.while``) or branch (``jax.lax.cond`` / ``switch``: ``stablehlo.cas
   iteration, each keeping its source location. A condition that depends on anything
   else (data, the state, a parameter) has no static trip count: an error at the loop's
   line.
+  A ``dynamic_slice`` whose start indices thereby become constants (a scanned array's
+  row per iteration) becomes a ``slice``.
 - a ``stablehlo.case``/``stablehlo.if`` becomes every branch cloned in line (the
   branches are pure) and a chain of ``stablehlo.select`` on the branch index: the
   value and its derivative are those of the branch taken, as ``jax.grad`` gives.
@@ -84,6 +86,8 @@ def _evaluate(v: SSAValue, env: dict):
         return ins[0]
     if isinstance(op, shlo.SelectOp):
         return ins[1] if ins[0] else ins[2]
+    if isinstance(op, shlo.ClampOp):
+        return min(max(ins[1], ins[0]), ins[2])
     if isinstance(op, shlo.AndOp):
         return ins[0] and ins[1]
     if isinstance(op, shlo.OrOp):
@@ -184,6 +188,27 @@ def _select(em: Emitter, pred: SSAValue, a: SSAValue, b: SSAValue) -> SSAValue:
     return em.one(shlo.SelectOp, [pred, a, b], a.type)
 
 
+def _static_slices(block: Block) -> None:
+    """A ``dynamic_slice`` whose start indices are now constants (a sub-step's row of a
+    scanned array) becomes a ``slice``, which the analyses see as routing values."""
+    from tracec.passes.ad import ints
+
+    for op in list(block.ops):
+        if not isinstance(op, shlo.DynamicSliceOp):
+            continue
+        starts = [_evaluate(v, {}) for v in op.start_indices]
+        if any(v is None for v in starts):
+            continue
+        dims, sizes = list(op.operand.type.get_shape()), ints(op.slice_sizes)
+        starts = [min(max(int(v), 0), d - n) for v, d, n in zip(starts, dims, sizes)]
+        em = Emitter(block, before=op)
+        em.loc = op.location
+        static = em.slice(op.operand, starts, [a + n for a, n in zip(starts, sizes)])
+        op.results[0].replace_all_uses_with(static)
+        op.detach()
+        op.erase()
+
+
 def _first_control_flow(block: Block) -> Operation | None:
     for op in block.ops:
         if isinstance(op, shlo.WhileOp) or op_name(op) in _BRANCHING:
@@ -212,4 +237,5 @@ class FlattenControlFlowPass(ModulePass):
                     _if_convert(inner)
                 changed = True
             if changed:
+                _static_slices(block)
                 remove_dead_code(block)

@@ -114,5 +114,45 @@ def two_params_one_weight():
     return _model(step, init_params=init)
 
 
+def fori_substeps():
+    """Three sub-steps of the membrane per time step, written with lax.fori_loop."""
+    def step(p, s, x):
+        current = x @ p["w_in"] + p["b"]
+
+        def sub(i, v):
+            return 0.8 * v + 0.4 * current - 0.1 * tracec.spike(v - 1.0, "triangle", 1.0)
+        v = jax.lax.fori_loop(0, 3, sub, s["v"])
+        z = tracec.spike(v - 1.0, "triangle", 1.0)
+        return {"v": v}, _readout(p, v, z)
+    return _model(step)
+
+
+def scan_substeps():
+    """Two sub-steps written with lax.scan over a fixed number of iterations, each
+    reading its own slice of a per-step drive."""
+    def step(p, s, x):
+        current = x @ p["w_in"]
+        drive = jnp.stack([current, 0.5 * current + p["b"]])
+
+        def sub(v, d):
+            v = 0.9 * v + d
+            return v, jnp.tanh(v)
+        v, hs = jax.lax.scan(sub, s["v"], drive)
+        z = tracec.spike(v - 1.0, "arctan", 2.0)
+        return {"v": v}, _readout(p, hs[-1], z)
+    return _model(step)
+
+
+def branch():
+    """A data-dependent branch (lax.cond): the membrane leaks faster on strong input."""
+    def step(p, s, x):
+        current = x @ p["w_in"] + p["b"]
+        v = jax.lax.cond(jnp.sum(x) > 12.0, lambda v: 0.5 * v + current,
+                         lambda v: 0.9 * v + current, s["v"])
+        v, z = lif(v, 0.0)
+        return {"v": v}, _readout(p, v, z)
+    return _model(step)
+
+
 IDIOMS = {f.__name__: f for f in (dale, masked, softplus_weight, transposed, einsum_hi,
-                                  two_params_one_weight)}
+                                  two_params_one_weight, fori_substeps, scan_substeps, branch)}

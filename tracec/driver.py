@@ -35,7 +35,8 @@ STAGE_PIPELINES: dict[str, str] = {
 
 
 #: Inserted into the tracec stage after extract-step when --algorithm is not forward.
-LEARNING_PIPELINE = ("identify-recurrent-state,find-hidden-groups,find-param-relations,"
+LEARNING_PIPELINE = ("flatten-control-flow,identify-recurrent-state,find-hidden-groups,"
+                     "find-param-relations,"
                      "insert-eligibility-traces{{algorithm={algorithm} decay={decay}}},"
                      "insert-optimizer{{kind={optimizer} lr={lr} update-every={update_every}}}")
 

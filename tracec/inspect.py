@@ -12,7 +12,8 @@ import json
 
 from tracec.diagnostics import TracecError
 
-ANALYSES = "extract-step,identify-recurrent-state,find-hidden-groups,find-param-relations"
+ANALYSES = ("extract-step,flatten-control-flow,identify-recurrent-state,find-hidden-groups,"
+            "find-param-relations")
 
 
 def analyse(source, model_name: str | None = None, seed: int = 0) -> dict:

@@ -46,3 +46,28 @@ func.func private @step(%v: tensor<4xf32>, %x: tensor<4xf32>) -> (tensor<4xf32>,
 // CHECK: %[[P:.*]] = "stablehlo.broadcast_in_dim"(%[[EQ]])
 // CHECK: %[[SEL:.*]] = "stablehlo.select"(%[[P]], %[[E]], %[[T]])
 // CHECK: "func.return"(%[[A3]], %[[SEL]])
+
+// In @loss, a loop reading row i of a [3, 4] array: after unrolling, the rows are
+// static slices.
+func.func private @loss(%a: tensor<3x4xf32>, %t: tensor<4xf32>) -> tensor<4xf32> {
+  %c0 = stablehlo.constant dense<0> : tensor<i32>
+  %c1 = stablehlo.constant dense<1> : tensor<i32>
+  %c3 = stablehlo.constant dense<3> : tensor<i32>
+  %r:2 = stablehlo.while(%i = %c0, %acc = %t) : tensor<i32>, tensor<4xf32>
+    cond {
+      %lt = stablehlo.compare LT, %i, %c3, SIGNED : (tensor<i32>, tensor<i32>) -> tensor<i1>
+      stablehlo.return %lt : tensor<i1>
+    } do {
+      %row = stablehlo.dynamic_slice %a, %i, %c0, sizes = [1, 4] : (tensor<3x4xf32>, tensor<i32>, tensor<i32>) -> tensor<1x4xf32>
+      %v = stablehlo.reshape %row : (tensor<1x4xf32>) -> tensor<4xf32>
+      %s = stablehlo.add %acc, %v : tensor<4xf32>
+      %n = stablehlo.add %i, %c1 : tensor<i32>
+      stablehlo.return %n, %s : tensor<i32>, tensor<4xf32>
+    }
+  return %r#1 : tensor<4xf32>
+}
+// CHECK-LABEL: sym_name = "loss"
+// CHECK-NOT: dynamic_slice
+// CHECK: "stablehlo.slice"(%{{.*}}) <{start_indices = array<i64: 0, 0>, limit_indices = array<i64: 1, 4>
+// CHECK: "stablehlo.slice"(%{{.*}}) <{start_indices = array<i64: 1, 0>, limit_indices = array<i64: 2, 4>
+// CHECK: "stablehlo.slice"(%{{.*}}) <{start_indices = array<i64: 2, 0>, limit_indices = array<i64: 3, 4>
