@@ -15,6 +15,15 @@ MODELS = os.path.join(ROOT, "tests", "models")
 
 os.environ.setdefault("TRACEC_CACHE_DIR", os.path.join(ROOT, ".cache", "tracec"))
 
+# Hypothesis profiles: `ci` (the default) and `thorough` for long runs on demand
+# (`pytest --hypothesis-profile thorough`), e.g. 1000 generated models in test_oracle.
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("ci", max_examples=100, derandomize=True, database=None)
+_hypothesis_settings.register_profile("thorough", max_examples=1000, derandomize=True,
+                                      database=None)
+_hypothesis_settings.load_profile("ci")
+
 
 def run_cli(*args, cwd=ROOT, input=None, prog="tracec", env=None):
     """Run a tracec command line in a fresh process; returns CompletedProcess."""

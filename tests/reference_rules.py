@@ -432,19 +432,29 @@ def rules_gradient(model, params, xs, targets, mask, *, algorithm: str, decay: f
     return grads, np.array(losses)
 
 
-def bptt_gradient(model, params, xs, targets, mask):
-    """The exact gradient of Σ_t m_t L_t through the whole sequence (jax.grad of a scan)."""
-    def total(p):
+def bptt_function(model):
+    """A jitted ``(params, xs, targets, mask) -> {name: gradient}``: the exact gradient of
+    Σ_t m_t L_t through the whole sequence (jax.grad of a scan), for repeated use."""
+    def total(p, xs, targets, mask):
         def body(s, inp):
             x, y, m = inp
             s, out = model.step(p, s, x)
             return s, m * model.loss(out, y)
         _, ls = jax.lax.scan(body, model.init_state(xs.shape[1]), (xs, targets, mask))
         return jnp.sum(ls)
-    g = jax.grad(total)(params)
-    names = ["/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
-             for path, _ in jax.tree_util.tree_flatten_with_path(g)[0]]
-    return {n: np.asarray(v, np.float64) for n, v in zip(names, jax.tree_util.tree_leaves(g))}
+    grad = jax.jit(jax.grad(total))
+
+    def run(params, xs, targets, mask):
+        g = grad(params, xs, targets, mask)
+        names = ["/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
+                 for path, _ in jax.tree_util.tree_flatten_with_path(g)[0]]
+        return {n: np.asarray(v, np.float64) for n, v in zip(names, jax.tree_util.tree_leaves(g))}
+    return run
+
+
+def bptt_gradient(model, params, xs, targets, mask):
+    """The exact gradient of Σ_t m_t L_t through the whole sequence (jax.grad of a scan)."""
+    return bptt_function(model)(params, xs, targets, mask)
 
 
 def cosine(a: dict, b: dict) -> float:
@@ -453,4 +463,4 @@ def cosine(a: dict, b: dict) -> float:
     return float(va @ vb / (np.linalg.norm(va) * np.linalg.norm(vb) + 1e-30))
 
 
-__all__ = ["Interp", "rules_gradient", "column_map", "pick", "on_columns", "bptt_gradient", "cosine", "math"]
+__all__ = ["Interp", "rules_gradient", "column_map", "pick", "on_columns", "bptt_gradient", "bptt_function", "cosine", "math"]
