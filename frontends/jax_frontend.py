@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.custom_batching import custom_vmap
 
 from tracec.diagnostics import TracecError
@@ -193,12 +194,40 @@ class Model:
                               "'sequence' (a lax.scan over time)")
         if not callable(self.step or self.sequence):
             raise TracecError("tracec.Model: 'step' / 'sequence' must be a function")
-        _check_spec("input", self.input, "input=jax.ShapeDtypeStruct((B, N_IN), jnp.float32)")
-        if len(self.input.shape) < 1:
-            raise TracecError("tracec.Model: 'input' needs a leading batch dimension")
+        _check_streams("input", self.input, "input=jax.ShapeDtypeStruct((B, N_IN), jnp.float32)")
         if self.target is not None:
-            _check_spec("target", self.target, "target=jax.ShapeDtypeStruct((B,), jnp.int32)")
+            _check_streams("target", self.target, "target=jax.ShapeDtypeStruct((B,), jnp.int32)")
 
     @property
     def batch(self) -> int:
-        return int(self.input.shape[0])
+        from tracec.frontends.streams import is_spec
+
+        first = jax.tree_util.tree_leaves(self.input, is_leaf=is_spec)[0]
+        return int(first.shape[0])
+
+
+def _check_streams(what: str, tree, example: str) -> None:
+    """One spec, or a pytree of specs (several streams) with one leading batch size."""
+    from tracec.frontends.streams import PACKABLE, is_spec
+
+    if tree is None or is_spec(tree) or isinstance(tree, (type, str)) or not isinstance(
+            tree, (dict, list, tuple)):
+        _check_spec(what, tree, example)
+        leaves = [tree]
+    else:
+        leaves = jax.tree_util.tree_leaves(tree, is_leaf=is_spec)
+        if not leaves:
+            raise TracecError(f"tracec.Model: '{what}' is an empty pytree", hint=f"e.g. {example}")
+        for leaf in leaves:
+            _check_spec(what, leaf, example)
+            if np.dtype(leaf.dtype).name not in PACKABLE:
+                raise TracecError(
+                    f"tracec.Model: a stream of '{what}' has dtype {np.dtype(leaf.dtype).name}; "
+                    "several streams travel packed as float32",
+                    hint="use float32, or an integer type up to 32 bits for indices")
+    if any(len(leaf.shape) < 1 for leaf in leaves):
+        raise TracecError(f"tracec.Model: '{what}' needs a leading batch dimension")
+    if len({int(leaf.shape[0]) for leaf in leaves}) > 1:
+        raise TracecError(f"tracec.Model: the streams of '{what}' have different batch sizes "
+                          f"{sorted({int(leaf.shape[0]) for leaf in leaves})}",
+                          hint="every stream is [B, ...] with the same B")

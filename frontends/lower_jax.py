@@ -16,6 +16,7 @@ import numpy as np
 from tracec.diagnostics import SourceLoc, TracecError
 from tracec.frontends.jax_frontend import Model
 from tracec.frontends.stablehlo_io import display_path, mlir_to_generic
+from tracec.frontends.streams import packing
 
 
 #: T used to trace a `sequence` model; the loop body does not depend on it.
@@ -87,19 +88,22 @@ def _user_error(model_file: str, what: str, err: Exception) -> TracecError:
 
 
 def _lower_loss(model: Model, out_example, outputs: list[TensorSpec], model_file: str) -> str:
-    """``loss(output, target)`` with the output's leaves as separate arguments."""
+    """``loss(output, target)`` with the output's leaves as separate arguments (and the
+    target packed when it is several streams)."""
     out_tree = jax.tree_util.tree_structure(out_example)
+    pack = packing(model.target)
 
     def flat_loss(*leaves):
         out = jax.tree_util.tree_unflatten(out_tree, leaves[:-1])
-        value = model.loss(out, leaves[-1])
+        value = model.loss(out, pack.unpack(leaves[-1]) if pack else leaves[-1])
         if jnp.shape(value) != ():
             raise TracecError(f"loss(output, target) must return a scalar, got shape "
                               f"{list(jnp.shape(value))}", loc=SourceLoc(display_path(model_file)))
         return value
 
+    target = pack.spec if pack else model.target
     specs = [jax.ShapeDtypeStruct(o.shape, o.dtype) for o in outputs] + [
-        jax.ShapeDtypeStruct(model.target.shape, model.target.dtype)]
+        jax.ShapeDtypeStruct(target.shape, target.dtype)]
     try:
         lowered = jax.jit(flat_loss, keep_unused=True).lower(*specs)
     except TracecError:
@@ -133,7 +137,8 @@ def lower_model(model: Model, *, seed: int = 0, model_file: str = "<model>") -> 
     s_tree = jax.tree_util.tree_structure(state)
     n_p = len(param_specs)
     n_s = len(state_specs)
-    x_spec = model.input
+    in_pack = packing(model.input)  # several input streams travel as one packed tensor
+    x_spec = in_pack.spec if in_pack else model.input
     out_tree_box: list = []
     fn = model.step or model.sequence
     what = "step(params, state, x)" if model.step else "sequence(params, state, xs)"
@@ -141,7 +146,7 @@ def lower_model(model: Model, *, seed: int = 0, model_file: str = "<model>") -> 
     def flat_step(*leaves):
         p = jax.tree_util.tree_unflatten(p_tree, leaves[:n_p])
         s = jax.tree_util.tree_unflatten(s_tree, leaves[n_p:n_p + n_s])
-        new_state, output = fn(p, s, leaves[-1])
+        new_state, output = fn(p, s, in_pack.unpack(leaves[-1]) if in_pack else leaves[-1])
         if jax.tree_util.tree_structure(new_state) != s_tree:
             raise TracecError(
                 f"{what} must return (new_state, output) with new_state shaped like init_state's "
@@ -177,8 +182,15 @@ def lower_model(model: Model, *, seed: int = 0, model_file: str = "<model>") -> 
                           np.dtype(a.dtype).name)
                for n, a in zip(output_names, out_leaves[n_s:])]
     target = None
+    extra = {}
+    if in_pack:
+        extra["input_leaves"] = in_pack.as_json()
     if model.target is not None:
-        target = TensorSpec("target", tuple(model.target.shape), np.dtype(model.target.dtype).name)
+        t_pack = packing(model.target)
+        t_spec = t_pack.spec if t_pack else model.target
+        target = TensorSpec("target", tuple(t_spec.shape), np.dtype(t_spec.dtype).name)
+        if t_pack:
+            extra["target_leaves"] = t_pack.as_json()
     loss_text = None
     if model.loss is not None and model.target is not None and out_tree_box:
         loss_text = _lower_loss(model, out_tree_box[0], outputs, model_file)
@@ -199,4 +211,4 @@ def lower_model(model: Model, *, seed: int = 0, model_file: str = "<model>") -> 
         state=state_specs, state_values=state_values,
         input=TensorSpec("x", tuple(x_spec.shape), np.dtype(x_spec.dtype).name),
         outputs=outputs, target=target, is_sequence=model.sequence is not None,
-        loss_text=loss_text)
+        loss_text=loss_text, extra=extra)

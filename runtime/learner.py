@@ -80,6 +80,21 @@ def _read_checkpoint(path: str) -> tuple[dict, dict[str, np.ndarray]]:
     return meta, arrays
 
 
+def _flatten(tree, prefix: str = "") -> dict:
+    """A nested dict/tuple/list as {leaf name: leaf}, named like the compiler names
+    pytree leaves (keys or indices joined with '/', dict keys sorted)."""
+    if isinstance(tree, dict):
+        items = [(str(k), tree[k]) for k in sorted(tree)]
+    elif isinstance(tree, (list, tuple)):
+        items = [(str(i), v) for i, v in enumerate(tree)]
+    else:
+        return {prefix: tree}
+    out: dict = {}
+    for k, v in items:
+        out.update(_flatten(v, f"{prefix}/{k}" if prefix else k))
+    return out
+
+
 def _key(spec: dict) -> str:
     return f"{spec['role']}:{spec['name']}"
 
@@ -100,6 +115,9 @@ class Learner:
         source = m.get("source") if isinstance(m.get("source"), dict) else {}
         target = source.get("target")
         self._target = target if isinstance(target, dict) else None
+        # Several streams (a pytree of inputs or targets) travel packed in one tensor.
+        self._input_leaves = source.get("input_leaves")
+        self._target_leaves = source.get("target_leaves")
         self._values: dict[str, object] = {}
         for spec, v in zip(self._param_specs, self._exec.call("init_params", [])):
             self._values[_key(spec)] = v
@@ -178,14 +196,15 @@ class Learner:
 
     def forward(self, x):
         """One step without learning: returns the output ``[B, ...]``."""
-        x = self._check(x, self._input, "input x")
+        x = self._check(self._pack(x, self._input_leaves, "input x"), self._input, "input x")
         out = self._call("forward", {f"input:{self._input['name']}": x})
         self.steps_since_reset += 1
         return self._outputs_numpy(out["output"])
 
     def forward_sequence(self, xs):
         """T steps inside the binary: ``xs [T, B, ...]`` -> outputs ``[T, B, ...]``."""
-        xs = self._check(xs, self._input, "inputs xs", leading=True)
+        xs = self._check(self._pack(xs, self._input_leaves, "inputs xs", True), self._input,
+                         "inputs xs", leading=True)
         out = self._call("forward_sequence", {"input:xs": xs})
         self.steps_since_reset += int(xs.shape[0])
         return self._outputs_numpy(out["output"])
@@ -193,6 +212,8 @@ class Learner:
     def train_step(self, x, target, mask=1.0):
         """One online step: traces, gradient, optimizer when due. Returns ``(loss, output)``."""
         self._require_training("train_step")
+        x = self._pack(x, self._input_leaves, "input x")
+        target = self._pack(target, self._target_leaves, "target")
         x = self._finite(self._check(x, self._input, "input x"), "input x")
         target = self._finite(self._check(target, self._target, "target"), "target")
         mask = self._mask(mask, (), "mask", "a scalar for train_step")
@@ -205,6 +226,8 @@ class Learner:
     def train_sequence(self, xs, targets, mask=None):
         """T online steps inside the binary; returns the per-step losses ``[T]``."""
         self._require_training("train_sequence")
+        xs = self._pack(xs, self._input_leaves, "inputs xs", True)
+        targets = self._pack(targets, self._target_leaves, "targets", True)
         xs = self._finite(self._check(xs, self._input, "inputs xs", leading=True), "inputs xs")
         targets = self._finite(self._check(targets, self._target, "targets", leading=True), "targets")
         T = xs.shape[0]
@@ -249,6 +272,46 @@ class Learner:
             raise TracecError(f"{what} must be in [0, 1], got {bad:g}; nothing was updated",
                               hint="a mask weighs each step's loss: 1 learns, 0 skips")
         return np.ascontiguousarray(arr) if arr.ndim else arr
+
+    @staticmethod
+    def _pack(value, leaves, what: str, leading: bool = False):
+        """Several streams (a dict/tuple/list like the model's spec, or a flat dict keyed
+        by the leaf names of the manifest) packed into the one float32 tensor the entry
+        points take (docs/abi.md, "Several streams")."""
+        if not leaves:
+            return value
+        names = [leaf["name"] for leaf in leaves]
+        given = _flatten(value)
+        if isinstance(value, dict) and set(names) <= set(value):
+            given = {n: value[n] for n in names}
+        missing, unknown = sorted(set(names) - set(given)), sorted(set(given) - set(names))
+        if missing or unknown:
+            raise TracecError(f"{what}: streams {', '.join(names)} expected, "
+                              + (f"missing {', '.join(missing)}" if missing else
+                                 f"unknown {', '.join(unknown)}"),
+                              hint="give a dict (or tuple) shaped like the model's spec")
+        parts, lead = [], None
+        for leaf in leaves:
+            arr = np.asarray(given[leaf["name"]])
+            shape = tuple(leaf["shape"])
+            n_lead = arr.ndim - len(shape)
+            if n_lead != (1 if leading else 0) or arr.shape[n_lead:] != shape:
+                want = ("[T, " if leading else "[") + ", ".join(map(str, shape)) + "]"
+                raise TracecError(f"{what}: stream '{leaf['name']}' has shape "
+                                  f"{list(arr.shape)}, expected {want}")
+            if lead is None:
+                lead = arr.shape[:n_lead]
+            elif arr.shape[:n_lead] != lead:
+                raise TracecError(f"{what}: the streams have different numbers of steps")
+            kind = np.dtype(leaf["dtype"]).kind
+            if arr.dtype.kind == "f" and kind != "f":
+                raise TracecError(f"{what}: stream '{leaf['name']}' has dtype {arr.dtype}, "
+                                  f"expected {leaf['dtype']}")
+            if kind != "f" and arr.size and np.abs(arr.astype(np.int64)).max() >= 1 << 24:
+                raise TracecError(f"{what}: stream '{leaf['name']}' holds integers of 2^24 or "
+                                  "more, which the packed float32 tensor cannot carry exactly")
+            parts.append(arr.astype(np.float32).reshape(lead + (shape[0], -1)))
+        return np.ascontiguousarray(np.concatenate(parts, axis=-1))
 
     @staticmethod
     def _finite(arr: np.ndarray, what: str) -> np.ndarray:

@@ -154,5 +154,28 @@ def branch():
     return _model(step)
 
 
+def two_streams():
+    """Input given as a dict of two streams (a spike train and a gain per sample), and a
+    target dict of class and regression value (two losses summed)."""
+    def init(key):
+        p = _params(key)
+        p["w_gain"] = jnp.full((H,), 0.5)
+        return p
+
+    def step(p, s, x):
+        v, z = lif(s["v"], x["spikes"] @ p["w_in"] + x["gain"][:, None] * p["w_gain"] + p["b"])
+        return {"v": v}, _readout(p, v, z)
+
+    def loss(out, target):
+        return (xent_one_hot(out, target["label"])
+                + 0.5 * jnp.mean((out[:, 0] - target["value"]) ** 2))
+    return _model(step, init_params=init, loss=loss,
+                  input_spec={"spikes": jax.ShapeDtypeStruct((B, N_IN), jnp.float32),
+                              "gain": jax.ShapeDtypeStruct((B,), jnp.float32)},
+                  target_spec={"label": jax.ShapeDtypeStruct((B,), jnp.int32),
+                               "value": jax.ShapeDtypeStruct((B,), jnp.float32)})
+
+
 IDIOMS = {f.__name__: f for f in (dale, masked, softplus_weight, transposed, einsum_hi,
-                                  two_params_one_weight, fori_substeps, scan_substeps, branch)}
+                                  two_params_one_weight, fori_substeps, scan_substeps, branch,
+                                  two_streams)}

@@ -50,6 +50,8 @@ def source(spec: dict) -> str:
     p("")
     # ---- one step
     p("def step(p, s, x):")
+    if spec.get("streams"):
+        p("    x = jnp.concatenate([x['a'], 2.0 * x['b']], axis=-1)")
     rel = {
         "dense": "x @ p['w_in']",
         "einsum": "jnp.einsum('bi,hi->bh', x, p['w_in'])",
@@ -123,7 +125,11 @@ def source(spec: dict) -> str:
     p("model = tracec.Model(init_params=init_params,")
     p(f"                     init_state=lambda b: {{{zeros}}},")
     p("                     step=step, loss=loss,")
-    p("                     input=jax.ShapeDtypeStruct((B, N_IN), jnp.float32),")
+    if spec.get("streams"):
+        p("                     input={'a': jax.ShapeDtypeStruct((B, 1), jnp.float32),")
+        p("                            'b': jax.ShapeDtypeStruct((B, N_IN - 1), jnp.float32)},")
+    else:
+        p("                     input=jax.ShapeDtypeStruct((B, N_IN), jnp.float32),")
     p(f"                     target={target})")
     header = textwrap.dedent(f"""\
         import jax

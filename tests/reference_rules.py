@@ -440,7 +440,7 @@ def bptt_function(model):
             x, y, m = inp
             s, out = model.step(p, s, x)
             return s, m * model.loss(out, y)
-        _, ls = jax.lax.scan(body, model.init_state(xs.shape[1]), (xs, targets, mask))
+        _, ls = jax.lax.scan(body, model.init_state(model.batch), (xs, targets, mask))
         return jnp.sum(ls)
     grad = jax.jit(jax.grad(total))
 

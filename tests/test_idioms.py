@@ -16,13 +16,20 @@ from reference_rules import bptt_gradient
 T = 7
 
 
+def _draw(rng, spec):
+    """T steps of data for one spec or a pytree of specs (several streams)."""
+    if isinstance(spec, dict):
+        return {k: _draw(rng, v) for k, v in spec.items()}
+    shape = (T,) + tuple(spec.shape)
+    if np.dtype(spec.dtype).kind == "i":
+        return rng.integers(0, 3, shape).astype(spec.dtype)
+    return (rng.random(shape) < 0.5).astype(np.float32)
+
+
 def _data(model, seed):
     rng = np.random.default_rng(seed)
-    shape = (T,) + tuple(model.input.shape)
-    xs = (rng.random(shape) < 0.5).astype(np.float32)
-    targets = rng.integers(0, 3, (T,) + tuple(model.target.shape)).astype(np.int32)
     mask = (rng.random(T) < 0.8).astype(np.float32)
-    return xs, targets, mask
+    return _draw(rng, model.input), _draw(rng, model.target), mask
 
 
 @pytest.mark.parametrize("name", sorted(IDIOMS))
@@ -41,3 +48,27 @@ def test_idiom_learns_the_bptt_gradient(name, tmp_path):
         scale = max(1e-3, float(np.abs(g).max()))
         np.testing.assert_allclose(before[k] - after[k], g, rtol=1e-4, atol=1e-4 * scale,
                                    err_msg=f"{name}: {k}")
+
+
+def test_streams_are_packed_and_checked_by_the_runtime(tmp_path):
+    """A dict input is packed by the runtime; a missing stream, a wrong shape or an
+    integer too large for the packed float32 tensor is a clear error."""
+    model = IDIOMS["two_streams"]()
+    path = str(tmp_path / "m.vmfb")
+    tracec.compile(model, algorithm="forward").save(path)
+    learner = tracec.runtime.load(path)
+    leaves = learner.manifest["source"]["input_leaves"]
+    assert [leaf["name"] for leaf in leaves] == ["gain", "spikes"]
+    rng = np.random.default_rng(0)
+    x = {"spikes": (rng.random((4, 6)) < 0.5).astype(np.float32),
+         "gain": rng.random(4).astype(np.float32)}
+    y = learner.forward(x)
+    learner.reset()
+    assert np.array_equal(learner.forward({"gain": x["gain"], "spikes": x["spikes"]}), y)
+    with pytest.raises(tracec.TracecError, match="missing spikes"):
+        learner.forward({"gain": x["gain"]})
+    with pytest.raises(tracec.TracecError, match="stream 'spikes' has shape"):
+        learner.forward({"gain": x["gain"], "spikes": x["spikes"][:, :3]})
+    ys = learner.forward_sequence({"gain": np.stack([x["gain"]] * 3),
+                                   "spikes": np.stack([x["spikes"]] * 3)})
+    assert ys.shape == (3, 4, 3)

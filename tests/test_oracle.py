@@ -55,6 +55,7 @@ def models(draw):
         "spike_feeds_state": draw(st.booleans()),
         "reads": draw(st.sampled_from(READS)),
         "loss": draw(st.sampled_from(LOSSES[:1] + LOSSES[3:])),
+        "streams": draw(st.booleans()),
     }
 
 
@@ -69,7 +70,11 @@ def _build(spec: dict, directory) -> tuple[object, str]:
 
 def _data(model, spec, seed):
     rng = np.random.default_rng(seed)
-    xs = rng.normal(0.3, 1.0, (T,) + tuple(model.input.shape)).astype(np.float32)
+    if spec["streams"]:
+        xs = {k: rng.normal(0.3, 1.0, (T,) + tuple(v.shape)).astype(np.float32)
+              for k, v in model.input.items()}
+    else:
+        xs = rng.normal(0.3, 1.0, (T,) + tuple(model.input.shape)).astype(np.float32)
     if spec["loss"] == "mse":
         targets = rng.normal(size=(T,) + tuple(model.target.shape)).astype(np.float32)
     else:

@@ -114,6 +114,7 @@ def _import(source, options: CompileOptions, model_name: str | None):
             "sha256": _file_hash(model_file) if os.path.isfile(model_file) else ""}
     if lowered.target is not None:
         desc["target"] = lowered.target.as_json()
+    desc.update(lowered.extra)  # input_leaves / target_leaves of several streams
     return module, desc
 
 
