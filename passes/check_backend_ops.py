@@ -1,9 +1,12 @@
 """check-backend-ops: reject ops the chosen backend cannot compile, naming the user's line.
 
 IREE cannot compile JAX's host-specific ``stablehlo.custom_call`` targets (LAPACK
-kernels for ``jnp.linalg``, ``cu_*`` GPU kernels, callbacks); left alone, they make
-``iree-compile`` fail with a message about IREE's internals. This pass turns them
-into a tracec error pointing at the model's line, with what to do.
+kernels for ``jnp.linalg``, ``cu_*`` GPU kernels); left alone, they make
+``iree-compile`` fail with a message about IREE's internals. A host callback
+(``jax.pure_callback``, ``io_callback``, ``jax.debug.print``) calls back into the Python
+process that traced the model, which no artifact has: on every target, XLA included,
+it would fail or crash at run time. This pass turns both into a tracec error pointing
+at the model's line, with what to do.
 
 Options: ``target`` (``llvm-cpu``, ``vmvx``, ``cuda``, ``rocm``, ``vulkan``, ``xla``).
 Before: StableHLO. After: unchanged IR (analysis only), or an error.
@@ -37,17 +40,25 @@ class CheckBackendOpsPass(ModulePass):
     target: str = "llvm-cpu"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
+        for inner in op.walk():
+            if isinstance(inner, CustomCallOp) and "callback" in inner.call_target_name.data:
+                raise op_error(inner, f"the {self.target} target cannot compile a host callback "
+                                      f"(custom call '{inner.call_target_name.data}' from "
+                                      "jax.pure_callback, io_callback or jax.debug.print/callback): "
+                                      "it calls back into this Python process, which a compiled "
+                                      "artifact does not have",
+                               hint="compute it with jax array ops in the step, or pass its "
+                                    "values in as inputs")
         if self.target == "xla":
-            return  # XLA compiles whatever JAX produced on this host.
+            return  # XLA compiles whatever else JAX produced on this host.
         for inner in op.walk():
             if isinstance(inner, CustomCallOp):
                 target = inner.call_target_name.data
                 raise op_error(
                     inner,
                     f"the {self.target} backend cannot compile custom call '{target}'",
-                    hint="this usually comes from a jnp.linalg/jax.scipy routine or a host "
-                         "callback in the step; rewrite it with basic array ops, or compile "
-                         "with --target xla")
+                    hint="this usually comes from a jnp.linalg/jax.scipy routine in the step; "
+                         "rewrite it with basic array ops, or compile with --target xla")
             if op_name(inner) in _IREE_UNSUPPORTED:
                 raise op_error(inner, f"the {self.target} backend cannot compile "
                                       f"{_IREE_UNSUPPORTED[op_name(inner)]}",

@@ -270,10 +270,8 @@ def compile(source, options: CompileOptions | None = None, *, emit: str | None =
                           hint=f"--emit takes one of {', '.join(valid)}")
 
     module, source = _import(source, options, model_name)
-    if emit == final_stage:
-        _refuse_host_callbacks(module, options.target)
-        if options.algorithm != "forward":
-            _require_loss(module, source, options.algorithm)
+    if emit == final_stage and options.algorithm != "forward":
+        _require_loss(module, source, options.algorithm)
     input_ir = print_generic(module)
     key = None
     if use_cache and callback is None and emit == final_stage:
@@ -332,24 +330,6 @@ def compile(source, options: CompileOptions | None = None, *, emit: str | None =
     if key is not None:
         _cache_store(key, art)
     return art
-
-
-def _refuse_host_callbacks(module, target: str) -> None:
-    """A host callback (``jax.pure_callback``, ``io_callback``, ``jax.debug.print``) calls
-    back into the Python process that traced the model; no artifact has that process,
-    so on any target the call would fail or crash at run time (XLA: a segfault)."""
-    from tracec.dialects.stablehlo import CustomCallOp
-    from tracec.passes.common import op_error
-
-    for op in module.walk():
-        if isinstance(op, CustomCallOp) and "callback" in op.call_target_name.data:
-            raise op_error(op, f"the {target} target cannot compile a host callback "
-                               f"(custom call '{op.call_target_name.data}' from "
-                               "jax.pure_callback, io_callback or jax.debug.print/callback): "
-                               "it calls back into this Python process, which a compiled "
-                               "artifact does not have",
-                           hint="compute it with jax array ops in the step, or pass its "
-                                "values in as inputs")
 
 
 def _require_loss(module, source: dict, algorithm: str) -> None:

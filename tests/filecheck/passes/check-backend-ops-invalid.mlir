@@ -11,3 +11,8 @@ func.func @main(%x: tensor<3x3xf32>) -> tensor<3x3xf32> {
 // -----
 // RUN: not tracec-opt %S/Inputs/rng.mlir -p 'check-backend-ops{target=vmvx}' 2>&1 | filecheck %s --check-prefix=RNG
 // RNG: rng.mlir:3:8: error: the vmvx backend cannot compile random number generation inside the step (op 'stablehlo.rng'); pass random numbers in as inputs instead
+
+// -----
+// RUN: not tracec-opt %S/Inputs/callback.mlir -p 'check-backend-ops{target=xla}' 2>&1 | filecheck %s --check-prefix=CALLBACK
+// RUN: not tracec-opt %S/Inputs/callback.mlir -p 'check-backend-ops{target=llvm-cpu}' 2>&1 | filecheck %s --check-prefix=CALLBACK
+// CALLBACK: callback.mlir:2:8: error: the {{xla|llvm-cpu}} target cannot compile a host callback (custom call 'xla_python_cpu_callback'{{.*}}; compute it with jax array ops in the step
