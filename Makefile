@@ -57,7 +57,7 @@ $(BENCH_STAMP): benchmarks/requirements-braintrace.txt
 parity: $(STAMP) $(BENCH_STAMP)
 	$(PY) -m benchmarks.braintrace_parity
 
-# issue 6's side-by-side runner: tracec vs braintrace vs JAX BPTT (time, compile, memory;
+# The side-by-side runner: tracec vs braintrace vs JAX BPTT (time, compile, memory;
 # BENCH_ARGS=--accuracy adds the learning curves). braintrace's columns and the PNGs need
 # the benchmark venv (make bench-venv); without it they are skipped.
 BENCH_ARGS ?=

@@ -1,1 +1,1 @@
-"""Side-by-side measurements (DESIGN.md section 5). Run with `python -m benchmarks.<name>`."""
+"""Side-by-side measurements (docs/design.md section 5). Run with `python -m benchmarks.<name>`."""

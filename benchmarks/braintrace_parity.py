@@ -37,7 +37,7 @@ TASK_MODELS = {"task_lif": os.path.join(ROOT, "examples", "task_lif.py"),
 
 NOTE = ("Expected: D-RTRL equal to float32 rounding for every parameter; ES-D-RTRL equal for "
         "every weight matrix, but not for the biases `l*/b`: tracec keeps the exact per-neuron "
-        "trace for element-wise parameters under both rules (DESIGN.md section 3), so its "
+        "trace for element-wise parameters under both rules (docs/design.md section 3), so its "
         "ES-D-RTRL bias gradient equals its D-RTRL one, while braintrace's pp_prop smooths the "
         "element-wise trace like the f-side (eps = a D eps + (1-a) Df, divided by 1-a^(n+1)). "
         "brainstate BPTT equal to JAX BPTT shows the two networks are the same function; the "

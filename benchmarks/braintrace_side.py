@@ -1,4 +1,4 @@
-"""braintrace's side of the tracec-vs-braintrace benchmarks (issue 6).
+"""braintrace's side of the tracec-vs-braintrace benchmarks.
 
 Runs with the benchmark venv's Python, never tracec's (braintrace is an optional
 benchmark dependency: ``make bench-venv`` creates ``.venv-bench`` from

@@ -1,4 +1,4 @@
-"""The benchmark networks of issue 6 as ``tracec.Model``s, for any width H.
+"""The benchmark networks as ``tracec.Model``s, for any width H.
 
 ``make_model(H, variant="lif", batch=32)``: examples/lif2.py (2 layers of H recurrent
 LIF neurons, soft reset, sigmoid surrogate α=4, membrane decay 0.9, threshold 1, leaky

@@ -1,4 +1,4 @@
-"""tracec vs braintrace vs JAX BPTT on the same networks, side by side (issue 6).
+"""tracec vs braintrace vs JAX BPTT on the same networks, side by side.
 
     python -m benchmarks.side_by_side                # the full configuration (make bench-all)
     python -m benchmarks.side_by_side --accuracy     # also the learning curves on examples/tasks.py
@@ -491,8 +491,8 @@ def plot(out_dir: str) -> None:
         log("side_by_side: plotting failed (see above); the table and the JSON are written")
 
 
-def update_readme(out_dir: str, path: str = os.path.join(ROOT, "README.md")) -> None:
-    """Replace the README's block between the side_by_side markers with the latest summary."""
+def update_readme(out_dir: str, path: str = os.path.join(ROOT, "benchmarks", "README.md")) -> None:
+    """Replace benchmarks/README.md's block between the side_by_side markers with the latest summary."""
     from benchmarks.side_by_side_report import README_BEGIN, README_END, readme_block
 
     text = open(path).read()
@@ -517,7 +517,7 @@ def parse_args(argv):
     ap.add_argument("--accuracy", action="store_true", help="also the accuracy section")
     ap.add_argument("--report-only", action="store_true", help="measure nothing; rewrite md and PNGs")
     ap.add_argument("--update-readme", action="store_true",
-                    help="replace README.md's side_by_side block with the latest summary")
+                    help="replace benchmarks/README.md's side_by_side block with the latest summary")
     ap.add_argument("--out-dir", default=os.path.join(ROOT, "benchmarks", "results"))
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per subprocess")
     g = ap.add_argument_group("time")

@@ -314,7 +314,7 @@ def markdown(results: dict) -> str:
              "Written by `python -m benchmarks.side_by_side` (benchmarks/side_by_side.py); raw records "
              "in side_by_side.json; plots memory_vs_T.png, time_vs_H.png, learning_curves.png.", "",
              "Sections and the commands that measured them:", "", *header(results), "",
-             "## Targets (issue 6)", "", *targets(results), "",
+             "## Targets", "", *targets(results), "",
              "## Time per step, compile time, peak memory", "", *main_table(results), "",
              *[f"- {n}" for n in NOTES], "",
              *(["Skipped or failed cells:", "", *problems(results), ""] if problems(results) else []),

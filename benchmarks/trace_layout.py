@@ -7,7 +7,7 @@ membrane, ``ε_v = D_vv ε + x Df_v``, the spike's trace ``ε_z = D_zv ε + x Df
 for this step's gradient only) and ``acc += Σ_b δ ε_z``, in three forms:
 
 - ``batch-first``: ε ``[B, I, H]``, the batch sum as ``ones[B] · (δ ⊙ ε_z)``
-  (tracec up to session 4: lower-traces-to-stablehlo + leading-sums-to-dot);
+  (the earlier form: lower-traces-to-stablehlo + leading-sums-to-dot);
 - ``neuron-major``: ε ``[H, B, I]``, the batch sum as a ``dot_general`` batched over h,
   giving ``[H, I]``, transposed to ``[I, H]`` behind a ``stablehlo.optimization_barrier``
   (what lower-traces-to-stablehlo emits now);

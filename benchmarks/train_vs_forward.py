@@ -1,4 +1,4 @@
-"""tracec's training step vs its own forward step, side by side (DESIGN.md section 5).
+"""tracec's training step vs its own forward step, side by side (docs/design.md section 5).
 
     python -m benchmarks.train_vs_forward [--T 500] [--repeats 5]
 

@@ -1,4 +1,4 @@
-"""The JAX frontend: the user contract of DESIGN.md section 2.
+"""The JAX frontend: the user contract of docs/design.md section 2.
 
 ``Model`` bundles one time step of a network; ``spike`` and ``stop_gradient`` are the
 two primitives that must survive lowering to StableHLO, so both lower to a
@@ -45,7 +45,7 @@ def _gaussian(x, alpha):
     return jnp.exp(-(x ** 2) / (2.0 * alpha ** 2)) / (math.sqrt(2.0 * math.pi) * alpha)
 
 
-#: Surrogate derivatives of the Heaviside, exactly the formulas of DESIGN.md section 2.
+#: Surrogate derivatives of the Heaviside, exactly the formulas of docs/design.md section 2.
 SURROGATES: dict[str, Callable] = {
     "sigmoid": _sigmoid,
     "fast-sigmoid": _fast_sigmoid,
@@ -97,7 +97,7 @@ def spike(v, surrogate: str = DEFAULT_SURROGATE, alpha: float = DEFAULT_ALPHA):
     """Heaviside ``v > 0`` forward, surrogate derivative backward.
 
     ``surrogate`` is one of ``sigmoid``, ``fast-sigmoid``, ``triangle``, ``arctan``,
-    ``gaussian``; ``alpha`` its parameter (DESIGN.md section 2).
+    ``gaussian``; ``alpha`` its parameter (docs/design.md section 2).
     """
     if surrogate not in SURROGATES:
         raise TracecError(f"unknown surrogate '{surrogate}'",

@@ -4,7 +4,7 @@ Import: any producer's MLIR (text or bytecode) is printed by the MLIR bindings i
 *generic op form* with inline locations, locations are normalised to
 ``"file":line:col`` (xDSL cannot read MLIR's ``callsite``/range forms, and people
 want the user's line, not JAX's internals), hex float literals are made safe for
-xDSL (DESIGN.md section 4: xDSL reads ``dense<0xFF800000>`` as the integer
+xDSL (docs/design.md section 4: xDSL reads ``dense<0xFF800000>`` as the integer
 4286578688), then xDSL parses it with tracec's typed dialects registered.
 
 Export: xDSL prints generic form with locations; both IREE and jaxlib's MLIR parser

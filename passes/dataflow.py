@@ -7,7 +7,7 @@ An op on a path from a state input to a state output is one of:
   number of elements (identity layout changes);
 - a cut: recurrent mixing through a parameter (``dot_general``/``convolution`` with
   an operand derived from a parameter) or ``tracec.stop_gradient``: the paths through
-  it are not part of a hidden group (DESIGN.md section 3);
+  it are not part of a hidden group (docs/design.md section 3);
 - anything else (reductions, matmuls between activations, slices...): coupling
   between neurons that the online rules cannot represent inside a group.
 """

@@ -8,7 +8,7 @@
 ``NAME``'s followed by the derivative, built by the building blocks of
 ``tracec.passes.ad`` (``jvp``/``vjp``) with the per-op rules of
 ``tracec.passes.ad_rules``: element-wise math, shapes, ``reduce``, ``dot_general``,
-``convolution``, the ``tracec.spike`` surrogates (DESIGN.md section 2) and
+``convolution``, the ``tracec.spike`` surrogates (docs/design.md section 2) and
 ``tracec.stop_gradient`` (zero). The emitted IR is simplified: no derivative work for
 values that do not depend on the inputs or do not reach the outputs, zeros folded,
 repeated subexpressions built once, dead code removed.

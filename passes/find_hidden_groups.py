@@ -1,4 +1,4 @@
-"""find-hidden-groups: the hidden groups of the step (DESIGN.md section 3).
+"""find-hidden-groups: the hidden groups of the step (docs/design.md section 3).
 
 A hidden group is a connected component of the element-wise dependence graph
 between old states (arguments) and new states (results). Paths through recurrent

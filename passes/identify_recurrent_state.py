@@ -4,7 +4,7 @@ Arguments are parameters, recurrent state and the input; results are new state a
 outputs (the roles come from the frontend, or from ``tracec.role`` attributes in a
 .mlir file). A state is *derived* when its new value is a pure function of other
 states' new values (and parameters), like a spike ``z_t = spike(v_t)`` kept in the
-carry (DESIGN.md section 3); its result gets ``tracec.derived_from = [names]``.
+carry (docs/design.md section 3); its result gets ``tracec.derived_from = [names]``.
 
 Before: ``@step`` with roles, arguments ordered params, state, input.
 After: unchanged computation; ``tracec.derived_from`` on derived state results and

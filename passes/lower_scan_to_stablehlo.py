@@ -6,7 +6,7 @@ result, written a row at a time with ``dynamic_update_slice``. T is the leading
 dimension of the first ``xs`` (dynamic: ``get_dimension_size``).
 
 XLA updates such buffers in place. IREE does not (it copies every carried tensor
-on every iteration, DESIGN.md section 4): IREE targets use ``lower-scan-to-iree``.
+on every iteration, docs/design.md section 4): IREE targets use ``lower-scan-to-iree``.
 
 Before: ``tracec.scan`` ops with at least one ``xs``. After: no ``tracec.scan``;
 the new ops carry the scan's location.

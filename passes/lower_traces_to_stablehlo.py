@@ -102,7 +102,8 @@ class LowerTracesToStablehloPass(ModulePass):
         for inner in [o for o in op.walk() if isinstance(o, TRACE_OPS)]:
             em = Emitter(inner.parent_block(), before=inner)
             em.loc = inner.location
-            value = _lower(inner, em)
+            # a folded zero (e.g. a trace that nothing feeds) becomes a zero constant
+            value = em.val(_lower(inner, em), inner.results[0])
             if not isinstance(SSAValue.get(value).type, TensorType) or \
                     SSAValue.get(value).type != inner.results[0].type:
                 raise AssertionError(f"{inner.name} lowered to {SSAValue.get(value).type}")

@@ -2,7 +2,7 @@
 
 Adds ``forward`` (one step), ``forward_sequence`` (T steps inside the binary as a
 ``tracec.scan``, T dynamic) and makes ``init_params``/``init_state`` public; attaches the manifest
-(DESIGN.md section 2, docs/abi.md) as ``iree.reflection`` on every entry.
+(docs/design.md section 2, docs/abi.md) as ``iree.reflection`` on every entry.
 
 Calling convention (ABI 1), argument order fixed by roles:
   forward(params..., state..., x)            -> (state..., outputs...)

@@ -1,4 +1,4 @@
-"""A reference of D-RTRL and ES-D-RTRL written directly in JAX from DESIGN.md section 3.
+"""A reference of D-RTRL and ES-D-RTRL written directly in JAX from docs/design.md section 3.
 
 Independent of tracec's passes: it evaluates the model's *jaxpr* (not StableHLO) with
 an interpreter that can (a) stop gradients at recurrent mixing (a ``dot_general``

@@ -1,4 +1,4 @@
-"""Issue 5, done when: on the synthetic tasks of examples/tasks.py (delayed
+"""Accuracy: on the synthetic tasks of examples/tasks.py (delayed
 match-to-sample, evidence accumulation), a 2-layer recurrent LIF network
 (examples/task_lif.py) and a 2-layer ALIF network (examples/task_alif.py), trained
 online with D-RTRL and with ES-D-RTRL, reach >= 95 % accuracy on held-out sequences.

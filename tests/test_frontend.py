@@ -16,7 +16,7 @@ X = jnp.linspace(-3.0, 3.0, 61, dtype=jnp.float32)
 
 
 def _reference(name, x, a):
-    """The formulas of DESIGN.md section 2, written out independently in numpy."""
+    """The formulas of docs/design.md section 2, written out independently in numpy."""
     x = np.asarray(x, np.float64)
     if name == "sigmoid":
         s = 1 / (1 + np.exp(-a * x))

@@ -36,7 +36,7 @@ GENERIC = '''"builtin.module"() ({
 
 
 def test_hex_float_splat_and_list_are_bit_patterns():
-    """Regression: xDSL reads dense<0xFF800000> as the integer 4286578688 (DESIGN.md 4)."""
+    """Regression: xDSL reads dense<0xFF800000> as the integer 4286578688 (docs/design.md 4)."""
     module = parse_generic(GENERIC)
     neg_inf, mixed, ulp = _const_values(module)
     assert neg_inf.shape == (1,) and neg_inf[0] == -math.inf

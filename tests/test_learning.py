@@ -1,5 +1,5 @@
-"""Online learning (issue 5): the compiled rules equal the reference written from
-DESIGN.md section 3, on the model zoo, for both algorithms.
+"""Online learning: the compiled rules equal the reference written from
+docs/design.md section 3, on the model zoo, for both algorithms.
 
 With ``--optimizer sgd --lr 1 --update-every T`` the parameter change after T steps is
 minus the summed gradient ``Σ_t m_t G_t``; the reference (tests/reference_rules.py) is
@@ -198,7 +198,7 @@ def test_training_example_runs_and_saves_a_png(tmp_path):
 
 
 def test_es_d_rtrl_dense_trace_is_linear_in_size(tmp_path):
-    """ES-D-RTRL's trace of a dense relation holds B·(I + H·S) floats (DESIGN.md §3);
+    """ES-D-RTRL's trace of a dense relation holds B·(I + H·S) floats (docs/design.md §3);
     D-RTRL's holds B·I·H·S. Read from the manifest of the compiled artifact."""
     import math
 

@@ -1,4 +1,4 @@
-"""Recurrence analysis on the model zoo: groups, relations and diagnostics (issue 3).
+"""Recurrence analysis on the model zoo: groups, relations and diagnostics.
 
 The expected values are written from the models' equations (see each file in
 examples/zoo/), not recorded from the compiler's output.

@@ -1,5 +1,5 @@
 """The reference of the learning rules (tests/reference_rules.py) is itself checked:
-where DESIGN.md section 3 says the rules are exact, they equal jax.grad through time."""
+where docs/design.md section 3 says the rules are exact, they equal jax.grad through time."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ import os as _os
 
 __version__ = "0.1.0"
 
-# Source-checkout layout (DESIGN.md section 1): `passes/`, `runtime/`, `frontends/` live
+# Source-checkout layout (docs/design.md section 1): `passes/`, `runtime/`, `frontends/` live
 # beside this folder and are mapped into `tracec.*` by pyproject's package-dir. When
 # Python is started from the repository root it finds this source folder before the
 # installed package, so make the sibling folders importable as `tracec.<name>` too.

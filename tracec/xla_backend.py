@@ -33,7 +33,7 @@ Container layout (all integers little-endian)::
     XLA_MAGIC                       b"TRACEC-XLA\\0" (11 bytes, runtime/artifact.py)
     header_len                      u64
     header                          UTF-8 JSON, header_len bytes:
-        {"manifest": {...},                       the tracec manifest (DESIGN.md s.2)
+        {"manifest": {...},                       the tracec manifest (docs/design.md s.2)
          "entries": {name: [offset, length]},     blob position, offset from payload start
          "sha256": {name: hex digest},            of each blob (corruption check)
          "jax_version": "...", "calling_convention_version": N}

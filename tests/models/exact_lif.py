@@ -16,7 +16,7 @@ def init_params(key):
 
 
 def step(p, s, x):
-    # The output reads only the new state (as DESIGN.md section 3 assumes of L_t).
+    # The output reads only the new state.
     z_prev = tracec.spike(s["v"] - 1.0, "fast-sigmoid", 5.0)
     v = 0.9 * s["v"] + x @ p["w_in"] + p["b"] - z_prev
     z = tracec.spike(v - 1.0, "fast-sigmoid", 5.0)

@@ -5,7 +5,7 @@ threading ``carry`` values, and stacks the body's extra results. Entry points us
 for ``forward_sequence`` so the ``tracec`` stage reads as what it means; each backend
 lowers it in the form that backend runs fastest (``lower-scan-to-stablehlo`` for XLA,
 ``lower-scan-to-iree`` for IREE, which must avoid per-iteration copies of stacked
-buffers: DESIGN.md section 4).
+buffers: docs/design.md section 4).
 
     %carry_out..., %ys... = "tracec.scan"(%carry..., %xs...) ({
     ^bb0(%c..., %x_t...):            // carry values, then one row of each xs
@@ -13,7 +13,7 @@ buffers: DESIGN.md section 4).
       "tracec.yield"(%c_next..., %y_t...)
     })
 
-The eligibility-trace ops spell out the learning rules of DESIGN.md section 3, one
+The eligibility-trace ops spell out the learning rules of docs/design.md section 3, one
 op per equation, so ``--print-ir-after insert-eligibility-traces`` reads like the
 paper; ``lower-traces-to-stablehlo`` turns them into StableHLO for every backend.
 Shapes: batch B, fan-in I, neurons H (any trailing neuron shape for the per-neuron
