@@ -94,14 +94,33 @@ def ints(attr) -> list[int]:
 
 
 def _dot_attr(lb, rb, lc, rc):
-    parts = []
-    for name, dims in (("lhs_batching_dimensions", lb), ("rhs_batching_dimensions", rb),
-                       ("lhs_contracting_dimensions", lc), ("rhs_contracting_dimensions", rc)):
-        if len(dims):
-            parts.append(f"{name} = [{', '.join(str(int(d)) for d in dims)}]")
-    # (xDSL prints an empty `#stablehlo.dot<>` without brackets, which MLIR rejects)
-    text = ", ".join(parts) or "lhs_contracting_dimensions = [], rhs_contracting_dimensions = []"
-    return stablehlo_attr(f"#stablehlo.dot<{text}>")
+    return shlo.struct_attr("stablehlo.dot", {
+        "lhs_batching_dimensions": list(lb), "rhs_batching_dimensions": list(rb),
+        "lhs_contracting_dimensions": list(lc), "rhs_contracting_dimensions": list(rc)})
+
+
+def _padding_attr(padding) -> DenseIntOrFPElementsAttr:
+    """A ``[n, 2]`` i64 padding attribute (reduce_window, select_and_scatter, convolution)."""
+    pairs = [(int(lo), int(hi)) for lo, hi in padding]
+    return DenseIntOrFPElementsAttr.from_list(TensorType(i64, [len(pairs), 2]),
+                                              [p for pair in pairs for p in pair])
+
+
+def _scalar_body(types, build) -> Region:
+    """A reduce-style region over scalar block arguments of ``types``; ``build(args)``
+    returns the ops and the values to return."""
+    block = Block(arg_types=[TensorType(t, []) for t in types])
+    ops, results = build(list(block.args))
+    block.add_ops([*ops, shlo.ReturnOp(results)])
+    return Region(block)
+
+
+def _binary_body(cls, et) -> Region:
+    def build(args):
+        op = cls.create(operands=args, result_types=[TensorType(et, [])])
+        return [op], [op.results[0]]
+
+    return _scalar_body([et, et], build)
 
 
 def _conv_spec_text(spec: Sequence[int], letters: tuple[str, str]) -> str:
@@ -203,10 +222,25 @@ class Emitter:
     # -- constants and their recognition
 
     def full(self, value: float, like: SSAValue | TensorType) -> SSAValue:
-        """A splat constant of ``like``'s type (shape and element type)."""
+        """A splat constant of ``like``'s type (shape and element type; integer and
+        boolean types take ``int(value)``)."""
         t = like if isinstance(like, TensorType) else like.type
+        if not isinstance(t.element_type, AnyFloat):
+            value = int(value)
         attr = DenseIntOrFPElementsAttr.from_list(t, [value])
         return self.one(shlo.ConstantOp, [], t, {"value": attr})
+
+    def constant(self, values, t: TensorType) -> SSAValue:
+        """A constant of type ``t`` holding ``values`` (row-major, any length)."""
+        values = [float(v) if isinstance(t.element_type, AnyFloat) else int(v)
+                  for v in np.asarray(values).ravel()]
+        if len(set(values)) == 1:
+            return self.full(values[0], t)
+        attr = DenseIntOrFPElementsAttr.from_list(t, values)
+        return self.one(shlo.ConstantOp, [], t, {"value": attr})
+
+    def iota(self, t: TensorType, dim: int) -> SSAValue:
+        return self.one(shlo.IotaOp, [], t, {"iota_dimension": IntegerAttr(int(dim), i64)})
 
     def zeros(self, like) -> SSAValue:
         return self.full(0.0, like)
@@ -296,11 +330,8 @@ class Emitter:
         return self.one(cls, [a, b], a.type)
 
     def compare(self, a, b, direction: str):
-        et = a.type.element_type
-        kind = "FLOAT" if isinstance(et, AnyFloat) else "SIGNED"
-        return self.one(shlo.CompareOp, [a, b], TensorType(IntegerType(1), shape(a)), {
-            "comparison_direction": stablehlo_attr(f"#stablehlo<comparison_direction {direction}>"),
-            "compare_type": stablehlo_attr(f"#stablehlo<comparison_type {kind}>")})
+        return self.one(shlo.CompareOp, [a, b], TensorType(IntegerType(1), shape(a)),
+                        self._compare_props(a.type.element_type, direction))
 
     def select(self, pred, a, b):
         if a is None and b is None:
@@ -311,6 +342,12 @@ class Emitter:
         if a is b:
             return a
         return self.one(shlo.SelectOp, [pred, a, b], a.type)
+
+    def clamp(self, lo, x, hi):
+        return self.one(shlo.ClampOp, [lo, x, hi], x.type)
+
+    def logical_and(self, a, b):
+        return self.one(shlo.AndOp, [a, b], a.type)
 
     def convert(self, x, t: TensorType):
         if x is None or x.type == t:
@@ -431,7 +468,6 @@ class Emitter:
         if not dims:
             return x
         et = x.type.element_type
-        scalar = TensorType(et, [])
         value = self.splat_value(x)
         out_shape = [d for i, d in enumerate(shape(x)) if i not in dims]
         if any(shape(x)[d] == 1 for d in dims):  # summing over size-1 dimensions is a reshape
@@ -440,16 +476,18 @@ class Emitter:
         if value is not None:
             return self.full(value * int(np.prod([shape(x)[d] for d in dims])),
                              TensorType(et, out_shape))
-        init = self.full(0.0, scalar)
+        return self.reduce(x, dims, shlo.AddOp, 0)
 
-        def body():
-            block = Block(arg_types=[scalar, scalar])
-            add = shlo.AddOp.create(operands=list(block.args), result_types=[scalar])
-            block.add_ops([add, shlo.ReturnOp([add.results[0]])])
-            return [Region(block)]
-
-        return self.op(shlo.ReduceOp, [x, init], [TensorType(et, out_shape)],
-                       {"dimensions": _i64s(dims)}, regions=body, key_extra="sum").results[0]
+    def reduce(self, x, dims, body_cls, init):
+        """``stablehlo.reduce`` of ``x`` over ``dims`` whose body is ``body_cls(a, b)``
+        (e.g. ``AddOp``, ``AndOp``), starting from the scalar ``init``."""
+        dims = sorted(int(d) for d in dims)
+        et = x.type.element_type
+        out_shape = [d for i, d in enumerate(shape(x)) if i not in dims]
+        init_v = self.full(init, TensorType(et, []))
+        return self.op(shlo.ReduceOp, [x, init_v], [TensorType(et, out_shape)],
+                       {"dimensions": _i64s(dims)}, regions=lambda: [_binary_body(body_cls, et)],
+                       key_extra=body_cls.name).results[0]
 
     def dot_general(self, a, b, lb, rb, lc, rc, precision=None):
         if a is None or b is None:
@@ -502,6 +540,146 @@ class Emitter:
         if precision is not None:
             props["precision_config"] = precision
         return self.one(shlo.ConvolutionOp, [lhs, rhs], TensorType(lhs.type.element_type, out), props)
+
+    # -- gather, scatter, windows (dimension numbers as ``shlo.struct_fields`` dicts)
+
+    def gather(self, x, indices, dims: dict, slice_sizes, result_shape, sorted_attr=None):
+        """``stablehlo.gather`` of ``x`` at ``indices`` (``dims``: the fields of
+        ``#stablehlo.gather`` as a dict, or the attribute itself)."""
+        if x is None:
+            return None
+        if isinstance(dims, dict):
+            dims = shlo.struct_attr("stablehlo.gather", dims)
+        props = {"dimension_numbers": dims,
+                 "slice_sizes": _i64s(slice_sizes)}
+        if sorted_attr is not None:
+            props["indices_are_sorted"] = sorted_attr
+        return self.one(shlo.GatherOp, [x, indices], TensorType(x.type.element_type, result_shape),
+                        props)
+
+    def scatter(self, x, indices, updates, dims: dict, combine: str = "add", sorted_attr=None):
+        """``stablehlo.scatter`` of ``updates`` into ``x`` at ``indices`` whose body adds
+        (``combine="add"``) or overwrites (``"set"``); ``dims``: the fields of
+        ``#stablehlo.scatter`` as a dict, or the attribute itself."""
+        et = x.type.element_type
+        if isinstance(dims, dict):
+            dims = shlo.struct_attr("stablehlo.scatter", dims)
+        props = {"scatter_dimension_numbers": dims,
+                 "unique_indices": IntegerAttr(0, IntegerType(1))}
+        if sorted_attr is not None:
+            props["indices_are_sorted"] = sorted_attr
+
+        def body():
+            if combine == "add":
+                return [_binary_body(shlo.AddOp, et)]
+            return [_scalar_body([et, et], lambda args: ([], [args[1]]))]
+
+        return self.op(shlo.ScatterOp, [x, indices, updates], [x.type], props, regions=body,
+                       key_extra="scatter-" + combine).results[0]
+
+    @staticmethod
+    def _window_props(window, strides, padding, base_dilations=None, window_dilations=None):
+        n = len(window)
+        props = {"window_dimensions": _i64s(window),
+                 "window_strides": _i64s(strides or [1] * n),
+                 "padding": _padding_attr(padding or [(0, 0)] * n)}
+        if base_dilations is not None:
+            props["base_dilations"] = _i64s(base_dilations)
+            props["window_dilations"] = _i64s(window_dilations or [1] * n)
+        return props
+
+    @staticmethod
+    def window_shape(in_shape, window, strides, padding, base_dilations, window_dilations):
+        """The result shape of a ``reduce_window`` (StableHLO's formula)."""
+        out = []
+        for n, w, s, (lo, hi), b, d in zip(in_shape, window, strides, padding, base_dilations,
+                                           window_dilations):
+            span = _dilate(n, b) + lo + hi - _dilate(w, d)
+            out.append(span // s + 1 if span >= 0 else 0)
+        return out
+
+    def reduce_window(self, x, init, region, window, strides, padding, base_dilations,
+                      window_dilations, key):
+        """A one-input ``stablehlo.reduce_window`` with the body ``region()`` (``key``
+        names the body, for reuse of equal ops)."""
+        out = self.window_shape(shape(x), window, strides, padding, base_dilations, window_dilations)
+        props = self._window_props(window, strides, padding, base_dilations, window_dilations)
+        return self.op(shlo.ReduceWindowOp, [x, init], [TensorType(x.type.element_type, out)], props,
+                       regions=lambda: [region()], key_extra=key).results[0]
+
+    def reduce_window_sum(self, x, window, strides, padding, base_dilations, window_dilations):
+        if x is None:
+            return None
+        et = x.type.element_type
+        return self.reduce_window(x, self.scalar(0.0, x), lambda: _binary_body(shlo.AddOp, et),
+                                  window, strides, padding, base_dilations, window_dilations, "sum")
+
+    def _select_body(self, et, direction):
+        def build(args):
+            cmp = shlo.CompareOp.create(operands=[args[0], args[1]],
+                                        result_types=[TensorType(IntegerType(1), [])],
+                                        properties=self._compare_props(et, direction))
+            return [cmp], [cmp.results[0]]
+
+        return _scalar_body([et, et], build)
+
+    @staticmethod
+    def _compare_props(et, direction):
+        kind = "FLOAT" if isinstance(et, AnyFloat) else "SIGNED"
+        return {"comparison_direction": stablehlo_attr(f"#stablehlo<comparison_direction {direction}>"),
+                "compare_type": stablehlo_attr(f"#stablehlo<comparison_type {kind}>")}
+
+    def select_and_gather(self, x, t, direction, window, strides, padding, base_dilations=None,
+                          window_dilations=None, worst_index=0):
+        """Per window of ``x``, the value of ``t`` where ``x`` is selected (``GE``: the
+        first maximum, ``LE``: the first minimum): a two-input ``reduce_window`` over
+        ``(x, t)`` pairs, as JAX differentiates a max/min pooling. Padding and holes
+        hold the worst ``x`` and ``t = 0`` (``worst_index`` for an integer ``t``)."""
+        if t is None:
+            return None
+        n = len(window)
+        base_dilations = base_dilations or [1] * n
+        window_dilations = window_dilations or [1] * n
+        et, tt = x.type.element_type, t.type.element_type
+        out = self.window_shape(shape(x), window, strides, padding, base_dilations, window_dilations)
+        worst = -np.inf if direction == "GE" else np.inf
+        inits = [self.scalar(worst, x),
+                 self.scalar(0.0 if isinstance(tt, AnyFloat) else worst_index, t)]
+
+        def body():
+            def build(args):
+                xa, ta, xb, tb = args
+                cmp = shlo.CompareOp.create(operands=[xa, xb],
+                                            result_types=[TensorType(IntegerType(1), [])],
+                                            properties=self._compare_props(et, direction))
+                sx = shlo.SelectOp.create(operands=[cmp.results[0], xa, xb],
+                                          result_types=[TensorType(et, [])])
+                st = shlo.SelectOp.create(operands=[cmp.results[0], ta, tb],
+                                          result_types=[TensorType(tt, [])])
+                return [cmp, sx, st], [sx.results[0], st.results[0]]
+
+            return [_scalar_body([et, tt, et, tt], build)]
+
+        props = self._window_props(window, strides, padding, base_dilations, window_dilations)
+        op = self.op(shlo.ReduceWindowOp, [x, t, *inits],
+                     [TensorType(et, out), TensorType(tt, out)], props, regions=body,
+                     key_extra="select-" + direction)
+        return op.results[1]
+
+    def select_and_scatter(self, x, source, direction, window, strides, padding):
+        """``stablehlo.select_and_scatter`` of ``source`` into zeros shaped like ``x``:
+        each source element is added where its window of ``x`` is selected (``GE``: the
+        first maximum, ``LE``: the first minimum)."""
+        if source is None:
+            return None
+        et = x.type.element_type
+        props = {"window_dimensions": _i64s(window), "window_strides": _i64s(strides),
+                 "padding": _padding_attr(padding)}
+        return self.op(shlo.SelectAndScatterOp, [x, source, self.scalar(0.0, source)],
+                       [TensorType(source.type.element_type, shape(x))], props,
+                       regions=lambda: [self._select_body(et, direction),
+                                        _binary_body(shlo.AddOp, source.type.element_type)],
+                       key_extra="select-scatter-" + direction).results[0]
 
     def sum_all(self, values: list):
         total = None
@@ -559,8 +737,9 @@ def _body(fn: func_d.FuncOp) -> Block:
 def _no_rule(op: Operation):
     _, describe = _rules()
     hint = ("run inline-private-functions first" if isinstance(op, func_d.CallOp) else
-            "use ops tracec can differentiate (docs/passes.md, differentiate), or wrap the "
-            "value in tracec.stop_gradient if no gradient should flow through it")
+            "use ops tracec can differentiate: tracec has no derivative rule for this op yet, "
+            "so write this computation with ops that have one (docs/passes.md, section "
+            "differentiate, lists them)")
     return op_error(op, f"differentiate: no derivative rule for {describe(op)}", hint=hint)
 
 
@@ -650,8 +829,12 @@ def jvp(fn: func_d.FuncOp, seeds: dict, cut: Cut | None = None, *,
                   for i, x in enumerate(inputs)]
             if any(t is not None for t in ts):
                 if rule is None:
-                    raise _no_rule(op)
-                if not rule.zero:
+                    # as in reverse mode, an op is only an error where a derivative flows
+                    # out of it: float results nothing reads (the sorted values of an
+                    # argsort) carry none
+                    if any(is_float(r) and (r.uses or r in seeds) for r in op.results):
+                        raise _no_rule(op)
+                elif not rule.zero:
                     em.loc = op.location
                     out = list(rule.jvp(em, op, ts))
         for r, t in zip(op.results, out):

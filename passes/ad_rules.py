@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from xdsl.dialects.builtin import StringAttr
-from xdsl.ir import Operation, SSAValue
+from xdsl.dialects.builtin import IntegerType, StringAttr, TensorType
+from xdsl.ir import Operation, Region, SSAValue
 
 from tracec.dialects import stablehlo as shlo
 from tracec.passes.ad import Emitter, _dilate, ints, is_float, shape
@@ -144,15 +144,47 @@ POWER = Rule(
                               em.mul(c[0], _pow_dy(em, op)) if n[1] else None])
 
 
-def _choice(direction: str) -> Rule:
-    """maximum (GT) / minimum (LT): the derivative follows the chosen operand."""
+def _rem_dy(em, op):
+    # z = x - y·trunc(x/y): dz/dy = -trunc(x/y) = -sign(x/y)·floor(|x/y|) (JAX's rule)
+    x, y = op.operands
+    q = em.binary(shlo.DivideOp, x, y)
+    return em.neg(em.mul(em.unary(shlo.SignOp, q), em.unary(shlo.FloorOp, em.unary(shlo.AbsOp, q))))
 
-    def pick(em, op):
-        return em.compare(op.operands[0], op.operands[1], direction)
 
-    return Rule(jvp=lambda em, op, t: [em.select(pick(em, op), t[0], t[1])],
-                vjp=lambda em, op, c, n: [em.select(pick(em, op), c[0], None) if n[0] else None,
-                                          em.select(pick(em, op), None, c[0]) if n[1] else None])
+REMAINDER = Rule(
+    jvp=lambda em, op, t: [em.add(t[0], em.mul(t[1], _rem_dy(em, op)) if t[1] is not None else None)],
+    vjp=lambda em, op, c, n: [c[0], em.mul(c[0], _rem_dy(em, op)) if n[1] else None])
+
+
+def _is_constant(v) -> bool:
+    while isinstance(v.owner, (shlo.BroadcastInDimOp, shlo.ReshapeOp, shlo.ConvertOp)):
+        v = v.owner.operands[0]
+    return isinstance(v.owner, shlo.ConstantOp)
+
+
+def _choice(strictly: str) -> Rule:
+    """maximum (``strictly`` GT) / minimum (LT): the derivative follows the chosen
+    operand. Where the operands are equal: JAX's jnp.maximum gives half to each,
+    jax.nn.relu (max(x, 0), whose custom_jvp is gone in StableHLO) gives x none; so a
+    tie with a constant operand passes nothing (relu, clipping at a bound), a tie of
+    two computed values half to each."""
+
+    def pick(em, op, a, b):
+        """a where x is chosen, b where y is."""
+        x, y = op.operands
+        if _is_constant(y):
+            return em.select(em.compare(x, y, strictly), a, b)
+        if _is_constant(x):
+            return em.select(em.compare(y, x, strictly), b, a)
+        z = _res(op)
+        half = em.mul(em.add(a, b), em.full(0.5, z))
+        return em.select(em.compare(x, z, "NE"), b, em.select(em.compare(y, z, "NE"), a, half))
+
+    def vjp(em, op, c, n):
+        return [pick(em, op, c[0], None) if n[0] else None,
+                pick(em, op, None, c[0]) if n[1] else None]
+
+    return Rule(jvp=lambda em, op, t: [pick(em, op, t[0], t[1])], vjp=vjp)
 
 
 def _full_shape(em, v, like):
@@ -503,17 +535,21 @@ def _reduce_sum_vjp(em, op, c, n):
             em.reduce_sum(c[0], range(len(shape(_res(op))))) if n[1] else None]
 
 
-def _chooser(em, op):
+def _tie_share(em, x, z, dims):
     """JAX's rule for max/min reductions: the derivative is shared among the tied
     positions: mask = (x == bcast(z)), counts = Σ mask."""
-    x, _, dims = _reduce_parts(op)
-    z = em.broadcast_in_dim(_res(op), shape(x), _kept(x, dims))
-    mask = em.convert(em.compare(x, z, "EQ"), x.type)
+    zb = em.broadcast_in_dim(z, shape(x), _kept(x, dims))
+    mask = em.convert(em.compare(x, zb, "EQ"), x.type)
     return mask, em.reduce_sum(mask, dims)
 
 
+def _chooser(em, op):
+    x, _, dims = _reduce_parts(op)
+    return _tie_share(em, x, _res(op), dims)
+
+
 def _init_not_differentiable(op):
-    return op_error(op, "differentiate: the initial value of a max/min reduce depends on the "
+    return op_error(op, f"differentiate: the initial value of a {op.name} depends on the "
                         "differentiated inputs", hint="use a constant initial value")
 
 
@@ -543,33 +579,525 @@ REDUCE_BODIES: dict[type, Rule] = {
     shlo.MinimumOp: REDUCE_CHOOSE,
 }
 
+SECOND = "second"
 
-def reduce_body_op(op):
-    """The combining op of a one-input reduce whose body is ``return f(a, b)``."""
-    if len(op.operands) != 2:
+
+def body_op(region: Region):
+    """What a reduce-style body does with its two scalar arguments ``(a, b)``: the op
+    of ``return f(a, b)`` (either order), :data:`SECOND` for ``return b`` (a scatter
+    that overwrites), else None."""
+    block = region.block
+    ops, args = list(block.ops), list(block.args)
+    if len(args) != 2:
         return None
-    ops = list(op.body.block.ops)
-    if len(ops) != 2 or set(ops[0].operands) != set(op.body.block.args) or len(ops[0].operands) != 2:
+    if len(ops) == 1 and list(ops[0].operands) == [args[1]]:
+        return SECOND
+    if len(ops) != 2 or len(ops[0].operands) != 2 or set(ops[0].operands) != set(args):
         return None
     if list(ops[1].operands) != list(ops[0].results):
         return None
     return ops[0]
 
 
-REDUCE = Rule(select=lambda op: REDUCE_BODIES.get(type(reduce_body_op(op))))
+def reduce_body_op(op):
+    """The combining op of a one-input reduce whose body is ``return f(a, b)``."""
+    if len(op.operands) != 2:
+        return None
+    found = body_op(op.body)
+    return found if isinstance(found, Operation) else None
+
+
+# argmax / argmin: a two-input reduce over (values, iota) whose body keeps one of the
+# two values (a select) and its index. The index has no derivative; the value is a
+# max/min and gets its rule (shared among ties).
+
+
+def _arg_reduce(op):
+    if len(op.operands) != 4:
+        return None
+    x, i = op.operands[0], op.operands[1]
+    if not is_float(x) or is_float(i) or is_float(op.results[1]):
+        return None
+    args = list(op.body.block.args)
+    kept = op.body.block.last_op.operands[0].owner
+    if isinstance(kept, shlo.SelectOp) and {kept.operands[1], kept.operands[2]} == {args[0], args[2]}:
+        return ARG_REDUCE
+    return None
+
+
+def _arg_reduce_jvp(em, op, t):
+    if t[1] is not None:
+        raise _init_not_differentiable(op)
+    z = op.results[0]
+    if not z.uses:  # jnp.argmax: only the index is read
+        return [None, None]
+    x, dims = op.operands[0], ints(op.dimensions)
+    mask, counts = _tie_share(em, x, z, dims)
+    return [em.div(em.reduce_sum(em.mul(t[0], mask), dims), counts), None]
+
+
+def _arg_reduce_vjp(em, op, c, n):
+    if n[1]:
+        raise _init_not_differentiable(op)
+    x, dims = op.operands[0], ints(op.dimensions)
+    mask, counts = _tie_share(em, x, op.results[0], dims)
+    return [em.mul(em.broadcast_in_dim(em.div(c[0], counts), shape(x), _kept(x, dims)), mask), None]
+
+
+ARG_REDUCE = Rule(inputs=lambda op: [op.operands[0], op.operands[2]],
+                  jvp=_arg_reduce_jvp, vjp=_arg_reduce_vjp)
+
+REDUCE = Rule(select=lambda op: REDUCE_BODIES.get(type(reduce_body_op(op))) or _arg_reduce(op))
+
+
+# ---------------------------------------------------------------------------------
+# gather and scatter
+#
+# Indices get no derivative. A gather clamps its start indices into the operand, so its
+# transpose scatters at the clamped indices; a scatter drops a window that does not fit
+# (XLA's semantics, which JAX's "drop" mode relies on), so what is read back from it
+# is zero there.
+
+
+def _constant_array(v):
+    owner = v.owner
+    if not isinstance(owner, shlo.ConstantOp):
+        return None
+    values = np.asarray(owner.value.get_values())
+    return np.broadcast_to(values, shape(v)) if values.size == 1 else values.reshape(shape(v))
+
+
+def _index_bounds(em, indices, ivd, index_map, operand_shape, sizes):
+    """The largest start per index component (``operand - window`` along the operand
+    dimension it indexes), as a tensor like ``indices``, and as a list."""
+    bounds = [operand_shape[d] - sizes[d] for d in index_map]
+    ish = shape(indices)
+    if ivd == len(ish):  # an implicit trailing index vector of one component
+        return em.full(bounds[0], indices), bounds
+    vec = em.constant(bounds, TensorType(indices.type.element_type, [len(bounds)]))
+    return em.broadcast_in_dim(vec, ish, [ivd]), bounds
+
+
+def _statically_in_bounds(indices, ivd, bounds) -> bool:
+    values = _constant_array(indices)
+    if values is None:
+        return False
+    vec = np.moveaxis(values[..., None] if ivd == values.ndim else values, ivd, -1)
+    return bool(((vec >= 0) & (vec <= np.asarray(bounds))).all())
+
+
+def _clamped_indices(em, indices, ivd, index_map, operand_shape, sizes):
+    hi, bounds = _index_bounds(em, indices, ivd, index_map, operand_shape, sizes)
+    if _statically_in_bounds(indices, ivd, bounds):
+        return indices
+    return em.clamp(em.zeros(indices), indices, hi)
+
+
+def _in_bounds(em, indices, ivd, index_map, operand_shape, sizes):
+    """Per index vector (``indices`` without ``index_vector_dim``): whether its whole
+    window lies in the operand (i1), or None when the indices are constants that do."""
+    hi, bounds = _index_bounds(em, indices, ivd, index_map, operand_shape, sizes)
+    if _statically_in_bounds(indices, ivd, bounds):
+        return None
+    ok = em.logical_and(em.compare(indices, em.zeros(indices), "GE"), em.compare(indices, hi, "LE"))
+    return em.reduce(ok, [ivd], shlo.AndOp, 1) if ivd < len(shape(indices)) else ok
+
+
+def _gather_as_scatter(g: dict) -> dict:
+    """The scatter that writes where a gather reads (JAX's transpose of gather)."""
+    return {"update_window_dims": g.get("offset_dims", []),
+            "inserted_window_dims": g.get("collapsed_slice_dims", []),
+            "input_batching_dims": g.get("operand_batching_dims", []),
+            "scatter_indices_batching_dims": g.get("start_indices_batching_dims", []),
+            "scatter_dims_to_operand_dims": g.get("start_index_map", []),
+            "index_vector_dim": g.get("index_vector_dim", 0)}
+
+
+def _scatter_as_gather(s: dict, operand_shape, updates_shape):
+    """The gather that reads where a scatter writes, and its slice sizes (JAX's
+    transpose of scatter-add)."""
+    window = s.get("update_window_dims", [])
+    inserted = s.get("inserted_window_dims", [])
+    batching = s.get("input_batching_dims", [])
+    dims = {"offset_dims": window, "collapsed_slice_dims": inserted,
+            "operand_batching_dims": batching,
+            "start_indices_batching_dims": s.get("scatter_indices_batching_dims", []),
+            "start_index_map": s.get("scatter_dims_to_operand_dims", []),
+            "index_vector_dim": s.get("index_vector_dim", 0)}
+    sizes, pos = [], 0
+    for d in range(len(operand_shape)):
+        if d in inserted or d in batching:
+            sizes.append(1)
+        else:
+            sizes.append(updates_shape[window[pos]])
+            pos += 1
+    return dims, sizes
+
+
+def _gather_jvp(em, op, t):
+    return [em.gather(t[0], op.start_indices, op.dimension_numbers, ints(op.slice_sizes),
+                      shape(_res(op)), op.indices_are_sorted)]
+
+
+def _gather_vjp(em, op, c, n):
+    """Scatter-add of the cotangent into zeros at the (clamped) indices the gather used,
+    built in the one form IREE's scatter takes in every case: the operand's indexed
+    dimensions first and all inserted (batching dimensions become an index component
+    from an iota, a window along an indexed dimension becomes one index vector per
+    window position), the other windows whole (padded with zeros), updates
+    ``[batch.., window..]``; the result is transposed back."""
+    g = shlo.struct_fields(op.dimension_numbers)
+    x, sizes, ct = op.operand, ints(op.slice_sizes), c[0]
+    xs = shape(x)
+    collapsed = g.get("collapsed_slice_dims", [])
+    index_map = list(g.get("start_index_map", []))
+    ivd = g.get("index_vector_dim", 0)
+    offset = g.get("offset_dims", [])
+    batching = g.get("operand_batching_dims", [])
+    idx = _clamped_indices(em, op.start_indices, ivd, index_map, xs, sizes)
+    it = idx.type.element_type
+    # indices -> [b.., K]
+    ish = shape(idx)
+    if ivd == len(ish):
+        idx, ish = em.reshape(idx, ish + [1]), ish + [1]
+    batch = [i for i in range(len(ish)) if i != ivd]
+    idx = em.transpose(idx, batch + [ivd])
+    bsh = [ish[i] for i in batch]
+    m = len(batch)
+    # a batching dimension pair is an index component: the position along the indices' dimension
+    for ob, ib in zip(batching, g.get("start_indices_batching_dims", [])):
+        pos = em.iota(TensorType(it, bsh + [1]), batch.index(ib))
+        idx = em.concatenate([idx, pos], m)
+        index_map.append(ob)
+    window_of = dict(zip([d for d in range(len(xs)) if d not in collapsed and d not in batching],
+                         offset))  # operand dimension -> its window dimension in the result
+    # a window along an indexed dimension: one index vector per position in it
+    moved = sorted(d for d in index_map if d in window_of)
+    spans, k, q = [sizes[d] for d in moved], len(index_map), len(moved)
+    if moved:
+        offsets = np.zeros(spans + [k], dtype=np.int64)
+        for p, d in enumerate(moved):
+            offsets[..., index_map.index(d)] += np.arange(spans[p]).reshape(
+                [-1 if j == p else 1 for j in range(q)])
+        full = bsh + spans + [k]
+        idx = em.add(em.broadcast_in_dim(idx, full, list(range(m)) + [m + q]),
+                     em.broadcast_in_dim(em.constant(offsets, TensorType(it, spans + [k])), full,
+                                         list(range(m, m + q + 1))))
+    # a partial window along a dimension that is not indexed starts at 0: pad it to the whole
+    rest = [d for d in range(len(xs)) if d not in index_map]
+    grow = [0] * len(shape(ct))
+    for d in rest:
+        grow[window_of[d]] = xs[d] - sizes[d]
+    ct = em.pad(ct, None, [0] * len(grow), grow, [0] * len(grow))
+    out_batch = [d for d in range(len(shape(ct))) if d not in offset]
+    ct = em.transpose(ct, out_batch + [window_of[d] for d in moved + rest])
+    order = index_map + rest  # the operand's dimensions, indexed ones first
+    dims = {"update_window_dims": list(range(m + q, m + q + len(rest))),
+            "inserted_window_dims": list(range(k)),
+            "scatter_dims_to_operand_dims": list(range(k)),
+            "index_vector_dim": m + q}
+    zeros = em.zeros(TensorType(x.type.element_type, [xs[d] for d in order]))
+    out = em.scatter(zeros, idx, ct, dims, "add", None)
+    return [em.transpose(out, np.argsort(order))]
+
+
+GATHER = Rule(inputs=lambda op: [op.operand], jvp=_gather_jvp, vjp=_gather_vjp)
+
+
+def _scatter_parts(op):
+    """(operand, indices, updates, scatter fields) of a one-input scatter."""
+    x, idx, u = op.operands
+    return x, idx, u, shlo.struct_fields(op.scatter_dimension_numbers)
+
+
+def _read_back(em, op, c, mask_dropped=True):
+    """``c`` gathered where the scatter wrote (the updates' shape); zero for windows
+    the scatter dropped unless ``mask_dropped`` is False."""
+    x, idx, u, s = _scatter_parts(op)
+    dims, sizes = _scatter_as_gather(s, shape(x), shape(u))
+    g = em.gather(c, idx, dims, sizes, shape(u), op.indices_are_sorted)
+    if not mask_dropped or g is None:
+        return g
+    ok = _in_bounds(em, idx, dims["index_vector_dim"], dims["start_index_map"], shape(x), sizes)
+    if ok is None:
+        return g
+    scatter_dims = [d for d in range(len(shape(u))) if d not in s.get("update_window_dims", [])]
+    return em.select(em.broadcast_in_dim(ok, shape(u), scatter_dims), g, None)
+
+
+def _scatter_add_jvp(em, op, t):
+    x, idx, u, _ = _scatter_parts(op)
+    tx, tu = t
+    if tu is None:
+        return [tx]
+    return [em.scatter(em.val(tx, x), idx, tu, op.scatter_dimension_numbers, "add",
+                       op.indices_are_sorted)]
+
+
+def _scatter_add_vjp(em, op, c, n):
+    return [c[0], _read_back(em, op, c[0]) if n[1] else None]
+
+
+def _winners(em, op):
+    """JAX's scheme for an overwriting scatter whose indices may repeat (which update
+    wins is the scatter's own choice): scatter an id per update, read the ids back.
+    Returns (i1 like the operand: not overwritten, i1 like the updates: this update
+    is the one that stays)."""
+    x, idx, u, s = _scatter_parts(op)
+    us = shape(u)
+    window = s.get("update_window_dims", [])
+    ids_shape = [1 if d in window else n for d, n in enumerate(us)]
+    i32 = IntegerType(32)
+    count = int(np.prod(ids_shape))
+    ids = em.add(em.iota(TensorType(i32, [count]), 0), em.full(1, TensorType(i32, [count])))
+    ids = em.broadcast_in_dim(em.reshape(ids, ids_shape), us, range(len(us)))
+    scattered = em.scatter(em.zeros(TensorType(i32, shape(x))), idx, ids,
+                           op.scatter_dimension_numbers, "set", op.indices_are_sorted)
+    dims, sizes = _scatter_as_gather(s, shape(x), us)
+    back = em.gather(scattered, idx, dims, sizes, us, op.indices_are_sorted)
+    return em.compare(scattered, em.zeros(scattered), "EQ"), em.compare(ids, back, "EQ")
+
+
+def _scatter_set_jvp(em, op, t):
+    x, idx, u, _ = _scatter_parts(op)
+    kept, won = _winners(em, op)
+    tx, tu = em.select(kept, t[0], None), em.select(won, t[1], None)
+    if tu is None:
+        return [tx]
+    return [em.scatter(em.val(tx, x), idx, tu, op.scatter_dimension_numbers, "add",
+                       op.indices_are_sorted)]
+
+
+def _scatter_set_vjp(em, op, c, n):
+    kept, won = _winners(em, op)
+    return [em.select(kept, c[0], None) if n[0] else None,
+            em.select(won, _read_back(em, op, c[0], mask_dropped=False), None) if n[1] else None]
+
+
+SCATTER_ADD = Rule(inputs=lambda op: [op.operands[0], op.operands[2]],
+                   jvp=_scatter_add_jvp, vjp=_scatter_add_vjp)
+SCATTER_SET = Rule(inputs=lambda op: [op.operands[0], op.operands[2]],
+                   jvp=_scatter_set_jvp, vjp=_scatter_set_vjp)
+
+
+def _scatter_select(op):
+    if len(op.operands) != 3:
+        return None
+    found = body_op(op.update_computation)
+    if found == SECOND:
+        return SCATTER_SET
+    return SCATTER_ADD if isinstance(found, shlo.AddOp) else None
+
+
+SCATTER = Rule(select=_scatter_select)
+
+
+# ---------------------------------------------------------------------------------
+# reduce_window (sum, max, min, product) and select_and_scatter
+
+
+def window_params(op) -> dict:
+    """window, strides, padding (pairs), base_dilations, window_dilations of a
+    reduce_window (defaults filled in)."""
+    rank = len(shape(op.operands[0]))
+    pad = [int(v) for v in op.padding.get_values()] if op.padding is not None else [0] * (2 * rank)
+    return {"window": ints(op.window_dimensions),
+            "strides": ints(op.window_strides) or [1] * rank,
+            "padding": [(pad[2 * k], pad[2 * k + 1]) for k in range(rank)],
+            "base_dilations": ints(op.base_dilations) or [1] * rank,
+            "window_dilations": ints(op.window_dilations) or [1] * rank}
+
+
+def _window_sum_jvp(em, op, t):
+    if t[1] is not None:
+        raise _init_not_differentiable(op)
+    return [em.reduce_window_sum(t[0], **window_params(op))]
+
+
+def _window_sum_vjp(em, op, c, n):
+    """JAX's transpose of a windowed sum: the cotangent spread by the strides, padded,
+    summed over the same windows with the base dilation as strides."""
+    if n[1]:
+        raise _init_not_differentiable(op)
+    p = window_params(op)
+    in_shape = shape(op.operands[0])
+    rank = len(in_shape)
+    ld = [_dilate(d, b) for d, b in zip(in_shape, p["base_dilations"])]
+    wd = [_dilate(w, d) for w, d in zip(p["window"], p["window_dilations"])]
+    od = [_dilate(o, s) for o, s in zip(shape(c[0]), p["strides"])]
+    before = [w - lo - 1 for w, (lo, _) in zip(wd, p["padding"])]
+    after = [l + w - 1 - o - b for l, w, o, b in zip(ld, wd, od, before)]
+    g = em.pad(c[0], None, before, after, [s - 1 for s in p["strides"]])
+    out = em.reduce_window_sum(g, p["window"], p["base_dilations"], [(0, 0)] * rank, [1] * rank,
+                               p["window_dilations"])
+    assert shape(out) == in_shape, (shape(out), in_shape)
+    return [out, None]
+
+
+def _window_choose(op) -> str:
+    return "GE" if isinstance(body_op(op.body), shlo.MaximumOp) else "LE"
+
+
+def _window_choose_jvp(em, op, t):
+    """The tangent at the position each window selects (the first maximum/minimum)."""
+    if t[1] is not None:
+        raise _init_not_differentiable(op)
+    return [em.select_and_gather(op.operands[0], t[0], _window_choose(op), **window_params(op))]
+
+
+def _window_choose_vjp(em, op, c, n):
+    """JAX's select_and_scatter of the cotangent (GE/LE select, add scatter) where the
+    windows tile the operand (strides = window, no padding or dilation: max pooling),
+    the only form IREE compiles. Otherwise (overlapping windows, padding, dilations:
+    cummax, 'SAME' pooling) the same selection made explicit: a two-input reduce_window
+    over ``(x, flat position)`` picks each window's position, and the cotangent is
+    scatter-added there (padding and holes point to one extra slot, dropped)."""
+    if n[1]:
+        raise _init_not_differentiable(op)
+    p = window_params(op)
+    x, direction = op.operands[0], _window_choose(op)
+    xs, rank = shape(x), len(shape(x))
+    if (p["strides"] == p["window"] and all(pad == (0, 0) for pad in p["padding"])
+            and p["base_dilations"] == [1] * rank and p["window_dilations"] == [1] * rank):
+        return [em.select_and_scatter(x, c[0], direction, p["window"], p["strides"],
+                                      p["padding"]), None]
+    size = int(np.prod(xs))
+    i32 = IntegerType(32)
+    where = em.reshape(em.iota(TensorType(i32, [size]), 0), xs)
+    picked = em.select_and_gather(x, where, direction, worst_index=size, **p)
+    count = int(np.prod(shape(picked)))
+    flat = em.scatter(em.zeros(TensorType(c[0].type.element_type, [size + 1])),
+                      em.reshape(picked, [count, 1]), em.reshape(c[0], [count]),
+                      {"inserted_window_dims": [0], "scatter_dims_to_operand_dims": [0],
+                       "index_vector_dim": 1}, "add")
+    return [em.reshape(em.slice(flat, [0], [size]), xs), None]
+
+
+def _window_product_factors(em, op):
+    """For a windowed product along one dimension ``a`` (every other dimension a window
+    of 1: cumprod and the like): ``M[k, ..., i, ...] = ∂z[..., i, ...]/∂x[..., k, ...]``
+    shaped ``[n] + z``, built without division (exact where x has zeros): the same
+    reduce_window over copies of x with element k replaced by 1 (the product of the
+    others), times whether k is in window i (a windowed sum of the one-hot of k)."""
+    x, init = op.operands
+    p = window_params(op)
+    xs, rank = shape(x), len(shape(x))
+    moving = [d for d in range(rank)
+              if (p["window"][d], p["strides"][d], p["padding"][d], p["base_dilations"][d]) != (1, 1, (0, 0), 1)]
+    if len(moving) > 1:
+        raise op_error(op, "differentiate: a windowed product (reduce_window with a multiply "
+                           f"body) over more than one dimension ({moving}) has no derivative rule",
+                       hint="take the product along one dimension at a time (e.g. jnp.cumprod)")
+    if rank == 0:
+        raise op_error(op, "differentiate: a reduce_window of a scalar has no derivative rule")
+    a = moving[0] if moving else 0
+    n = xs[a]
+    big = TensorType(IntegerType(32), [n] + xs)
+    diag = em.compare(em.iota(big, 0), em.iota(big, a + 1), "EQ")
+    others = em.select(diag, em.full(1.0, TensorType(x.type.element_type, [n] + xs)),
+                       em.broadcast_in_dim(x, [n] + xs, range(1, rank + 1)))
+    q = {"window": [1] + p["window"], "strides": [1] + p["strides"],
+         "padding": [(0, 0)] + p["padding"], "base_dilations": [1] + p["base_dilations"],
+         "window_dilations": [1] + p["window_dilations"]}
+    prod = em.reduce_window(others, init, lambda: op.body.clone(), key=("product", id(op)), **q)
+    inside = em.reduce_window_sum(em.convert(diag, others.type), **q)
+    return em.mul(prod, inside), a
+
+
+def _window_product_jvp(em, op, t):
+    if t[1] is not None:
+        raise _init_not_differentiable(op)
+    m, a = _window_product_factors(em, op)
+    rank = len(shape(op.operands[0]))
+    tb = em.broadcast_in_dim(t[0], shape(m), [0 if d == a else d + 1 for d in range(rank)])
+    return [em.reduce_sum(em.mul(m, tb), [0])]
+
+
+def _window_product_vjp(em, op, c, n):
+    if n[1]:
+        raise _init_not_differentiable(op)
+    m, a = _window_product_factors(em, op)
+    rank = len(shape(op.operands[0]))
+    cb = em.broadcast_in_dim(c[0], shape(m), range(1, rank + 1))
+    summed = em.reduce_sum(em.mul(m, cb), [a + 1])  # [n] + the other dimensions
+    perm = [0 if d == a else d + 1 if d < a else d for d in range(rank)]
+    return [em.transpose(summed, perm), None]
+
+
+WINDOW_SUM = Rule(jvp=_window_sum_jvp, vjp=_window_sum_vjp)
+WINDOW_CHOOSE = Rule(jvp=_window_choose_jvp, vjp=_window_choose_vjp)
+WINDOW_PRODUCT = Rule(jvp=_window_product_jvp, vjp=_window_product_vjp)
+
+#: the combining op of a one-input reduce_window's body -> rule
+REDUCE_WINDOW_BODIES: dict[type, Rule] = {
+    shlo.AddOp: WINDOW_SUM,
+    shlo.MaximumOp: WINDOW_CHOOSE,
+    shlo.MinimumOp: WINDOW_CHOOSE,
+    shlo.MultiplyOp: WINDOW_PRODUCT,
+}
+
+
+def _reduce_window_select(op):
+    if len(op.operands) != 2:
+        return None
+    return REDUCE_WINDOW_BODIES.get(type(body_op(op.body)))
+
+
+REDUCE_WINDOW = Rule(select=_reduce_window_select)
+
+
+def _select_direction(op):
+    """GE / LE when a select_and_scatter selects with ``return compare(a, b)``."""
+    block = op.select.block
+    ops = list(block.ops)
+    if (len(ops) == 2 and isinstance(ops[0], shlo.CompareOp)
+            and list(ops[0].operands) == list(block.args)
+            and list(ops[1].operands) == list(ops[0].results) and _direction(ops[0]) in ("GE", "LE")):
+        return _direction(ops[0])
+    return None
+
+
+def _sas_params(op):
+    rank = len(shape(op.operand))
+    pad = [int(v) for v in op.padding.get_values()] if op.padding is not None else [0] * (2 * rank)
+    return (ints(op.window_dimensions) or [1] * rank, ints(op.window_strides) or [1] * rank,
+            [(pad[2 * k], pad[2 * k + 1]) for k in range(rank)])
+
+
+def _sas_jvp(em, op, t):
+    """Linear in the source (the selection is piecewise constant in the operand)."""
+    window, strides, padding = _sas_params(op)
+    out = em.select_and_scatter(op.operand, t[0], _select_direction(op), window, strides, padding)
+    return [em.add(out, em.broadcast_in_dim(t[1], shape(_res(op)), []))]
+
+
+def _sas_vjp(em, op, c, n):
+    """The source's cotangent is the cotangent at each window's selected position."""
+    window, strides, padding = _sas_params(op)
+    cs = (em.select_and_gather(op.operand, c[0], _select_direction(op), window, strides, padding)
+          if n[0] else None)
+    return [cs, em.reduce_sum(c[0], range(len(shape(c[0])))) if n[1] else None]
+
+
+SELECT_AND_SCATTER = Rule(inputs=lambda op: [op.source, op.init_value], jvp=_sas_jvp, vjp=_sas_vjp)
+
+
+def _sas_select(op):
+    if _select_direction(op) is None or not isinstance(body_op(op.scatter), shlo.AddOp):
+        return None
+    return SELECT_AND_SCATTER
+
+
+SELECT_AND_SCATTER_ANY = Rule(select=_sas_select)
 
 
 # ---------------------------------------------------------------------------------
 # dot_general (any dimension numbers)
 
 
-_DIMS = re.compile(r"(\w+)\s*=\s*\[([^\]]*)\]")
-
-
 def dot_dims(op) -> tuple[list[int], list[int], list[int], list[int]]:
     """(lhs_batch, rhs_batch, lhs_contracting, rhs_contracting) of a dot_general."""
-    text = getattr(op.dot_dimension_numbers, "value", StringAttr("")).data
-    found = {k: [int(v) for v in vals.split(",") if v.strip()] for k, vals in _DIMS.findall(text)}
+    found = shlo.struct_fields(op.dot_dimension_numbers)
     return (found.get("lhs_batching_dimensions", []), found.get("rhs_batching_dimensions", []),
             found.get("lhs_contracting_dimensions", []), found.get("rhs_contracting_dimensions", []))
 
@@ -814,6 +1342,11 @@ RULES: dict[type, Rule] = {
     shlo.ReduceOp: REDUCE,
     shlo.DotGeneralOp: DOT_GENERAL,
     shlo.ConvolutionOp: CONVOLUTION,
+    shlo.GatherOp: GATHER,
+    shlo.ScatterOp: SCATTER,
+    shlo.ReduceWindowOp: REDUCE_WINDOW,
+    shlo.SelectAndScatterOp: SELECT_AND_SCATTER_ANY,
+    shlo.RemainderOp: REMAINDER,
     shlo.CompositeOp: COMPOSITE,
     # zero derivative (piecewise constant, integer or boolean)
     shlo.ConstantOp: ZERO,
@@ -843,8 +1376,37 @@ def _describe_reduce(op):
     return f"stablehlo.reduce with a '{body.name}' body"
 
 
+def _describe_body(region: Region, what: str) -> str:
+    found = body_op(region)
+    if found == SECOND:
+        return f"{what} whose body returns the update"
+    if isinstance(found, Operation):
+        return f"{what} with a '{found.name}' body"
+    return f"{what} with a multi-op body"
+
+
+def _describe_scatter(op):
+    if len(op.operands) != 3:
+        return f"stablehlo.scatter with {len(op.operands) // 2} inputs"
+    return _describe_body(op.update_computation, "stablehlo.scatter")
+
+
+def _describe_reduce_window(op):
+    if len(op.operands) != 2:
+        return f"stablehlo.reduce_window with {len(op.operands) // 2} inputs"
+    return _describe_body(op.body, "stablehlo.reduce_window")
+
+
+def _describe_select_and_scatter(op):
+    return ("stablehlo.select_and_scatter whose select is not compare GE/LE of its arguments "
+            "or whose scatter is not an add")
+
+
 _DESCRIBE: dict[type, Callable] = {shlo.CompositeOp: _describe_composite,
-                                   shlo.ReduceOp: _describe_reduce}
+                                   shlo.ReduceOp: _describe_reduce,
+                                   shlo.ScatterOp: _describe_scatter,
+                                   shlo.ReduceWindowOp: _describe_reduce_window,
+                                   shlo.SelectAndScatterOp: _describe_select_and_scatter}
 
 
 def describe(op: Operation) -> str:

@@ -125,7 +125,8 @@ UNARY = {"tanh": "jnp.tanh({0})", "exponential": "jnp.exp({0})", "negate": "-{0}
 # ops with a restricted domain, fed values inside it ({1}: a second operand)
 SAFE = {"log": "jnp.log({0} * {0} + 0.5)", "log1p": "jnp.log1p({0} * {0})",
         "sqrt": "jnp.sqrt({0} * {0} + 0.25)", "rsqrt": "jax.lax.rsqrt({0} * {0} + 0.25)",
-        "divide": "{1} / ({0} * {0} + 0.5)", "power": "jnp.power({0} * {0} + 0.5, {1})"}
+        "divide": "{1} / ({0} * {0} + 0.5)", "power": "jnp.power({0} * {0} + 0.5, {1})",
+        "remainder": "jnp.fmod({1}, {0} * {0} + 0.5)"}
 BINARY = {"add": "{0} + {1}", "subtract": "{0} - {1}", "multiply": "{0} * {1}",
           "maximum": "jnp.maximum({0}, {1})", "minimum": "jnp.minimum({0}, {1})"}
 # zero derivative for the first operand
@@ -135,7 +136,8 @@ ZERO = {"floor": "jnp.floor({0} * 3.0) * {1}", "sign": "jnp.sign({0}) * {1}",
 REDUCE = {"reduce_sum": "sum", "reduce_max": "max", "reduce_min": "min"}
 STRUCTURAL = ["select", "clamp", "broadcast", "reshape", "transpose", "slice", "dynamic_slice",
               "dynamic_update_slice", "concatenate", "pad", "dot_general", "convolution", "spike",
-              "heaviside", "stop_gradient", "iota"]
+              "heaviside", "stop_gradient", "iota", "gather", "scatter_add", "scatter_set",
+              "reduce_window"]
 #: every kind of op the generator writes; each is the root of some programs
 KINDS = list(UNARY) + list(SAFE) + list(BINARY) + list(ZERO) + list(REDUCE) + STRUCTURAL
 
@@ -195,7 +197,7 @@ class ProgramBuilder:
     @staticmethod
     def fits(kind, shape) -> bool:
         if kind in ("transpose", "slice", "dynamic_slice", "dynamic_update_slice", "concatenate",
-                    "iota"):
+                    "iota", "scatter_add", "scatter_set", "reduce_window"):
             return len(shape) >= 1
         if kind == "convolution":
             return len(shape) in LAYOUTS
@@ -318,17 +320,104 @@ class ProgramBuilder:
         a = self.expr(tuple(operand), d)
         return self.emit(shape, f"jax.lax.slice({a}, {tuple(start)}, {tuple(limit)}, {tuple(strides)})")
 
+    def _start(self, limit, d) -> str:
+        """A start index: a constant in [0, limit], or computed from a value (then any
+        integer: dynamic_slice clamps it, in JAX as in StableHLO)."""
+        if self.bool_():
+            return str(self.int_(0, limit))
+        return f"(jnp.abs({self.expr((), d)}) * {limit + 1.5}).astype(jnp.int32)"
+
     def _dynamic_slice(self, shape, d):
         extra = [self.int_(0, 2) for _ in shape]
-        starts = tuple(self.int_(0, e) for e in extra)
+        starts = ", ".join(self._start(e, d) for e in extra)
         a = self.expr(tuple(n + e for n, e in zip(shape, extra)), d)
-        return self.emit(shape, f"jax.lax.dynamic_slice({a}, {starts}, {shape})")
+        return self.emit(shape, f"jax.lax.dynamic_slice({a}, ({starts},), {shape})")
 
     def _dynamic_update_slice(self, shape, d):
         upd = tuple(self.int_(1, n) for n in shape)
-        starts = tuple(self.int_(0, n - u) for n, u in zip(shape, upd))
+        starts = ", ".join(self._start(n - u, d) for n, u in zip(shape, upd))
         a, u = self.expr(shape, d), self.expr(upd, d)
-        return self.emit(shape, f"jax.lax.dynamic_update_slice({a}, {u}, {starts})")
+        return self.emit(shape, f"jax.lax.dynamic_update_slice({a}, {u}, ({starts},))")
+
+    def index(self, shape, m, d) -> str:
+        """Integer indices of ``shape`` in [0, m), computed from float values by integer
+        and comparison ops (no derivative flows through them)."""
+        form = self.pick(["floor", "bits", "argmax", "argmin"])
+        if form.startswith("arg"):
+            b = self.expr(tuple(shape) + (m,), d)
+            return f"jnp.{form}({b}, axis=-1)"
+        b = self.expr(shape, d)
+        if form == "floor":
+            return f"((jnp.abs({b}) * {2.7 * m}).astype(jnp.int32) % {m})"
+        return f"(((jax.lax.bitcast_convert_type({b}, jnp.int32) >> 9) & 0x3fff) % {m})"
+
+    def _gather(self, shape, d):
+        r = len(shape)
+        # (indices in range: IREE's gather does not clamp, see test_gather_and_scatter)
+        form = self.pick(["take"] + (["along", "pairs"] if r else []))
+        m = self.int_(1, 4)
+        if form == "take":  # jnp.take / integer-array indexing along axis k
+            k = self.int_(0, r)
+            p = self.int_(0, r - k)
+            a = self.expr(shape[:k] + (m,) + shape[k + p:], d)
+            idx = self.index(shape[k:k + p], m, d)
+            if self.bool_():  # negative indices count from the end
+                idx = f"(-1 - {idx})"
+            return self.emit(shape, f"jnp.take({a}, {idx}, axis={k})")
+        if form == "along":
+            k = self.int_(0, r - 1)
+            a = self.expr(shape[:k] + (m,) + shape[k + 1:], d)
+            return self.emit(shape, f"jnp.take_along_axis({a}, {self.index(shape, m, d)}, axis={k})")
+        a = self.expr((shape[0], m) + shape[1:], d)  # a[arange(n), idx]: two index components
+        return self.emit(shape, f"{a}[jnp.arange({shape[0]}), {self.index(shape[:1], m, d)}]")
+
+    def _scatter_add(self, shape, d):
+        k = self.int_(0, len(shape) - 1)
+        n, p = shape[k], self.int_(1, 4)
+        idx = self.index((p,), n, d)  # indices may repeat
+        u = self.expr(shape[:k] + (p,) + shape[k + 1:], d)
+        if k == 0 and self.bool_():
+            return self.emit(shape, f"jax.ops.segment_sum({u}, {idx}, num_segments={n})")
+        a = self.expr(shape, d)
+        return self.emit(shape, f"{a}.at[{':, ' * k}{idx}].add({u})")
+
+    def _scatter_set(self, shape, d):
+        # distinct indices (which of two updates of one place wins is the backend's
+        # choice; tests/test_autodiff.py's targeted test has repeats)
+        k = self.int_(0, len(shape) - 1)
+        n = shape[k]
+        p = self.int_(1, n)
+        idx = f"jnp.argsort({self.expr((n,), d)})[:{p}]"
+        a, u = self.expr(shape, d), self.expr(shape[:k] + (p,) + shape[k + 1:], d)
+        return self.emit(shape, f"{a}.at[{':, ' * k}{idx}].set({u})")
+
+    def _reduce_window(self, shape, d):
+        form = self.pick(["sum", "max", "min", "cumsum", "cumprod", "cummax", "cummin"])
+        if form.startswith("cum"):
+            a = self.expr(shape, d)
+            k, rev = self.int_(0, len(shape) - 1), self.bool_()
+            return self.emit(shape, f"jax.lax.{form}({a}, axis={k}, reverse={rev})")
+        window, strides, pads, base, wdil, operand = [], [], [], [], [], []
+        for out in shape:
+            w, s = self.int_(1, 3), self.int_(1, 2)
+            # dilations for sums only: JAX has no reverse mode for a max with window
+            # dilation, and a base-dilated max can have windows of holes only (-inf)
+            b, wd = (self.int_(1, 2), self.int_(1, 2)) if form == "sum" else (1, 1)
+            span = (w - 1) * wd + 1
+            lo, hi = self.int_(0, span - 1), self.int_(0, span - 1)
+            # (no elements left over past the last window: IREE 3.13 fails to compile
+            # some reduce_windows with padding that leave some)
+            size = next((h for h in range(1, 24) if (h - 1) * b + 1 + lo + hi - span >= 0
+                         and ((h - 1) * b + 1 + lo + hi - span) % s == 0
+                         and ((h - 1) * b + 1 + lo + hi - span) // s + 1 == out), None)
+            if size is None:
+                w, s, b, wd, lo, hi, size = 1, 1, 1, 1, 0, 0, out
+            window.append(w), strides.append(s), pads.append((lo, hi)), base.append(b)
+            wdil.append(wd), operand.append(size)
+        init, fn = {"sum": ("0.0", "add"), "max": ("-jnp.inf", "max"), "min": ("jnp.inf", "min")}[form]
+        a = self.expr(tuple(operand), d)
+        return self.emit(shape, f"jax.lax.reduce_window({a}, {init}, jax.lax.{fn}, {tuple(window)}, "
+                                f"{tuple(strides)}, {pads}, {tuple(base)}, {tuple(wdil)})")
 
     def _concatenate(self, shape, d):
         dims = [i for i, n in enumerate(shape) if n >= 2]
@@ -703,8 +792,11 @@ def test_op_without_rule_is_an_error_with_the_line():
     m = import_text(text, source_file=__file__, source_name="f")
     with pytest.raises(TracecError) as e:
         run_pipeline(m, "differentiate{mode=forward func=main}")
-    assert f"test_autodiff.py:{f.__code__.co_firstlineno + 1}:" in str(e.value)
-    assert "stablehlo.cbrt" in str(e.value)
+    message = str(e.value)
+    assert f"test_autodiff.py:{f.__code__.co_firstlineno + 1}:" in message
+    assert "stablehlo.cbrt" in message and "no derivative rule" in message
+    assert "docs/passes.md" in message
+    assert "stop_gradient" not in message  # the loss depends on it: no gradient would be wrong
     # an op with no rule that no derivative passes through is fine
     m = lower(lambda v, u: (jnp.cbrt(u), v * 2.0), [jax.ShapeDtypeStruct((4,), jnp.float32)] * 2)
     from tracec.passes import ad
@@ -856,3 +948,346 @@ def test_hand_written_stablehlo_matches_jax():
         got = call(loaded, f"p0_{name}_vjp", ins + [ct])
         for g, w in zip(got[1:], want):
             assert mismatch(g, w) is None, (name, mismatch(g, w))
+
+
+# ---------------------------------------------------------------------------------
+# Targeted: gather/scatter in the forms JAX emits, windows (pooling, cumulative ops),
+# argmax, integer ops, runtime slice indices. Each case is (name, fn, args): ``fn`` is
+# lowered for tracec and is JAX's reference too, unless it is a pair (tracec's, JAX's);
+# integer arguments are indices (no tangent; JAX's float0). Where JAX has no reverse
+# mode (a product window), tracec's vjp is checked against JAX's jvp by
+# <c, J t> = <Jᵀ c, t>.
+
+_RNG = np.random.default_rng(11)
+
+
+def _f(*shape):
+    return _RNG.normal(size=shape).astype(np.float32)
+
+
+def _i(*values):
+    return np.array(values, np.int32)
+
+
+def _pool(fn, init, window, strides, padding, base=None, wdil=None):
+    return lambda x: jax.lax.reduce_window(x, init, fn, window, strides, padding,
+                                           base_dilation=base, window_dilation=wdil)
+
+
+def _gather(dims, sizes):
+    return lambda x, k: jax.lax.gather(x, k, dims, sizes, mode="promise_in_bounds")
+
+
+_GD = jax.lax.GatherDimensionNumbers
+
+
+def _maxpool_vjp(x, s):  # what a user writes who differentiates a max pool: select_and_scatter
+    return jax.vjp(_pool(jax.lax.max, -jnp.inf, (1, 2, 2, 1), (1, 2, 2, 1), "VALID"), x)[1](s)[0]
+
+
+def _minpool_vjp(x, s):
+    return jax.vjp(_pool(jax.lax.min, jnp.inf, (3, 2), (3, 2), "VALID"), x)[1](s)[0]
+
+
+def _argmax_value(x):
+    """A two-input reduce over (values, iota) whose value result is used (JAX cannot
+    differentiate it: the reference is jnp.max)."""
+    iota = jax.lax.broadcasted_iota(jnp.int32, x.shape, 1)
+
+    def pick(a, b):
+        (va, ia), (vb, ib) = a, b
+        first = (va > vb) | ((va == vb) & (ia < ib))
+        return jnp.where(first, va, vb), jnp.where(first, ia, ib)
+
+    v, i = jax.lax.reduce((x, iota), (jnp.float32(-jnp.inf), jnp.int32(0)), pick, (1,))
+    return v * 2.0, i
+
+
+def _int_index(x, i):
+    """An index computed by integer ops from a float value and an integer input."""
+    bits = jax.lax.bitcast_convert_type(x[0], jnp.int32)
+    k = ((((bits >> 3) & 7) | 1) ^ 2) + jax.lax.population_count(i) + jax.lax.clz(i)
+    k = k + (jnp.bitwise_not(i) & 1) + jax.lax.shift_left(i, 1) + jax.lax.shift_right_logical(i, 1)
+    k = k + (x[1] * 3).astype(jnp.int32) % 2 + jnp.argsort(x)
+    return x[(k & 0x7fff) % 6] * 2.0
+
+
+_ZEROS = _f(3, 6)
+_ZEROS[0, 2] = _ZEROS[1, 0] = _ZEROS[1, 4] = 0.0  # a product's derivative where x = 0
+
+GATHER_SCATTER_CASES = [
+    ("take_along_axis", lambda l, y: jnp.take_along_axis(l, y[:, None], axis=-1), [_f(4, 5), _i(0, 4, 2, 4)]),
+    ("take_along_axis_0", lambda l, y: jnp.take_along_axis(l, y, axis=0),
+     [_f(3, 4, 2), _RNG.integers(0, 3, (2, 4, 2)).astype(np.int32)]),
+    ("arange_pairs", lambda l, y: l[jnp.arange(4), y], [_f(4, 5), _i(0, 4, 2, 4)]),
+    ("embedding", lambda e, k: e[k], [_f(10, 3), _i(1, 9, 1, -2)]),
+    ("take_2d_indices", lambda e, k: jnp.take(e, k, axis=0), [_f(10, 3), _i(1, 2, 3, 9, 0, 0).reshape(3, 2)]),
+    ("columns", lambda x, k: x[:, k], [_f(3, 10), _i(1, 9, 1, 3)]),
+    ("take_middle_axis", lambda x, k: jnp.take(x, k, axis=1), [_f(3, 5, 2), _i(4, 0, 2)]),
+    ("scalar_index", lambda x, k: x[k] * x[k], [_f(5, 2), np.int32(3)]),
+    ("at_add", lambda x, k, u: x.at[k].add(u), [_f(10, 3), _i(1, 9, 1, -2), _f(4, 3)]),
+    ("at_add_columns", lambda x, k, u: x.at[:, k].add(u * u), [_f(3, 6), _i(5, 0, 5), _f(3, 3)]),
+    ("at_add_two_indices", lambda x, a, b, u: x.at[a, b].add(u), [_f(4, 5, 2), _i(1, 3, 1), _i(0, 4, 0), _f(3, 2)]),
+    ("segment_sum", lambda u, k: jax.ops.segment_sum(u, k, num_segments=6), [_f(5, 3), _i(0, 5, 2, 2, 1)]),
+    ("at_set", lambda x, k, u: x.at[k].set(u), [_f(10, 3), _i(1, 9, 4, -2), _f(4, 3)]),
+    ("at_set_repeated", lambda x, k, u: x.at[k].set(u), [_f(10, 3), _i(1, 9, 1, 1), _f(4, 3)]),
+    ("at_set_columns", lambda x, k, u: x.at[:, k].set(u), [_f(3, 10), _i(1, 9, 1, 4), _f(3, 4)]),
+    ("put_along_axis", lambda x, k, u: jnp.put_along_axis(x, k, u, axis=1, inplace=False),
+     [_f(3, 5), _i(1, 4, 0).reshape(3, 1), _f(3, 1)]),
+    # general gathers: windows along indexed dimensions, partial windows, index order
+    ("gather_window_2x5", _gather(_GD(offset_dims=(1, 2), collapsed_slice_dims=(), start_index_map=(0,)), (2, 5)),
+     [_f(6, 5), _i(0, 4, 3).reshape(3, 1)]),
+    ("gather_window_1x1", _gather(_GD(offset_dims=(1, 2), collapsed_slice_dims=(), start_index_map=(0, 1)), (1, 1)),
+     [_f(6, 5), _i(0, 0, 4, 3, 5, 4).reshape(3, 2)]),
+    ("gather_window_1x3", _gather(_GD(offset_dims=(1,), collapsed_slice_dims=(0,), start_index_map=(0, 1)), (1, 3)),
+     [_f(6, 5), _i(0, 0, 4, 2, 5, 1).reshape(3, 2)]),
+    ("gather_window_first", _gather(_GD(offset_dims=(0, 2), collapsed_slice_dims=(), start_index_map=(1,)), (6, 2)),
+     [_f(6, 5), _i(0, 3, 2).reshape(3, 1)]),
+    ("gather_partial", _gather(_GD(offset_dims=(1,), collapsed_slice_dims=(0,), start_index_map=(0,)), (1, 3)),
+     [_f(6, 5), _i(0, 4, 5).reshape(3, 1)]),
+    ("gather_3d", _gather(_GD(offset_dims=(0, 3), collapsed_slice_dims=(1,), start_index_map=(2, 1)), (2, 1, 3)),
+     [_f(3, 6, 5), _i(0, 0, 2, 3, 1, 4, 1, 5).reshape(2, 2, 2)]),
+    ("gather_batching", _gather(_GD(offset_dims=(2,), collapsed_slice_dims=(1,), start_index_map=(1,),
+                                    operand_batching_dims=(0,), start_indices_batching_dims=(0,)), (1, 1, 2)),
+     [_f(3, 5, 2), _i(4, 0, 1, 1, 3, 2).reshape(3, 2, 1)]),
+]
+
+WINDOW_CASES = [
+    ("avg_pool", _pool(jax.lax.add, 0.0, (1, 2, 2, 1), (1, 2, 2, 1), "VALID"), [_f(2, 6, 6, 3)]),
+    ("sum_pool_same", _pool(jax.lax.add, 0.0, (3, 3), (1, 1), "SAME"), [_f(5, 6)]),
+    ("sum_pool_dilated", _pool(jax.lax.add, 0.0, (2, 2), (1, 2), [(1, 0), (0, 1)], (2, 1), (1, 2)), [_f(5, 6)]),
+    ("sum_pool_wide_padding", _pool(jax.lax.add, 0.0, (2,), (2,), [(3, 2)]), [_f(7)]),
+    ("cumsum", lambda x: jnp.cumsum(x, axis=1), [_f(4, 5)]),
+    ("cumsum_reverse", lambda x: jax.lax.cumsum(x, axis=0, reverse=True), [_f(4, 5, 2)]),
+    ("max_pool", _pool(jax.lax.max, -jnp.inf, (1, 2, 2, 1), (1, 2, 2, 1), "VALID"), [_f(2, 6, 6, 3)]),
+    ("max_pool_same", _pool(jax.lax.max, -jnp.inf, (3, 3), (2, 1), "SAME"), [_f(5, 6)]),
+    ("max_pool_base_dilated", _pool(jax.lax.max, -jnp.inf, (2, 2), (1, 1), [(0, 0), (1, 1)], (2, 1)), [_f(4, 5)]),
+    ("max_pool_window_dilated", _pool(jax.lax.max, -jnp.inf, (2, 2), (1, 1), "VALID", None, (2, 1)), [_f(4, 5)]),
+    ("min_pool", _pool(jax.lax.min, jnp.inf, (2, 3), (2, 1), [(1, 1), (0, 2)]), [_f(5, 6)]),
+    ("cummax", lambda x: jax.lax.cummax(x, axis=1), [_f(3, 6)]),
+    ("cummin_reverse", lambda x: jax.lax.cummin(x, axis=0, reverse=True), [_f(5, 3)]),
+    ("cumprod", lambda x: jnp.cumprod(x, axis=1), [_ZEROS]),
+    ("cumprod_reverse", lambda x: jax.lax.cumprod(x, axis=1, reverse=True), [_ZEROS]),
+    ("cumprod_3d", lambda x: jnp.cumprod(x, axis=0), [_f(4, 2, 3)]),
+    ("product_window", _pool(jax.lax.mul, 1.0, (1, 3), (1, 2), [(0, 0), (1, 1)]), [_ZEROS]),
+    ("select_and_scatter_max", _maxpool_vjp, [_f(2, 6, 6, 3), _f(2, 3, 3, 3)]),
+    ("select_and_scatter_min", _minpool_vjp, [_f(6, 4), _f(2, 2)]),
+]
+
+INDEX_CASES = [
+    ("argmax_index", lambda a, b: jnp.take_along_axis(a, jnp.argmax(b, axis=1, keepdims=True), axis=1),
+     [_f(4, 5), _f(4, 5)]),
+    ("argmin_index", lambda a, b: jnp.take_along_axis(a, jnp.argmin(a + b, axis=0)[None], axis=0),
+     [_f(4, 5), _f(4, 5)]),
+    ("argmax_value", (_argmax_value, lambda x: (jnp.max(x, axis=1) * 2.0, jnp.argmax(x, axis=1))),
+     [_f(4, 5)]),
+    ("integer_ops", _int_index, [_f(6), _i(3, 1, 2, 4, 0, 5)]),
+    ("fmod", lambda x, y: jnp.fmod(x, y * y + 0.5), [_f(3, 4), _f(3, 4)]),
+    ("mod", lambda x, y: jnp.mod(x, y * y + 0.5), [_f(3, 4), _f(3, 4)]),
+    ("dynamic_slice", lambda x, i, j: jax.lax.dynamic_slice(x, (i, j), (2, 3)) ** 2,
+     [_f(5, 6), np.int32(2), np.int32(5)]),
+    ("dynamic_slice_negative", lambda x, i, j: jax.lax.dynamic_slice(x, (i, j), (2, 3)) ** 2,
+     [_f(5, 6), np.int32(-1), np.int32(1)]),
+    ("dynamic_slice_computed", lambda x: jax.lax.dynamic_slice(
+        x, ((jnp.abs(x[0, 0]) * 4).astype(jnp.int32), 1), (2, 3)) * x[1:3, :3], [_f(5, 6)]),
+    ("dynamic_update_slice", lambda x, u, i, j: jax.lax.dynamic_update_slice(x, u * u, (i, j)),
+     [_f(5, 6), _f(2, 3), np.int32(4), np.int32(1)]),
+    ("dynamic_update_slice_computed", lambda x, u: jax.lax.dynamic_update_slice(
+        x, u * x[:2, :3], ((jnp.abs(u[0, 0]) * 5).astype(jnp.int32), 2)), [_f(5, 6), _f(2, 3)]),
+]
+
+
+def _is_float(a) -> bool:
+    return np.issubdtype(np.asarray(a).dtype, np.floating)
+
+
+def _host(values) -> list:
+    values = values if isinstance(values, (tuple, list)) else [values]
+    return [np.asarray(v.to_host() if hasattr(v, "to_host") else v) for v in values]
+
+
+def _check_cases(cases) -> list[str]:
+    """Lower, differentiate, compile (one IREE module) and run every case; returns the
+    differences from JAX."""
+    modules = []
+    for name, fn, args in cases:
+        fn = fn[0] if isinstance(fn, tuple) else fn
+        specs = [jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype) for a in args]
+        m = lower(fn, specs, name)
+        run_pipeline(m, "inline-private-functions,differentiate{mode=forward func=main},"
+                        "differentiate{mode=reverse func=main}")
+        modules.append(m)
+    loaded = compile_iree(merge(modules, {"main_jvp", "main_vjp"}))
+    rng = np.random.default_rng(5)
+    problems = []
+    for k, (name, fn, args) in enumerate(cases):
+        ref = fn[1] if isinstance(fn, tuple) else fn
+        args = [np.asarray(a) for a in args]
+        floats = [_is_float(a) for a in args]
+        ts = [rng.normal(size=a.shape).astype(a.dtype) if f else np.zeros_like(a)
+              for a, f in zip(args, floats)]
+
+        def on_floats(*xs, ref=ref, args=args, floats=floats):
+            it = iter(xs)
+            return ref(*[next(it) if f else a for a, f in zip(args, floats)])
+
+        xs = [a for a, f in zip(args, floats) if f]
+        outs, touts = jax.jvp(on_floats, tuple(xs), tuple(t for t, f in zip(ts, floats) if f))
+        single = not isinstance(outs, tuple)
+        outs, touts = ((outs,), (touts,)) if single else (outs, touts)
+        n = len(outs)
+        got = _host(getattr(loaded, f"p{k}_main_jvp")(*args, *ts))
+        for j, (g, w) in enumerate(zip(got, list(outs) + list(touts))):
+            if _is_float(w) and mismatch(g, w):
+                problems.append(f"{name}: forward, {'output' if j < n else 'tangent'} {j % n}: "
+                                f"{mismatch(g, w)}")
+        cts = [rng.normal(size=np.shape(o)).astype(np.float32) if _is_float(o)
+               else np.zeros(np.shape(o), np.asarray(o).dtype) for o in outs]
+        got = _host(getattr(loaded, f"p{k}_main_vjp")(*args, *cts))[n:]
+        got_floats = [g for g, f in zip(got, floats) if f]
+        try:
+            _, pullback = jax.vjp(on_floats, *xs)
+            want = pullback(cts[0] if single else tuple(cts))
+        except Exception:  # no reverse mode in JAX: <c, J t> = <Jᵀ c, t>
+            lhs = sum(float(np.vdot(c.astype(np.float64), np.asarray(t, np.float64)))
+                      for c, t in zip(cts, touts) if _is_float(t))
+            rhs = sum(float(np.vdot(g.astype(np.float64), t.astype(np.float64)))
+                      for g, t, f in zip(got, ts, floats) if f)
+            if abs(lhs - rhs) > 1e-5 * max(1.0, abs(lhs)):
+                problems.append(f"{name}: reverse, <c, J t> = {lhs} but <Jᵀ c, t> = {rhs}")
+            continue
+        for j, (g, w) in enumerate(zip(got_floats, want)):
+            if mismatch(g, w):
+                problems.append(f"{name}: reverse, cotangent {j}: {mismatch(g, w)}")
+    return problems
+
+
+def test_gather_and_scatter_match_jax():
+    """jnp.take_along_axis, integer-array indexing, embeddings, columns, general gathers;
+    .at[].add/.set (repeated indices too), segment_sum. (Indices are in range: IREE
+    3.13's gather does not clamp and its scatter does not drop, unlike StableHLO.)"""
+    problems = _check_cases(GATHER_SCATTER_CASES)
+    assert not problems, "\n".join(problems)
+
+
+def test_windows_match_jax():
+    """Sum/max/min pooling (padding, strides, dilations), cumsum, cumprod (zeros in the
+    input), cummax/cummin, a product window, select_and_scatter (a max pool's vjp)."""
+    problems = _check_cases(WINDOW_CASES)
+    assert not problems, "\n".join(problems)
+
+
+def test_indices_and_integer_ops_match_jax():
+    """argmax/argmin indices and value, integer and bit ops on the way to an index
+    (no derivative, no error), float remainder, slices at runtime indices."""
+    problems = _check_cases(INDEX_CASES)
+    assert not problems, "\n".join(problems)
+
+
+# StableHLO JAX does not emit: a gather whose index vectors run along dimension 0 (and
+# start indices out of range, which the gather clamps), a select_and_scatter whose
+# initial value is an input.
+HAND_WRITTEN_INDEXED = """
+func.func @gather_ivd0(%x: tensor<6x5xf32>, %k: tensor<2x3xi32>) -> tensor<3xf32> {
+  %0 = "stablehlo.gather"(%x, %k) <{dimension_numbers = #stablehlo.gather<collapsed_slice_dims = [0, 1], start_index_map = [1, 0], index_vector_dim = 0>, slice_sizes = array<i64: 1, 1>}> : (tensor<6x5xf32>, tensor<2x3xi32>) -> tensor<3xf32>
+  %1 = stablehlo.multiply %0, %0 : tensor<3xf32>
+  return %1 : tensor<3xf32>
+}
+func.func @sas_init(%x: tensor<4x6xf32>, %s: tensor<2x3xf32>, %i: tensor<f32>) -> tensor<4x6xf32> {
+  %0 = "stablehlo.select_and_scatter"(%x, %s, %i) <{window_dimensions = array<i64: 2, 2>, window_strides = array<i64: 2, 2>}> ({
+  ^bb0(%a: tensor<f32>, %b: tensor<f32>):
+    %c = stablehlo.compare GE, %a, %b, FLOAT : (tensor<f32>, tensor<f32>) -> tensor<i1>
+    stablehlo.return %c : tensor<i1>
+  }, {
+  ^bb0(%a: tensor<f32>, %b: tensor<f32>):
+    %c = stablehlo.add %a, %b : tensor<f32>
+    stablehlo.return %c : tensor<f32>
+  }) : (tensor<4x6xf32>, tensor<2x3xf32>, tensor<f32>) -> tensor<4x6xf32>
+  %1 = stablehlo.multiply %0, %0 : tensor<4x6xf32>
+  return %1 : tensor<4x6xf32>
+}
+"""
+
+
+def _sas_reference(x, s, i):
+    pool = _pool(jax.lax.max, -jnp.inf, (2, 2), (2, 2), "VALID")
+    return (jax.vjp(pool, x)[1](s)[0] + i) ** 2
+
+
+def test_hand_written_gather_and_select_and_scatter_match_jax():
+    from iree.compiler import ir
+
+    with ir.Context() as ctx:
+        ctx.allow_unregistered_dialects = True
+        text = mlir_to_generic(ir.Module.parse(HAND_WRITTEN_INDEXED))
+    module = import_text(text, source_file=None, source_name="hand_written")
+    run_pipeline(module, ",".join(f"differentiate{{mode={m} func={n}}}" for n in ("gather_ivd0", "sas_init")
+                                  for m in ("forward", "reverse")))
+    loaded = compile_iree(merge([module], {f"{n}_{s}" for n in ("gather_ivd0", "sas_init")
+                                           for s in ("jvp", "vjp")}))
+    x, k = _f(6, 5), _i(1, 4, 9, 0, 5, -2).reshape(2, 3)  # 9 and -2 are clamped
+    kc = np.stack([np.clip(k[0], 0, 4), np.clip(k[1], 0, 5)])
+    ref = lambda x: x[kc[1], kc[0]] ** 2  # noqa: E731
+    t, c = _f(6, 5), _f(3)
+    out, tout = jax.jvp(ref, (x,), (t,))
+    got = _host(loaded.p0_gather_ivd0_jvp(x, k, t, np.zeros_like(k)))
+    assert mismatch(got[0], out) is None and mismatch(got[1], tout) is None, mismatch(got[1], tout)
+    got = _host(loaded.p0_gather_ivd0_vjp(x, k, c))
+    assert mismatch(got[1], jax.vjp(ref, x)[1](c)[0]) is None
+    args = (_f(4, 6), _f(2, 3), np.float32(0.3))
+    ts, c = (_f(4, 6), _f(2, 3), np.float32(-0.7)), _f(4, 6)
+    out, tout = jax.jvp(_sas_reference, args, ts)
+    got = _host(loaded.p0_sas_init_jvp(*args, *ts))
+    assert mismatch(got[0], out) is None and mismatch(got[1], tout) is None, mismatch(got[1], tout)
+    want = jax.vjp(_sas_reference, *args)[1](c)
+    got = _host(loaded.p0_sas_init_vjp(*args, c))
+    assert np.all(got[1] == 0.0)  # the selection has no derivative
+    assert mismatch(got[2], want[1]) is None and mismatch(got[3], want[2]) is None
+
+
+def test_refused_forms_name_the_op_and_what_to_do():
+    from tracec.diagnostics import TracecError
+
+    cases = {
+        "stablehlo.scatter with a 'stablehlo.multiply' body": lambda x, k, u: x.at[k].multiply(u),
+        "over more than one dimension": lambda x, k, u: jax.lax.reduce_window(
+            x, 1.0, jax.lax.mul, (2, 2), (1, 1), "VALID") * u[0, 0],
+    }
+    specs = [jax.ShapeDtypeStruct((5, 3), jnp.float32), jax.ShapeDtypeStruct((2,), jnp.int32),
+             jax.ShapeDtypeStruct((2, 3), jnp.float32)]
+    for want, fn in cases.items():
+        m = lower(fn, specs)
+        with pytest.raises(TracecError) as e:
+            run_pipeline(m, "differentiate{mode=reverse func=main}")
+        assert want in str(e.value), str(e.value)
+
+
+def test_every_rule_is_documented():
+    """docs/passes.md, differentiate: each op of the rule table is listed."""
+    from conftest import ROOT
+
+    from tracec.passes.ad_rules import RULES
+
+    text = open(os.path.join(ROOT, "docs", "passes.md")).read()
+    section = text[text.index("## differentiate"):]
+    for cls in RULES:
+        name = cls.name.split(".", 1)[1]
+        assert f"`{name}`" in section, f"{cls.name} has a rule but docs/passes.md does not list it"
+
+
+def test_structured_attributes_round_trip():
+    """#stablehlo.gather/scatter/dot: read and built by one helper, no parser involved."""
+    from tracec.dialects import stablehlo as shlo
+    from tracec.passes.builder import stablehlo_attr
+
+    text = ("offset_dims = [1], collapsed_slice_dims = [0], operand_batching_dims = [2], "
+            "start_indices_batching_dims = [0], start_index_map = [0], index_vector_dim = 1")
+    parsed = stablehlo_attr(f"#stablehlo.gather<{text}>")
+    fields = shlo.struct_fields(parsed)
+    assert fields == {"offset_dims": [1], "collapsed_slice_dims": [0], "operand_batching_dims": [2],
+                      "start_indices_batching_dims": [0], "start_index_map": [0], "index_vector_dim": 1}
+    built = shlo.struct_attr("stablehlo.gather", fields)
+    assert str(built) == str(parsed) == f"#stablehlo.gather<{text}>"
+    empty = shlo.struct_attr("stablehlo.dot", {"lhs_contracting_dimensions": [],
+                                               "rhs_contracting_dimensions": []})
+    assert str(empty) == "#stablehlo.dot<lhs_contracting_dimensions = [], rhs_contracting_dimensions = []>"

@@ -11,6 +11,9 @@ owning the few definitions we need keeps us on current xDSL (DESIGN.md section 4
 
 from __future__ import annotations
 
+import re
+from functools import lru_cache
+
 from xdsl.dialects.builtin import (
     ArrayAttr,
     DenseArrayBase,
@@ -21,6 +24,7 @@ from xdsl.dialects.builtin import (
     IntegerAttr,
     StringAttr,
     TensorType,
+    UnregisteredAttr,
 )
 from xdsl.ir import Attribute, Dialect, Operation, Region, SSAValue
 from xdsl.irdl import (
@@ -276,8 +280,82 @@ ConvolutionOp = _define(
 # `stablehlo.reduce`: operands are the inputs then as many init values (half each).
 ReduceOp = _define("stablehlo.reduce", "ReduceOp", ("operands_",), variadic=True,
                    props=("dimensions",), regions=("body",))
+# `stablehlo.reduce_window`: the inputs then as many init values (half each), as many
+# results as inputs.
+ReduceWindowOp = _define(
+    "stablehlo.reduce_window", "ReduceWindowOp", ("operands_",), variadic=True,
+    props=("window_dimensions",),
+    optional_props=("window_strides", "base_dilations", "window_dilations", "padding"),
+    regions=("body",))
+SelectAndScatterOp = _define(
+    "stablehlo.select_and_scatter", "SelectAndScatterOp", ("operand", "source", "init_value"),
+    optional_props=("window_dimensions", "window_strides", "padding"),
+    regions=("select", "scatter"))
+GatherOp = _define("stablehlo.gather", "GatherOp", ("operand", "start_indices"),
+                   props=("dimension_numbers", "slice_sizes"),
+                   optional_props=("indices_are_sorted",))
+# `stablehlo.scatter`: the inputs, the indices, then as many updates as inputs.
+ScatterOp = _define("stablehlo.scatter", "ScatterOp", ("operands_",), variadic=True,
+                    props=("scatter_dimension_numbers",),
+                    optional_props=("indices_are_sorted", "unique_indices"),
+                    regions=("update_computation",))
 OptimizationBarrierOp = _define("stablehlo.optimization_barrier", "OptimizationBarrierOp",
                                 ("operands_",), variadic=True)
+
+
+# ---------------------------------------------------------------------------------
+# Structured attributes (`#stablehlo.gather<...>`, `#stablehlo.scatter<...>`,
+# `#stablehlo.dot<...>`): xDSL keeps them as unregistered attributes holding the text
+# between the brackets; they are read and built here and nowhere else.
+
+_FIELD = re.compile(r"(\w+)\s*=\s*(\[[^\]]*\]|-?\d+)")
+
+#: the fields of each structured attribute, in the order StableHLO prints them
+STRUCT_FIELDS: dict[str, tuple[str, ...]] = {
+    "stablehlo.gather": ("offset_dims", "collapsed_slice_dims", "operand_batching_dims",
+                         "start_indices_batching_dims", "start_index_map", "index_vector_dim"),
+    "stablehlo.scatter": ("update_window_dims", "inserted_window_dims", "input_batching_dims",
+                          "scatter_indices_batching_dims", "scatter_dims_to_operand_dims",
+                          "index_vector_dim"),
+    "stablehlo.dot": ("lhs_batching_dimensions", "rhs_batching_dimensions",
+                      "lhs_contracting_dimensions", "rhs_contracting_dimensions"),
+}
+
+
+def struct_fields(attr: Attribute | None) -> dict[str, list[int] | int]:
+    """The fields of a structured StableHLO attribute: ``name = [1, 2]`` gives a list,
+    ``name = 3`` an int; a field left out is absent (StableHLO's default: empty)."""
+    text = getattr(attr, "value", None)
+    text = text.data if isinstance(text, StringAttr) else ""
+    out: dict[str, list[int] | int] = {}
+    for name, value in _FIELD.findall(text):
+        out[name] = ([int(v) for v in value.strip("[]").split(",") if v.strip()]
+                     if value.startswith("[") else int(value))
+    return out
+
+
+@lru_cache(maxsize=None)
+def _struct_class(name: str) -> type[UnregisteredAttr]:
+    return UnregisteredAttr.with_name_and_type(name, False)
+
+
+def struct_attr(name: str, fields: dict) -> Attribute:
+    """``#name<field = [...], ...>`` from ``fields`` (in StableHLO's order; empty lists
+    are left out, as MLIR prints them, unless all are empty), without a parser."""
+    parts = []
+    for key in STRUCT_FIELDS[name]:
+        value = fields.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            parts.append(f"{key} = {value}")
+        elif value is not None and len(value):
+            parts.append(f"{key} = [{', '.join(str(int(v)) for v in value)}]")
+    unknown = set(fields) - set(STRUCT_FIELDS[name])
+    if unknown:
+        raise ValueError(f"#{name}: unknown field(s) {sorted(unknown)}")
+    if not parts:  # xDSL prints `#name<>` as `#name`, which MLIR rejects: say the empties
+        parts = [f"{key} = []" for key in STRUCT_FIELDS[name] if key in fields]
+    return _struct_class(name)(name, False, False, ", ".join(parts))
+
 
 STABLEHLO_OPS: list[type[Operation]] = [
     op for op in globals().values()
