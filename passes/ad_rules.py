@@ -667,15 +667,13 @@ def _constant_array(v):
     return np.broadcast_to(values, shape(v)) if values.size == 1 else values.reshape(shape(v))
 
 
-def _index_bounds(em, indices, ivd, index_map, operand_shape, sizes):
-    """The largest start per index component (``operand - window`` along the operand
-    dimension it indexes), as a tensor like ``indices``, and as a list."""
-    bounds = [operand_shape[d] - sizes[d] for d in index_map]
+def _index_bounds(em, indices, ivd, bounds):
+    """``bounds`` (the largest start per index component) as a tensor like ``indices``."""
     ish = shape(indices)
     if ivd == len(ish):  # an implicit trailing index vector of one component
-        return em.full(bounds[0], indices), bounds
+        return em.full(bounds[0], indices)
     vec = em.constant(bounds, TensorType(indices.type.element_type, [len(bounds)]))
-    return em.broadcast_in_dim(vec, ish, [ivd]), bounds
+    return em.broadcast_in_dim(vec, ish, [ivd])
 
 
 def _statically_in_bounds(indices, ivd, bounds) -> bool:
@@ -687,30 +685,22 @@ def _statically_in_bounds(indices, ivd, bounds) -> bool:
 
 
 def _clamped_indices(em, indices, ivd, index_map, operand_shape, sizes):
-    hi, bounds = _index_bounds(em, indices, ivd, index_map, operand_shape, sizes)
+    """The start indices as a gather uses them: clamped so the window fits."""
+    bounds = [operand_shape[d] - sizes[d] for d in index_map]
     if _statically_in_bounds(indices, ivd, bounds):
         return indices
-    return em.clamp(em.zeros(indices), indices, hi)
+    return em.clamp(em.zeros(indices), indices, _index_bounds(em, indices, ivd, bounds))
 
 
 def _in_bounds(em, indices, ivd, index_map, operand_shape, sizes):
     """Per index vector (``indices`` without ``index_vector_dim``): whether its whole
     window lies in the operand (i1), or None when the indices are constants that do."""
-    hi, bounds = _index_bounds(em, indices, ivd, index_map, operand_shape, sizes)
+    bounds = [operand_shape[d] - sizes[d] for d in index_map]
     if _statically_in_bounds(indices, ivd, bounds):
         return None
+    hi = _index_bounds(em, indices, ivd, bounds)
     ok = em.logical_and(em.compare(indices, em.zeros(indices), "GE"), em.compare(indices, hi, "LE"))
     return em.reduce(ok, [ivd], shlo.AndOp, 1) if ivd < len(shape(indices)) else ok
-
-
-def _gather_as_scatter(g: dict) -> dict:
-    """The scatter that writes where a gather reads (JAX's transpose of gather)."""
-    return {"update_window_dims": g.get("offset_dims", []),
-            "inserted_window_dims": g.get("collapsed_slice_dims", []),
-            "input_batching_dims": g.get("operand_batching_dims", []),
-            "scatter_indices_batching_dims": g.get("start_indices_batching_dims", []),
-            "scatter_dims_to_operand_dims": g.get("start_index_map", []),
-            "index_vector_dim": g.get("index_vector_dim", 0)}
 
 
 def _scatter_as_gather(s: dict, operand_shape, updates_shape):
