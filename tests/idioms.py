@@ -11,6 +11,7 @@ import numpy as np
 import tracec
 
 B, N_IN, H, N_OUT = 4, 6, 8, 3
+VOCAB = 5
 MASK = (np.random.default_rng(7).random((N_IN, H)) < 0.5).astype(np.float32)
 
 
@@ -176,6 +177,87 @@ def two_streams():
                                "value": jax.ShapeDtypeStruct((B,), jnp.float32)})
 
 
+def embedding():
+    """Integer tokens looked up in a learned embedding (E[tokens]) drive the neurons,
+    with a second stream of spikes; the loss is cross-entropy with take_along_axis."""
+    def init(key):
+        p = _params(key)
+        p["emb"] = 0.5 * jax.random.normal(jax.random.PRNGKey(5), (VOCAB, H))
+        return p
+
+    def step(p, s, x):
+        v, z = lif(s["v"], p["emb"][x["tokens"]] + x["spikes"] @ p["w_in"] + p["b"])
+        return {"v": v}, _readout(p, v, z)
+
+    def loss(out, target):
+        logp = jax.nn.log_softmax(out, axis=-1)
+        return -jnp.mean(jnp.take_along_axis(logp, target[:, None], axis=-1))
+    return _model(step, init_params=init, loss=loss,
+                  input_spec={"tokens": jax.ShapeDtypeStruct((B,), jnp.int32),
+                              "spikes": jax.ShapeDtypeStruct((B, N_IN), jnp.float32)})
+
+
+def take_embedding():
+    """jnp.take of rows of a transformed embedding (its absolute value) by token."""
+    def init(key):
+        p = _params(key)
+        p["emb"] = 0.5 * jax.random.normal(jax.random.PRNGKey(6), (VOCAB, H))
+        return p
+
+    def step(p, s, tokens):
+        v, z = lif(s["v"], jnp.take(jnp.abs(p["emb"]), tokens, axis=0) + p["b"])
+        return {"v": v}, _readout(p, v, z)
+
+    def loss(out, target):
+        logp = jax.nn.log_softmax(out, axis=-1)
+        return -jnp.mean(logp[jnp.arange(B), target])
+    return _model(step, init_params=init, loss=loss,
+                  input_spec=jax.ShapeDtypeStruct((B,), jnp.int32))
+
+
+def conv_reset_before_read():
+    """A convolutional LIF layer (2 -> 3 channels on a 5x5 grid) written as Norse writes
+    it: the readout reads the spike computed before the hard reset."""
+    C_IN, C, S = 2, 3, 5
+
+    def init(key):
+        k1, k2 = jax.random.split(key)
+        return {"w_in": 2.0 * jax.random.normal(k1, (C, C_IN, 3, 3)) / jnp.sqrt(C_IN * 9.0),
+                "w_out": jax.random.normal(k2, (C * S * S, N_OUT)) / jnp.sqrt(C * S * S)}
+
+    def step(p, s, x):
+        y = jax.lax.conv_general_dilated(x, p["w_in"], (1, 1), "SAME",
+                                         dimension_numbers=("NCHW", "OIHW", "NCHW"))
+        v = 0.9 * s["v"] + y
+        z = tracec.spike(v - 1.0, "fast-sigmoid", 5.0)
+        v_new = jnp.where(z > 0, 0.0, v)
+        return {"v": v_new}, z.reshape(z.shape[0], -1) @ p["w_out"]
+    return _model(step, init_params=init,
+                  init_state=lambda b: {"v": jnp.zeros((b, C, S, S))},
+                  input_spec=jax.ShapeDtypeStruct((B, C_IN, S, S), jnp.float32))
+
+
+def fused_gates_read_before_update():
+    """An LSTM cell's fused gate matmul [B, 4H] split into four gates, without recurrent
+    weights; the readout also reads the forget term f * c_{t-1}, a value computed from
+    the old state before the update."""
+    def init(key):
+        k1, k2 = jax.random.split(key)
+        return {"w": jax.random.normal(k1, (N_IN, 4 * H)) / jnp.sqrt(N_IN),
+                "b": 0.1 * jnp.ones((4 * H,)),
+                "w_out": jax.random.normal(k2, (H, N_OUT)) / jnp.sqrt(H)}
+
+    def step(p, s, x):
+        i, f, g, o = jnp.split(x @ p["w"] + p["b"], 4, axis=-1)
+        kept = jax.nn.sigmoid(f) * s["c"]
+        c = kept + jax.nn.sigmoid(i) * jnp.tanh(g)
+        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        return {"c": c, "h": h}, (h + jnp.tanh(kept)) @ p["w_out"]
+    return _model(step, init_params=init,
+                  init_state=lambda b: {"c": jnp.zeros((b, H)), "h": jnp.zeros((b, H))})
+
+
 IDIOMS = {f.__name__: f for f in (dale, masked, softplus_weight, transposed, einsum_hi,
                                   two_params_one_weight, fori_substeps, scan_substeps, branch,
-                                  two_streams)}
+                                  two_streams, embedding, take_embedding, conv_reset_before_read,
+                                  fused_gates_read_before_update)}

@@ -19,7 +19,8 @@ import textwrap
 B, N_IN, H, N_OUT = 3, 4, 5, 3
 
 SURROGATES = ["sigmoid", "fast-sigmoid", "triangle", "arctan", "gaussian"]
-RELATIONS = ["dense", "einsum", "transposed", "abs", "softplus", "masked"]
+RELATIONS = ["dense", "einsum", "transposed", "abs", "softplus", "masked", "embedding"]
+VOCAB = 6
 NONLINEAR = ["none", "tanh", "sigmoid", "max", "where", "exp"]
 RESETS = ["none", "soft", "hard", "multiplicative", "soft-stop-gradient"]
 READS = ["new", "pre-reset", "spike", "old", "mixed"]
@@ -35,7 +36,8 @@ def source(spec: dict) -> str:
     # ---- parameters
     p("def init_params(key):")
     p("    k = jax.random.split(key, 4)")
-    w_shape = "(H, N_IN)" if spec["relation"] in ("einsum", "transposed") else "(N_IN, H)"
+    w_shape = {"einsum": "(H, N_IN)", "transposed": "(H, N_IN)",
+               "embedding": "(VOCAB, H)"}.get(spec["relation"], "(N_IN, H)")
     p(f"    w = 1.5 * jax.random.normal(k[0], {w_shape}) / jnp.sqrt(N_IN)")
     if spec["relation"] == "softplus":
         p("    w = w - 1.0")
@@ -50,7 +52,7 @@ def source(spec: dict) -> str:
     p("")
     # ---- one step
     p("def step(p, s, x):")
-    if spec.get("streams"):
+    if spec.get("streams") and spec["relation"] != "embedding":
         p("    x = jnp.concatenate([x['a'], 2.0 * x['b']], axis=-1)")
     rel = {
         "dense": "x @ p['w_in']",
@@ -59,6 +61,7 @@ def source(spec: dict) -> str:
         "abs": "x @ jnp.abs(p['w_in'])",
         "softplus": "x @ jax.nn.softplus(p['w_in'])",
         "masked": "x @ (p['w_in'] * MASK)",
+        "embedding": "p['w_in'][x]",
     }[spec["relation"]]
     p(f"    y = {rel}")
     if spec["bias"]:
@@ -125,7 +128,9 @@ def source(spec: dict) -> str:
     p("model = tracec.Model(init_params=init_params,")
     p(f"                     init_state=lambda b: {{{zeros}}},")
     p("                     step=step, loss=loss,")
-    if spec.get("streams"):
+    if spec["relation"] == "embedding":
+        p("                     input=jax.ShapeDtypeStruct((B,), jnp.int32),")
+    elif spec.get("streams"):
         p("                     input={'a': jax.ShapeDtypeStruct((B, 1), jnp.float32),")
         p("                            'b': jax.ShapeDtypeStruct((B, N_IN - 1), jnp.float32)},")
     else:
@@ -138,7 +143,7 @@ def source(spec: dict) -> str:
 
         import tracec
 
-        B, N_IN, H, N_OUT = {B}, {N_IN}, {H}, {N_OUT}
+        B, N_IN, H, N_OUT, VOCAB = {B}, {N_IN}, {H}, {N_OUT}, {VOCAB}
         MASK = (np.random.default_rng(3).random((N_IN, H)) < 0.6).astype(np.float32)
 
         """)

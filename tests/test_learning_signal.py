@@ -106,3 +106,29 @@ def test_a_later_layer_reading_a_pre_reset_spike(algorithm, tmp_path):
                             state_names=["v1", "v2"])
     assert np.abs(ref["w1"]).max() > 1e-4  # layer 1 learns through the pre-reset spike
     _close(got, ref, f"{algorithm} vs reference")
+
+
+@pytest.mark.parametrize("name, states", [("conv_reset_before_read", ["v"]),
+                                          ("fused_gates_read_before_update", ["c", "h"])])
+def test_es_d_rtrl_with_the_second_signal_on_convolution_and_fused_gates(name, states, tmp_path):
+    """δ⁻ with ES-D-RTRL's previous factors on a convolution (kernel cotangent of
+    conv(εx_{t-1}, ·)) and on fused gates (δ⁻ spread over the columns) equals the
+    reference; (D-RTRL == BPTT on both is in tests/test_idioms.py)."""
+    from idioms import IDIOMS
+
+    model = IDIOMS[name]()
+    rng = np.random.default_rng(5)
+    xs = (rng.random((T,) + tuple(model.input.shape)) < 0.5).astype(np.float32)
+    ys = rng.integers(0, 3, (T,) + tuple(model.target.shape)).astype(np.int32)
+    mask = np.ones(T, np.float32)
+    path = str(tmp_path / "m.vmfb")
+    tracec.compile(model, algorithm="es-d-rtrl", decay=0.7, optimizer="sgd", lr=1.0,
+                   update_every=T).save(path)
+    learner = tracec.runtime.load(path)
+    before = learner.params
+    learner.train_sequence(xs, ys, mask)
+    got = {k: before[k] - v for k, v in learner.params.items()}
+    ref, _ = rules_gradient(model, model.init_params(jax.random.PRNGKey(0)), xs, ys, mask,
+                            algorithm="es-d-rtrl", decay=0.7, groups=[{"states": states}],
+                            state_names=states)
+    _close(got, ref, f"{name} es-d-rtrl vs reference")

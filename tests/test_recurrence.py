@@ -156,7 +156,7 @@ DIAGNOSTICS = {
     "norm_relation": (9, "non-element-wise coupling between parameter 'w' and the neurons it feeds, "
                          "through stablehlo.reduce"),
     "norm_state": (9, "non-element-wise coupling between state 'v' and state 'v' through stablehlo.reduce"),
-    "nested_loop": (10, "parameter 'u' is used inside a nested loop"),
+    "nested_loop": (10, "a loop inside the step has no trip count known at compile time"),
     "shape_mismatch": (8, "the states of one hidden group have different shapes: 'flat' [32], 'v' [4, 8]"),
     "not_recurrent": (7, "nothing recurrent found"),
     "constant_state": (9, "the new value of state 'c' depends on nothing"),
