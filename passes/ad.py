@@ -2,7 +2,7 @@
 
 The ``differentiate`` pass and later passes (the hidden Jacobian ``D_t`` needs tangents
 seeded at the old state, the learning signal ``δ_t`` a cotangent seeded at the new one,
-DESIGN.md section 3) use the same two functions on a one-block ``func.func``:
+docs/design.md section 3) use the same two functions on a one-block ``func.func``:
 
     tangents    = jvp(fn, seeds={value: tangent}, cut=..., wanted=None, emitter=None)
     cotangents  = vjp(fn, seeds={value: cotangent}, cut=..., wrt=None, emitter=None)

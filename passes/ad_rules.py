@@ -1,4 +1,4 @@
-"""Derivative rules of StableHLO ops, one table keyed by op type (DESIGN.md section 6).
+"""Derivative rules of StableHLO ops, one table keyed by op type (docs/design.md section 6).
 
 ``RULES[OpType]`` is a :class:`Rule` with
 
@@ -14,7 +14,7 @@
 
 ``em`` is a :class:`tracec.passes.ad.Emitter`: it builds the StableHLO ops (with the
 location of the differentiated op) and folds zeros, which stand as ``None``.
-Surrogate derivatives of ``tracec.spike`` are DESIGN.md section 2's formulas, written
+Surrogate derivatives of ``tracec.spike`` are docs/design.md section 2's formulas, written
 as StableHLO ops in the same order as ``frontends/jax_frontend.py`` (``SURROGATES``).
 """
 
@@ -236,7 +236,7 @@ CONVERT_FLOAT = Rule(jvp=lambda em, op, t: [em.convert(t[0], _res(op).type)],
 
 
 # ---------------------------------------------------------------------------------
-# tracec.spike surrogates (DESIGN.md section 2), as StableHLO ops
+# tracec.spike surrogates (docs/design.md section 2), as StableHLO ops
 
 
 def _sigmoid(em, x, alpha):

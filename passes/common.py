@@ -12,6 +12,7 @@ from xdsl.dialects.builtin import (
     IntegerAttr,
     ModuleOp,
     StringAttr,
+    SymbolRefAttr,
     UnregisteredOp,
     f64,
     i1,
@@ -116,3 +117,27 @@ def from_attr(attr: Attribute):
 def loc_text(op: Operation) -> str:
     loc = source_loc(op)
     return str(loc) if loc else "unknown"
+
+
+def symbol_uses(module: ModuleOp) -> set[str]:
+    """Names referenced by any symbol-ref attribute (calls, composites, ...)."""
+    used: set[str] = set()
+    for op in module.walk():
+        attrs = list(op.attributes.values()) + list(op.properties.values())
+        for attr in attrs:
+            if isinstance(attr, SymbolRefAttr):
+                used.add(attr.root_reference.data)
+    return used
+
+
+def remove_unused_private(module: ModuleOp, keep: set[str] = frozenset()) -> None:
+    while True:
+        used = symbol_uses(module)
+        dead = [f for name, f in functions(module).items()
+                if f.sym_visibility is not None and f.sym_visibility.data == "private"
+                and name not in used and name not in keep]
+        if not dead:
+            return
+        for f in dead:
+            f.detach()
+            f.erase()

@@ -23,7 +23,7 @@ from xdsl.dialects.builtin import StringAttr
 from xdsl.ir import Block, BlockArgument, Operation, SSAValue
 
 from tracec.dialects import stablehlo as shlo
-from tracec.passes.common import op_name, roles
+from tracec.passes.common import from_attr, op_name, roles
 
 ELEMENTWISE = (
     shlo.AbsOp, shlo.NegateOp, shlo.SignOp, shlo.FloorOp, shlo.CeilOp, shlo.RoundNearestEvenOp,
@@ -226,3 +226,14 @@ def neuron_labels(g: StepGraph, states: list[SSAValue]) -> dict[SSAValue, np.nda
                                                       np.int64))
             _merge_into(dest, index, out)
     return labels
+
+
+def derived_map(g: StepGraph) -> dict[int, list[int]]:
+    """Derived state index -> the indices of its source states, read back from the
+    ``tracec.derived_from`` result attributes identify-recurrent-state wrote."""
+    out = {}
+    for k, d in enumerate(g.step.res_attrs.data[:len(g.state_args)]):
+        if "tracec.derived_from" in d.data:
+            names = from_attr(d.data["tracec.derived_from"])
+            out[k] = [g.state_names.index(n) for n in names]
+    return out

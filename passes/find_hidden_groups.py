@@ -26,8 +26,9 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import BlockArgument, Operation, SSAValue
 from xdsl.passes import ModulePass
 
-from tracec.passes.common import from_attr, get_function, loc_text, op_error, to_attr
-from tracec.passes.dataflow import STOP_GRADIENT, StepGraph, composite_name, describe, is_elementwise
+from tracec.passes.common import get_function, loc_text, op_error, to_attr
+from tracec.passes.dataflow import (STOP_GRADIENT, StepGraph, composite_name, derived_map, describe,
+                                    is_elementwise)
 
 
 @dataclass
@@ -108,15 +109,6 @@ class _UnionFind:
 
     def union(self, a: int, b: int) -> None:
         self.parent[self.find(a)] = self.find(b)
-
-
-def derived_map(g: StepGraph) -> dict[int, list[int]]:
-    out = {}
-    for k, d in enumerate(g.step.res_attrs.data[:len(g.state_args)]):
-        if "tracec.derived_from" in d.data:
-            names = from_attr(d.data["tracec.derived_from"])
-            out[k] = [g.state_names.index(n) for n in names]
-    return out
 
 
 def hidden_groups(g: StepGraph) -> tuple[list[dict], list[dict], list[dict]]:

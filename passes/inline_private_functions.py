@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects import func
-from xdsl.dialects.builtin import FileLineColLoc, ModuleOp, SymbolRefAttr
+from xdsl.dialects.builtin import FileLineColLoc, ModuleOp
 from xdsl.ir import Operation
 from xdsl.passes import ModulePass
 
-from tracec.passes.common import functions, op_error
+from tracec.passes.common import functions, op_error, remove_unused_private
 
 
 def _inherit_location(op: Operation, loc) -> None:
@@ -54,30 +54,6 @@ def inline_call(call: func.CallOp, callee: func.FuncOp) -> None:
         res.replace_all_uses_with(new)
     call.detach()
     call.erase()
-
-
-def symbol_uses(module: ModuleOp) -> set[str]:
-    """Names referenced by any symbol-ref attribute (calls, composites, ...)."""
-    used: set[str] = set()
-    for op in module.walk():
-        attrs = list(op.attributes.values()) + list(op.properties.values())
-        for attr in attrs:
-            if isinstance(attr, SymbolRefAttr):
-                used.add(attr.root_reference.data)
-    return used
-
-
-def remove_unused_private(module: ModuleOp, keep: set[str] = frozenset()) -> None:
-    while True:
-        used = symbol_uses(module)
-        dead = [f for name, f in functions(module).items()
-                if f.sym_visibility is not None and f.sym_visibility.data == "private"
-                and name not in used and name not in keep]
-        if not dead:
-            return
-        for f in dead:
-            f.detach()
-            f.erase()
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from xdsl.passes import ModulePass
 
 from tracec.diagnostics import TracecError
 from tracec.dialects import stablehlo as shlo
+from tracec.options import CompileOptions
 from tracec.passes.ad import Emitter
 from tracec.passes.builder import Builder, clone_block_ops
 from tracec.passes.common import get_function, role_attrs, roles
@@ -40,9 +41,9 @@ BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
 class InsertOptimizerPass(ModulePass):
     name = "insert-optimizer"
 
-    kind: str = "sgd"
-    lr: float = 1e-3
-    update_every: int = 1
+    kind: str = CompileOptions.optimizer
+    lr: float = CompileOptions.lr
+    update_every: int = CompileOptions.update_every
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.kind not in ("sgd", "adam"):

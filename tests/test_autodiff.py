@@ -658,7 +658,7 @@ def test_random_programs_match_jax(program_results, mode):
 
 
 # ---------------------------------------------------------------------------------
-# Surrogates of tracec.spike: exactly DESIGN.md section 2's formulas
+# Surrogates of tracec.spike: exactly docs/design.md section 2's formulas
 
 ALPHAS = [0.5, 1.0, 2.0, 4.0, 7.5]
 

@@ -33,13 +33,14 @@ def test_emit_stablehlo_is_accepted_by_jaxlib():
 
 
 def test_print_ir_after_all_shows_every_pass(tmp_path):
-    from tracec.driver import STAGE_PIPELINES
+    from tracec.driver import stage_passes
+    from tracec.options import CompileOptions
 
     proc = run_cli(LIF2, "--emit", "iree-input", "--print-ir-after-all", "-o", str(tmp_path / "out.mlir"))
     assert proc.returncode == 0, proc.stderr
     expected = []
     for stage in ("stablehlo", "tracec", "iree-input"):
-        expected += [p.split("{")[0] for p in STAGE_PIPELINES[stage].split(",")]
+        expected += [p.name for p in stage_passes(CompileOptions(), stage)]
     shown = [line.split("After ")[1].split(" ")[0] for line in proc.stderr.splitlines()
              if line.startswith("// -----// IR Dump After")]
     assert shown == expected
@@ -96,7 +97,8 @@ def test_tracec_opt_continues_from_the_tracec_stage(tmp_path):
     MLIR's own verifier rejects there) reads back into tracec-opt, from a file and from
     stdin, and its backend stage run by hand gives the compiler's `--emit iree-input` byte
     for byte."""
-    from tracec.driver import STAGE_PIPELINES
+    from tracec.driver import pipeline_text, stage_passes
+    from tracec.options import CompileOptions
 
     common = ("--algorithm", "es-d-rtrl", "--no-cache")
     tracec_ir, iree_ir = tmp_path / "t.mlir", tmp_path / "i.mlir"
@@ -104,7 +106,7 @@ def test_tracec_opt_continues_from_the_tracec_stage(tmp_path):
         proc = run_cli(LIF2, *common, "--emit", stage, "-o", str(path))
         assert proc.returncode == 0, proc.stderr
     assert '"tracec.scan"' in tracec_ir.read_text() and "tracec.spike" in tracec_ir.read_text()
-    pipeline = STAGE_PIPELINES["iree-input"].format(scan_unroll=4, fuse_steps="false")
+    pipeline = pipeline_text(stage_passes(CompileOptions(algorithm="es-d-rtrl"), "iree-input"))
     out = run_cli(str(tracec_ir), "-p", pipeline, prog="tracec-opt")
     assert out.returncode == 0, out.stderr
     assert out.stdout == iree_ir.read_text()

@@ -84,7 +84,7 @@ def _list_passes() -> int:
 
 
 def _compile_parser() -> argparse.ArgumentParser:
-    from tracec.options import ALGORITHMS, OPTIMIZERS, STAGES, TARGETS
+    from tracec.options import ALGORITHMS, OPTIMIZERS, STAGES, TARGETS, CompileOptions
 
     p = argparse.ArgumentParser(
         prog="tracec",
@@ -93,24 +93,38 @@ def _compile_parser() -> argparse.ArgumentParser:
     p.add_argument("input", nargs="?", help="model.py, or a StableHLO .mlir/.mlirbc file")
     p.add_argument("-o", "--output", help="output file (default: stdout for IR stages)")
     p.add_argument("--model", help="name of the tracec.Model in model.py, if it has several")
-    p.add_argument("--algorithm", choices=ALGORITHMS, default="forward")
-    p.add_argument("--decay", type=float, default=0.9, help="ES-D-RTRL trace decay α in [0, 1)")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--update-every", type=int, default=1, metavar="K")
-    p.add_argument("--scan-unroll", type=int, default=4, metavar="K",
-                   help="IREE: time steps per loop iteration of the *_sequence entries "
-                        "(default 4; 1 compiles fastest)")
+    d = CompileOptions()  # every default lives there
+    p.add_argument("--algorithm", choices=ALGORITHMS, default=d.algorithm,
+                   help="forward only, or an online learning rule: d-rtrl (exact "
+                        "per-parameter traces) or es-d-rtrl (factorised, linear memory) "
+                        "(default: %(default)s)")
+    p.add_argument("--decay", type=float, default=d.decay,
+                   help="ES-D-RTRL trace decay α in [0, 1) (default: %(default)s)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer,
+                   help="optimizer applied to the summed gradient (default: %(default)s)")
+    p.add_argument("--lr", type=float, default=d.lr, help="learning rate (default: %(default)s)")
+    p.add_argument("--update-every", type=int, default=d.update_every, metavar="K",
+                   help="apply the optimizer after every K-th step since reset; 1 is fully "
+                        "online (default: %(default)s)")
+    p.add_argument("--scan-unroll", type=int, default=d.scan_unroll, metavar="K",
+                   help="IREE: time steps per loop iteration of the *_sequence entries; "
+                        "1 compiles fastest (default: %(default)s)")
     p.add_argument("--fuse-steps", action=argparse.BooleanOptionalAction, default=None,
                    help="IREE: fuse kernels across the unrolled time steps (faster "
                         "sequences; for training about twice the compile time). Default: "
                         "on for --algorithm forward, off for the learning rules")
-    p.add_argument("--target", choices=TARGETS, default="llvm-cpu")
-    p.add_argument("--cpu", default="host", help="llvm-cpu: CPU name (host, generic, znver4, ...)")
-    p.add_argument("--target-triple", default="", help="llvm-cpu cross compilation, e.g. aarch64-linux-gnu")
-    p.add_argument("--cuda-arch", default="sm_80")
-    p.add_argument("--rocm-arch", default="gfx942")
-    p.add_argument("--seed", type=int, default=0, help="key given to init_params (default 0)")
+    p.add_argument("--target", choices=TARGETS, default=d.target,
+                   help="backend the binary is compiled for (default: %(default)s)")
+    p.add_argument("--cpu", default=d.cpu,
+                   help="llvm-cpu: CPU name (host, generic, znver4, ...) (default: %(default)s)")
+    p.add_argument("--target-triple", default=d.target_triple,
+                   help="llvm-cpu cross compilation, e.g. aarch64-linux-gnu (default: the host)")
+    p.add_argument("--cuda-arch", default=d.cuda_arch,
+                   help="cuda: GPU architecture (default: %(default)s)")
+    p.add_argument("--rocm-arch", default=d.rocm_arch,
+                   help="rocm: GPU architecture (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=d.seed,
+                   help="key given to init_params (default: %(default)s)")
     p.add_argument("--emit", choices=STAGES, help="stop after this stage and write its output")
     p.add_argument("--print-ir-after", action="append", default=[], metavar="PASS")
     p.add_argument("--print-ir-after-all", action="store_true")

@@ -3,8 +3,9 @@
 Stages (``--emit`` stops after one):
 
     stablehlo   import (JAX or a .mlir file) + normalisation passes
-    tracec      tracec's passes: analysis, entry points (later: autodiff, traces, optimizer)
-    iree-input  the module handed to IREE
+    tracec      tracec's passes: entry points; with a learning rule also control-flow
+                flattening, the recurrence analyses, traces and the optimizer
+    iree-input  the module handed to IREE (xla-input for the XLA target)
     vmfb        IREE's binary              (targets llvm-cpu, vmvx, cuda, rocm, vulkan)
     xla         jax.export artifacts       (target xla)
 """
@@ -22,23 +23,40 @@ from tracec.fileio import atomic_write
 from tracec.options import CompileOptions
 from tracec.versions import sources_hash, tool_versions
 
-#: Default pass pipeline of each IR stage (xdsl-opt pipeline syntax).
-STAGE_PIPELINES: dict[str, str] = {
-    "stablehlo": "strip-sharding,inline-private-functions",
-    "tracec": "extract-step,check-backend-ops{{target={target}}},make-entry-points",
-    "iree-input": "lower-traces-to-stablehlo,leading-sums-to-dot,"
-                  "lower-scan-to-iree{{unroll={scan_unroll} fuse-steps={fuse_steps}}},"
-                  "strip-tracec-attributes",
-    "xla-input": "lower-traces-to-stablehlo,leading-sums-to-dot,lower-scan-to-stablehlo,"
-                 "strip-tracec-attributes",
-}
+def stage_passes(options: CompileOptions, stage: str, manifest: str = "{}") -> list:
+    """The default passes of one IR stage, as pass instances built from ``options`` (each
+    option's default lives in ``CompileOptions`` alone). With a learning algorithm the
+    tracec stage gains the control-flow flattening, the three analyses, the traces and
+    the optimizer."""
+    from tracec.passes import PASSES
+
+    def make(name: str, **kw):
+        return PASSES[name]()(**kw)
+
+    if stage == "stablehlo":
+        return [make("strip-sharding"), make("inline-private-functions")]
+    if stage == "tracec":
+        learning = [] if options.algorithm == "forward" else [
+            make("flatten-control-flow"), make("identify-recurrent-state"),
+            make("find-hidden-groups"), make("find-param-relations"),
+            make("insert-eligibility-traces", algorithm=options.algorithm,
+                 decay=float(options.decay)),
+            make("insert-optimizer", kind=options.optimizer, lr=float(options.lr),
+                 update_every=options.update_every)]
+        return [make("extract-step"), *learning, make("check-backend-ops", target=options.target),
+                make("make-entry-points", manifest=manifest)]
+    if stage in ("iree-input", "xla-input"):
+        lower_scan = (make("lower-scan-to-iree", unroll=options.scan_unroll,
+                           fuse_steps=bool(options.fuse_steps)) if stage == "iree-input"
+                      else make("lower-scan-to-stablehlo"))
+        return [make("lower-traces-to-stablehlo"), make("leading-sums-to-dot"), lower_scan,
+                make("strip-tracec-attributes")]
+    raise TracecError(f"unknown IR stage '{stage}'")
 
 
-#: Inserted into the tracec stage after extract-step when --algorithm is not forward.
-LEARNING_PIPELINE = ("flatten-control-flow,identify-recurrent-state,find-hidden-groups,"
-                     "find-param-relations,"
-                     "insert-eligibility-traces{{algorithm={algorithm} decay={decay}}},"
-                     "insert-optimizer{{kind={optimizer} lr={lr} update-every={update_every}}}")
+def pipeline_text(passes: list) -> str:
+    """A list of passes as an xdsl-opt pipeline string (for tracec-opt and the docs)."""
+    return ",".join(p.pipeline_pass_spec().__str__() for p in passes)
 
 
 def ir_stages(target: str) -> tuple[str, str, str]:
@@ -289,26 +307,14 @@ def compile(source, options: CompileOptions | None = None, *, emit: str | None =
     if callback is not None:
         callback("import", None, input_ir)
     if pipeline is not None:
-        stage_passes = {"stablehlo": [], "tracec": parse_pipeline(pipeline), stages[2]: []}
+        passes_of = {"stablehlo": [], "tracec": parse_pipeline(pipeline), stages[2]: []}
     else:
-        stage_passes = {}
-        for stage in stages:
-            spec = STAGE_PIPELINES[stage].format(
-                target=options.target, scan_unroll=options.scan_unroll,
-                fuse_steps=str(options.fuse_steps).lower())
-            if stage == "tracec" and options.algorithm != "forward":
-                spec = spec.replace("extract-step,", "extract-step," + LEARNING_PIPELINE.format(
-                    algorithm=options.algorithm, decay=float(options.decay),
-                    optimizer=options.optimizer, lr=float(options.lr),
-                    update_every=options.update_every) + ",")
-            stage_passes[stage] = parse_pipeline(spec)
-        stage_passes["tracec"] = [
-            type(p)(manifest=json.dumps(manifest_extra, sort_keys=True))
-            if p.name == "make-entry-points" else p for p in stage_passes["tracec"]]
+        manifest = json.dumps(manifest_extra, sort_keys=True)
+        passes_of = {stage: stage_passes(options, stage, manifest) for stage in stages}
     from tracec.passes.ad import module_warnings
 
     for stage in stages:
-        run_passes(module, stage_passes[stage], stage, callback)
+        run_passes(module, passes_of[stage], stage, callback)
         # Passes never print: they leave warnings on the module (tracec.warnings).
         warnings += [w for w in module_warnings(module) if w not in warnings]
         ir[stage] = print_generic(module)
@@ -362,4 +368,5 @@ def _manifest_of(module) -> dict:
     return {}
 
 
-__all__ = ["Artifact", "compile", "atomic_write", "parse_pipeline", "STAGE_PIPELINES", "SourceLoc"]
+__all__ = ["Artifact", "compile", "atomic_write", "parse_pipeline", "stage_passes",
+           "pipeline_text", "SourceLoc"]

@@ -13,14 +13,14 @@ from tracec.diagnostics import TracecError
 
 ALGORITHMS = ("forward", "d-rtrl", "es-d-rtrl")
 OPTIMIZERS = ("sgd", "adam")
-# Targets and how each is compiled. `xla` goes through jax.export; `nir` is not built yet.
+# Targets and how each is compiled: IREE's backends, or XLA through jax.export.
 TARGETS = ("llvm-cpu", "vmvx", "cuda", "rocm", "vulkan", "xla")
 STAGES = ("stablehlo", "tracec", "iree-input", "xla-input", "vmfb", "xla")
 
 
 @dataclass(frozen=True)
 class CompileOptions:
-    # Only `forward` is built so far; the online-learning rules land with their passes.
+    # forward only, or one of the online learning rules (docs/design.md §3)
     algorithm: str = "forward"
     decay: float = 0.9
     optimizer: str = "sgd"

@@ -2,7 +2,7 @@
 
 The input is the generic-form StableHLO module of the ``tracec`` stage: public entry
 functions (``forward``, ``forward_sequence``, ``init_params``, ``init_state``, and
-later the training entries) plus private helpers (``@step``, composite
+``train_step``/``train_sequence`` for the learning rules) plus private helpers (``@step``, composite
 decompositions such as ``@tracec.spike``). For each entry we build a module whose
 public ``@main`` follows jax.export's calling convention and wrap it, with its
 abstract signature, in an :class:`jax.export.Exported` built field by field; jax

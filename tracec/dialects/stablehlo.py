@@ -6,7 +6,7 @@ exactly as they came in (generic form). Element-wise ops share one definition ea
 from a small table instead of a copy per op.
 
 Why not xdsl-jax's StableHLO dialect: it pins xDSL 0.73 and covers 69 of 116 ops;
-owning the few definitions we need keeps us on current xDSL (DESIGN.md section 4).
+owning the few definitions we need keeps us on current xDSL (docs/design.md section 4).
 """
 
 from __future__ import annotations

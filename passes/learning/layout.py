@@ -1,0 +1,217 @@
+"""Layouts of the learning rules: where a relation's output columns feed its neurons,
+embedding lookups as one-hot inputs, convolution patches and kernels.
+
+A relation's traces live in the layout of its output ``y [B, M]``; ``columns`` says which
+neuron each column feeds (None: ``y`` is laid out as the neurons) and ``spread`` lays a
+per-neuron value out as ``y``. Used by the rule modules and the learning step builder.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, TensorType, f32
+
+from tracec.dialects import stablehlo as shlo
+from tracec.passes.ad import Emitter
+from tracec.passes.ad_rules import ConvParams, conv_params
+from tracec.passes.common import op_error
+from tracec.passes.dataflow import SEVERAL, UNREACHED, StepGraph
+
+
+def shape(v) -> list[int]:
+    t = v if isinstance(v, TensorType) else v.type
+    return list(t.get_shape())
+
+
+def columns(g: StepGraph, rel: dict, prim: list[int], y, labels: dict) -> list[int] | None:
+    """Which neuron of its batch row each column of the relation's output ``y`` [B, M]
+    feeds (-1: none of this group's); None when ``y`` is laid out as the neurons.
+    ``labels``: ``neuron_labels`` of the group."""
+    rop, what = rel["_op"], f"the {rel['kind']} relation of '{rel['param']}'"
+    states = [g.state_results[a] for a in prim]
+    sshape = shape(states[0])
+    same = all(shape(s) == sshape for s in states)
+    found = labels.get(y)
+    neuron = np.full(shape(y), UNREACHED, np.int64) if found is None else found
+    if same and shape(y) == sshape and (neuron == np.arange(neuron.size).reshape(sshape)).all():
+        return None
+    if not same or len(sshape) != 2 or len(shape(y)) != 2 or shape(y)[0] != sshape[0]:
+        raise op_error(rop, f"insert-eligibility-traces: {what} has output {shape(y)} and "
+                            f"neurons {[shape(s) for s in states]}; the online rules need "
+                            "[B, M] feeding neurons [B, H]")
+    if (neuron == SEVERAL).any():
+        raise op_error(rop, f"insert-eligibility-traces: an element of the output of {what} "
+                            "reaches several neurons",
+                       hint="each output element must feed one neuron, through element-wise "
+                            "ops and slices, splits or reshapes")
+    B, H = sshape
+    reached = neuron >= 0
+    cols = np.where(reached, neuron % H, -1)
+    if ((neuron // H != np.arange(B)[:, None]) & reached).any() or (cols != cols[0]).any():
+        raise op_error(rop, f"insert-eligibility-traces: {what} moves values between batch "
+                            "elements on the way to its neurons")
+    cols = [int(c) for c in cols[0]]
+    return None if cols == list(range(H)) else cols
+
+
+def spread(em: Emitter, v, cols: list[int] | None):
+    """A per-neuron value [B, H] laid out as a relation's output [B, M]: column m holds
+    neuron ``cols[m]`` (zero where -1). An LSTM's fused gates are four copies side by
+    side; other layouts are slices of ``v`` and zeros, concatenated."""
+    if v is None or cols is None:
+        return v
+    B, H = shape(v)
+    M = len(cols)
+    if M % H == 0 and cols == [m % H for m in range(M)]:
+        return em.reshape(em.broadcast_in_dim(v, [B, M // H, H], [0, 2]), [B, M])
+    parts, m = [], 0
+    while m < M:
+        start = m
+        if cols[m] < 0:
+            while m < M and cols[m] < 0:
+                m += 1
+            parts.append(em.zeros(TensorType(v.type.element_type, [B, m - start])))
+        else:
+            while m + 1 < M and cols[m + 1] == cols[m] + 1:
+                m += 1
+            m += 1
+            parts.append(em.slice(v, [0, cols[start]], [B, cols[start] + m - start]))
+    return em.concatenate(parts, 1)
+
+
+def row_lookup(op, rel: dict) -> int:
+    """The number of rows V of a gathered relation that looks up one row of a [V, H]
+    parameter per batch element (``E[idx]``, ``jnp.take(E, idx, axis=0)``); an error
+    for any other gather."""
+    fields = shlo.struct_fields(op.dimension_numbers) if isinstance(op, shlo.GatherOp) else {}
+    operand, indices, y = shape(op.operands[0]), shape(op.operands[1]), shape(op.results[0])
+    ok = (isinstance(op, shlo.GatherOp) and rel.get("_operand") is op.operands[0]
+          and len(operand) == 2 and len(y) == 2 and fields.get("offset_dims") == [1]
+          and fields.get("collapsed_slice_dims") == [0] and fields.get("start_index_map") == [0]
+          and not fields.get("operand_batching_dims")
+          and fields.get("index_vector_dim") == len(indices) - (indices[-1:] == [1])
+          and indices[:1] == y[:1] and (len(indices) == 1 or indices == [y[0], 1]))
+    if not ok:
+        raise op_error(op, f"insert-eligibility-traces: the gathered relation of "
+                           f"'{rel['param']}' must look up one row of a [V, H] parameter per "
+                           "batch element (an embedding E[idx] with idx [B])",
+                       hint="index the parameter's first axis with one index per sample")
+    return operand[0]
+
+
+def one_hot(em: Emitter, indices, rows: int):
+    """``[B, V]`` float32 one-hot rows of ``indices`` ([B] or [B, 1]), clamped into
+    [0, V) as the gather clamps them: the input of E[idx] seen as one_hot(idx) @ E."""
+    B = shape(indices)[0]
+    et = indices.type.element_type
+    idx = em.reshape(indices, [B])
+    lo = em.one(shlo.ConstantOp, [], TensorType(et, [B]), {"value": DenseIntOrFPElementsAttr.from_list(
+        TensorType(et, [B]), [0] * B)})
+    hi = em.one(shlo.ConstantOp, [], TensorType(et, [B]), {"value": DenseIntOrFPElementsAttr.from_list(
+        TensorType(et, [B]), [rows - 1] * B)})
+    idx = em.binary(shlo.MinimumOp, em.binary(shlo.MaximumOp, idx, lo), hi)
+    cols = em.one(shlo.ConstantOp, [], TensorType(et, [B, rows]), {
+        "value": DenseIntOrFPElementsAttr.from_list(TensorType(et, [B, rows]),
+                                                    list(range(rows)) * B)})
+    hit = em.compare(em.broadcast_in_dim(idx, [B, rows], [0]), cols, "EQ")
+    return em.convert(hit, TensorType(f32, [B, rows]))
+
+
+def entry(y):
+    """Where a relation's output joins the other inputs of its neurons: ``y`` followed
+    through additions while it has a single use. Until there the tangent of ``y``
+    passes unchanged, so relations with the same entry have the same Df."""
+    v = y
+    while len(list(v.uses)) == 1:
+        use = next(iter(v.uses))
+        op = use.operation
+        if not (isinstance(op, shlo.AddOp) or (isinstance(op, shlo.SubtractOp) and use.index == 0)):
+            break
+        v = op.results[0]
+    return v
+
+
+def conv_relation(g: StepGraph, rel: dict, prim: list[int], labels: dict) -> ConvParams:
+    """The convolution of a relation, checked: kernel = the parameter, batch first,
+    output laid out as the neurons, no feature or batch groups."""
+    rop, what = rel["_op"], f"the convolution relation of '{rel['param']}'"
+    if rel.get("param_side") != "rhs":
+        raise op_error(rop, f"insert-eligibility-traces: {what} must take the parameter as "
+                            "its kernel (the right-hand operand)")
+    cp = conv_params(rop)
+    if cp.lhs_spec[0] != 0 or cp.out_spec[0] != 0 or cp.feature_group_count != 1 \
+            or cp.batch_group_count != 1:
+        raise op_error(rop, f"insert-eligibility-traces: {what} must have the batch as its "
+                            "first dimension and no feature or batch groups")
+    if columns(g, rel, prim, rop.results[0], labels) is not None:
+        raise op_error(rop, f"insert-eligibility-traces: the output of {what} must be laid "
+                            "out as its neurons")
+    return cp
+
+
+def patches(em: Emitter, x, w, y, cp: ConvParams):
+    """D-RTRL's input of a convolution, per neuron and laid out like its trace: ``[N, B, J]``
+    holding at [n, b, j] the element of x that kernel entry j = (input channel, offset)
+    multiplies at neuron n's position. A convolution of x with a one-hot kernel of J
+    output channels."""
+    xs, ws, ys = shape(x), shape(w), shape(y)
+    cin, ksp = xs[cp.lhs_spec[1]], [ws[d] for d in cp.rhs_spec[2:]]
+    K = math.prod(ksp)
+    canon = np.zeros([cin * K, cin] + ksp, np.float32)  # (out, in, spatial...)
+    for c in range(cin):
+        for k in range(K):
+            canon[(c * K + k, c) + np.unravel_index(k, ksp)] = 1.0
+    kernel = canon.transpose(inverse(cp.rhs_spec))
+    kt = TensorType(f32, list(kernel.shape))
+    onehot = em.one(shlo.ConstantOp, [], kt, {"value": DenseIntOrFPElementsAttr.from_list(
+        kt, kernel.ravel().tolist())})
+    patches = em.convolution(x, onehot, lhs_spec=cp.lhs_spec, rhs_spec=cp.rhs_spec,
+                             out_spec=cp.out_spec, strides=cp.strides, padding=cp.padding,
+                             lhs_dilation=cp.lhs_dilation, rhs_dilation=cp.rhs_dilation)
+    f = cp.out_spec[1]
+    spatial = [d for d in range(1, len(ys)) if d != f]
+    per_position = em.transpose(patches, [0, f] + spatial)             # [B, J, spatial...]
+    full = em.broadcast_in_dim(per_position, [ys[0], cin * K] + ys[1:],
+                               [0, 1] + [1 + d for d in spatial])     # [B, J, *y[1:]]
+    flat = em.reshape(full, [ys[0], cin * K, math.prod(ys[1:])])       # [B, J, N]
+    return em.transpose(flat, [2, 0, 1])
+
+
+def kernel_of(em: Emitter, G, x, w, y, cp: ConvParams):
+    """A gradient per (kernel entry j, neuron) [J, N] summed over positions and laid
+    out as the kernel."""
+    ws, ys = shape(w), shape(y)
+    ksp = [ws[d] for d in cp.rhs_spec[2:]]
+    cin, cout = shape(x)[cp.lhs_spec[1]], ys[cp.out_spec[1]]
+    f = cp.out_spec[1]
+    spatial = [d for d in range(1, len(ys)) if d != f]
+    per_channel = em.reduce_sum(em.reshape(G, [shape(G)[0]] + ys[1:]),
+                                spatial)                              # [J, Cout]
+    split = em.reshape(per_channel, [cin] + ksp + [cout])
+    canon = em.transpose(split, [len(ksp) + 1, 0] + list(range(1, len(ksp) + 1)))
+    return em.transpose(canon, inverse(cp.rhs_spec))
+
+
+def inverse(spec) -> list[int]:
+    """The permutation that puts canonical axis c (out/batch, in/feature, spatial...)
+    at position ``spec[c]``."""
+    inv = [0] * len(spec)
+    for c, d in enumerate(spec):
+        inv[d] = c
+    return inv
+
+
+def check_dense(op, rel: dict) -> None:
+    """A dense relation the rules take: ``y = x @ W`` (or ``x @ Wᵀ`` in one dot_general)
+    with ``x [B, I]``, ``y [B, M]`` and the (transformed) parameter on the right."""
+    from tracec.passes.ad_rules import dot_dims
+
+    y = op.results[0]
+    if rel.get("param_side") != "rhs" or len(shape(op.operands[0])) != 2 \
+            or len(shape(y)) != 2 \
+            or dot_dims(op) not in (([], [], [1], [0]), ([], [], [1], [1])):
+        raise op_error(op, f"insert-eligibility-traces: the dense relation of "
+                           f"'{rel['param']}' must be y = x @ W with x [B, I] and y [B, M]",
+                       hint="write the matmul as x @ W with the batch first")
