@@ -242,3 +242,29 @@ def test_fuse_steps_default_and_flags():
     assert fused.returncode == 0 and apart.returncode == 0, fused.stderr + apart.stderr
     assert "optimization_barrier" not in fused.stdout
     assert apart.stdout.count('"stablehlo.optimization_barrier"') == 3  # 4 unrolled steps
+
+
+def test_every_option_says_what_it_does_and_its_default():
+    """`tracec --help`, `tracec-opt --help` and `tracec inspect --help` document every
+    option; an option with a default other than off says it."""
+    import argparse
+
+    from tracec.cli import _compile_parser, _opt_parser
+
+    inspect_help = run_cli("inspect", "--help")
+    assert inspect_help.returncode == 0
+    for parser in (_compile_parser(), _opt_parser()):
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction) or not action.option_strings:
+                continue
+            assert action.help, f"{parser.prog} {action.option_strings[0]} has no help"
+            if action.default not in (None, False, [], "") and "default" not in action.help:
+                raise AssertionError(f"{parser.prog} {action.option_strings[0]} does not say "
+                                     f"its default {action.default!r}")
+    for option in ("--seed", "--json", "--graph", "--model"):
+        assert option in inspect_help.stdout
+    top = run_cli("--help").stdout
+    assert "tracec inspect" in top and "--version" in top
+    version = run_cli("--version")
+    assert version.returncode == 0 and version.stdout.startswith("tracec ")
+    assert "jax" in version.stdout and "xdsl" in version.stdout and "iree" in version.stdout

@@ -83,13 +83,35 @@ def _list_passes() -> int:
     return 0
 
 
+class _Version(argparse.Action):
+    """``--version``: one unwrapped line, then exit."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_line())
+        parser.exit()
+
+
+def version_line() -> str:
+    """``tracec 0.1.0 (jax 0.10.2, jaxlib 0.10.2, xdsl 0.75.0, iree-base-compiler 3.13.0)``."""
+    from tracec.versions import tool_versions
+
+    v = tool_versions()
+    rest = ", ".join(f"{k} {val}" for k, val in v.items() if k != "tracec")
+    return f"tracec {v['tracec']} ({rest})"
+
+
 def _compile_parser() -> argparse.ArgumentParser:
     from tracec.options import ALGORITHMS, OPTIMIZERS, STAGES, TARGETS, CompileOptions
 
     p = argparse.ArgumentParser(
         prog="tracec",
         description="Compile one time step of a recurrent/spiking network (model.py, .mlir) "
-                    "into a binary that runs (and learns) without Python.")
+                    "into a binary that runs (and learns) without Python.",
+        epilog="other commands: 'tracec inspect MODEL' shows the hidden groups, relations and "
+               "cuts the compiler finds (tracec inspect --help); 'tracec-opt FILE.mlir -p "
+               "PIPELINE' runs passes on a .mlir file.")
+    p.add_argument("--version", action=_Version, nargs=0,
+                   help="print the versions of tracec, jax, xdsl and IREE and exit")
     p.add_argument("input", nargs="?", help="model.py, or a StableHLO .mlir/.mlirbc file")
     p.add_argument("-o", "--output", help="output file (default: stdout for IR stages)")
     p.add_argument("--model", help="name of the tracec.Model in model.py, if it has several")
@@ -126,12 +148,14 @@ def _compile_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=d.seed,
                    help="key given to init_params (default: %(default)s)")
     p.add_argument("--emit", choices=STAGES, help="stop after this stage and write its output")
-    p.add_argument("--print-ir-after", action="append", default=[], metavar="PASS")
-    p.add_argument("--print-ir-after-all", action="store_true")
+    p.add_argument("--print-ir-after", action="append", default=[], metavar="PASS",
+                   help="print the IR after this pass to stderr (repeatable)")
+    p.add_argument("--print-ir-after-all", action="store_true",
+                   help="print the IR after every pass to stderr")
     p.add_argument("--dump-dir", metavar="DIR", help="write the IR after every pass, one numbered file each")
     p.add_argument("-p", "--pipeline", metavar="PIPELINE",
                    help="run these passes instead of the default pipeline (xdsl-opt syntax)")
-    p.add_argument("--list-passes", action="store_true")
+    p.add_argument("--list-passes", action="store_true", help="list the passes and exit")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the compile cache")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
@@ -208,13 +232,16 @@ def _model_folder_modules(model_path: str) -> list[str]:
 def _opt_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tracec-opt",
                                 description="Run tracec passes on a .mlir file (like xdsl-opt).")
+    p.add_argument("--version", action=_Version, nargs=0,
+                   help="print the versions of tracec, jax, xdsl and IREE and exit")
     p.add_argument("input", nargs="?", default="-", help=".mlir file (default: stdin)")
     p.add_argument("-p", "--passes", default="", help="pass pipeline, e.g. 'strip-sharding,inline-private-functions'")
-    p.add_argument("-o", "--output", default="-")
-    p.add_argument("--print-ir-after-all", action="store_true")
-    p.add_argument("--list-passes", action="store_true")
+    p.add_argument("-o", "--output", default="-", help="output file (default: stdout)")
+    p.add_argument("--print-ir-after-all", action="store_true",
+                   help="print the IR after every pass to stderr")
+    p.add_argument("--list-passes", action="store_true", help="list the passes and exit")
     p.add_argument("--no-locations", action="store_true", help="print without loc(...)")
-    p.add_argument("--debug", action="store_true")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
 

@@ -158,8 +158,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--model", help="name of the tracec.Model, if the file has several")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--graph", metavar="FILE", help="draw the recurrence graph (.svg, or .png)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--debug", action="store_true")
+    p.add_argument("--seed", type=int, default=0,
+                   help="key given to init_params (default: %(default)s)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
     args = p.parse_args(argv)
     info = analyse(args.input, args.model, args.seed)
     if args.graph:
