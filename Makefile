@@ -9,7 +9,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.tracec-installed
 
-.PHONY: demo test venv pytest filecheck ctest clean bench bench-venv parity bench-all bench-quick
+.PHONY: demo test venv pytest filecheck ctest clean bench bench-venv parity bench-all bench-quick vulkan-driver
 
 venv: $(STAMP)
 
@@ -24,8 +24,19 @@ demo: $(STAMP)
 	$(VENV)/bin/tracec examples/lif2.py -o build/lif2.vmfb --algorithm forward
 	$(PY) examples/run_lif2.py build/lif2.vmfb
 
-pytest: $(STAMP)
+pytest: $(STAMP) vulkan-driver
 	$(PY) -m pytest -q tests
+
+# A Vulkan device on the CPU (Mesa's lavapipe) for tests/test_vulkan.py, installed with apt
+# when running as root; elsewhere those tests skip and say why.
+vulkan-driver:
+	@if ! ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] \
+	    && command -v apt-get >/dev/null; then \
+	  echo "installing mesa-vulkan-drivers (lavapipe) for the Vulkan tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    mesa-vulkan-drivers libvulkan1) >/dev/null 2>&1 \
+	    || echo "could not install mesa-vulkan-drivers: the Vulkan tests will skip"; \
+	fi
 
 filecheck: $(STAMP)
 	$(VENV)/bin/lit -v tests/filecheck

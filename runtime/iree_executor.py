@@ -7,11 +7,31 @@ import numpy as np
 from tracec.runtime.artifact import ArtifactError, parse_manifest
 
 
+#: the IREE driver that runs each target's artifacts (CPU targets: local-sync, the
+#: lowest-latency driver for the small dispatches of one time step)
+DRIVERS = {"llvm-cpu": "local-sync", "vmvx": "local-sync", "vulkan": "vulkan",
+           "cuda": "cuda", "rocm": "hip"}
+
+
+def _manifest_target(path: str, data: bytes, rt) -> str | None:
+    """The target recorded in the artifact's manifest, read without a device."""
+    try:
+        module = rt.VmModule.copy_buffer(rt.VmInstance(), data)
+        fn = module.lookup_function("forward")
+        text = fn.reflection.get("tracec.manifest") if fn is not None else None
+        return parse_manifest(path, text).get("target")
+    except (ValueError, RuntimeError):
+        return None  # the load below says what is wrong with the file
+
+
 class IreeExecutor:
-    def __init__(self, path: str, data: bytes, driver: str):
+    def __init__(self, path: str, data: bytes, driver: str | None = None):
         import iree.runtime as rt
 
         self._rt = rt
+        if driver is None:
+            driver = DRIVERS.get(_manifest_target(path, data, rt), "local-sync")
+        self.driver = driver
         try:
             self.config = rt.Config(driver)
         except (ValueError, RuntimeError) as e:
@@ -44,7 +64,30 @@ class IreeExecutor:
         return list(res) if isinstance(res, (tuple, list)) else [res]
 
     def to_numpy(self, value) -> np.ndarray:
-        return np.asarray(value.to_host() if hasattr(value, "to_host") else value)
+        if not hasattr(value, "to_host"):
+            return np.asarray(value)
+        try:
+            return np.asarray(value.to_host())
+        except ValueError:
+            # iree.runtime imports a numpy array as the copy's target, which Vulkan
+            # refuses unless it is page-aligned (lavapipe): copy through a staging buffer
+            return self._staged_copy(value)
+
+    def _staged_copy(self, value) -> np.ndarray:
+        rt = self._rt
+        view = value._buffer_view  # the DeviceArray's buffer (iree.runtime has no accessor)
+        source = view.get_buffer()
+        device = self.config.device
+        host = device.allocator.allocate_buffer(
+            memory_type=int(rt.MemoryType.HOST_LOCAL | rt.MemoryType.DEVICE_VISIBLE),
+            allowed_usage=int(rt.BufferUsage.TRANSFER_TARGET | rt.BufferUsage.MAPPING_SCOPED),
+            allocation_size=source.byte_length())
+        sem = device.create_semaphore(0)
+        device.queue_copy(source, host, wait_semaphores=rt.HalFence.create_at(sem, 0),
+                          signal_semaphores=rt.HalFence.create_at(sem, 1))
+        rt.HalFence.create_at(sem, 1).wait()
+        mapped = host.map()
+        return np.array(mapped.asarray(tuple(view.shape), np.dtype(value.dtype)), copy=True)
 
     def to_device(self, array: np.ndarray):
         # (np.ascontiguousarray would turn a 0-d array into a 1-d one)

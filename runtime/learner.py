@@ -25,12 +25,14 @@ CARRIED = ("param", "state", "trace", "opt", "accum", "counter")
 RESET_ROLES = ("state", "trace", "accum", "counter")
 
 
-def load(path: str, driver: str = "local-sync") -> "Learner":
-    """Load a ``.vmfb`` (IREE) or XLA artifact built by tracec."""
+def load(path: str, driver: str | None = None) -> "Learner":
+    """Load a ``.vmfb`` (IREE) or XLA artifact built by tracec. ``driver``: the IREE
+    driver; by default the one for the target the artifact was compiled for
+    (``local-sync`` for CPUs, ``vulkan``, ``cuda``, ``hip`` for rocm)."""
     return Learner(path, driver=driver)
 
 
-def _executor(path: str, driver: str):
+def _executor(path: str, driver: str | None):
     try:
         data = open(path, "rb").read()
     except OSError as e:
@@ -102,7 +104,7 @@ def _key(spec: dict) -> str:
 class Learner:
     """Runs one artifact. Every method returns numpy arrays once the call has finished."""
 
-    def __init__(self, path: str, driver: str = "local-sync"):
+    def __init__(self, path: str, driver: str | None = None):
         self.path = path
         self._exec = _executor(path, driver)
         m = self.manifest = self._exec.manifest

@@ -42,7 +42,7 @@ def iree_flags(options: CompileOptions) -> list[str]:
     if t == "rocm":
         return ["--iree-hal-target-device=hip", f"--iree-rocm-target={options.rocm_arch}"]
     if t == "vulkan":
-        return ["--iree-hal-target-device=vulkan", "--iree-vulkan-target=ampere"]
+        return ["--iree-hal-target-device=vulkan", f"--iree-vulkan-target={options.vulkan_target}"]
     raise TracecError(f"target {t} is not an IREE target")
 
 

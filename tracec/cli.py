@@ -145,6 +145,10 @@ def _compile_parser() -> argparse.ArgumentParser:
                    help="cuda: GPU architecture (default: %(default)s)")
     p.add_argument("--rocm-arch", default=d.rocm_arch,
                    help="rocm: GPU architecture (default: %(default)s)")
+    p.add_argument("--vulkan-target", default=d.vulkan_target,
+                   help="vulkan: IREE target preset; the default runs on any Vulkan device, "
+                        "a GPU preset (ampere, rdna3, valhall) only on that kind "
+                        "(default: %(default)s)")
     p.add_argument("--seed", type=int, default=d.seed,
                    help="key given to init_params (default: %(default)s)")
     p.add_argument("--emit", choices=STAGES, help="stop after this stage and write its output")
@@ -194,7 +198,8 @@ def _compile_main(argv) -> int:
         update_every=args.update_every, scan_unroll=args.scan_unroll,
         fuse_steps=args.fuse_steps, target=args.target,
         seed=args.seed, cpu=args.cpu,
-        target_triple=args.target_triple, cuda_arch=args.cuda_arch, rocm_arch=args.rocm_arch)
+        target_triple=args.target_triple, cuda_arch=args.cuda_arch, rocm_arch=args.rocm_arch,
+        vulkan_target=args.vulkan_target)
     printer = _Printer(args.print_ir_after, args.print_ir_after_all, args.dump_dir)
     art = tracec_compile(args.input, options, emit=args.emit, pipeline=args.pipeline,
                          callback=printer if printer.active else None, model_name=args.model,

@@ -42,6 +42,10 @@ class CompileOptions:
     target_triple: str = ""
     cuda_arch: str = "sm_80"
     rocm_arch: str = "gfx942"
+    # vulkan: IREE's target preset. The portable baseline runs on any conformant device
+    # (checked on lavapipe); a GPU preset (ampere, rdna3, valhall, ...) is faster on that
+    # GPU and computes wrong results on devices without its subgroup features.
+    vulkan_target: str = "vp_android_baseline_2022"
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
