@@ -26,19 +26,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xdsl.context import Context
-from xdsl.dialects.builtin import ModuleOp, TensorType, f32
+from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 
 from tracec.diagnostics import TracecError
 from tracec.options import CompileOptions
-from tracec.passes.ad import vjp
-from tracec.passes.ad_rules import conv_params, dot_dims
 from tracec.passes.common import from_attr, functions, op_error
 from tracec.passes.dataflow import StepGraph, derived_map
-from tracec.passes.learning import layout, rules
-from tracec.passes.learning.learn_step import LearnStep
-from tracec.passes.learning.plan import Kind, plan
-from tracec.passes.learning.rule import View, exact_contract, exact_traces
+from tracec.passes.learning import rules
+from tracec.passes.learning.learn_step import LearnStep, relation_gradient
+from tracec.passes.learning.plan import plan
 from tracec.passes.relations import param_relations
 
 
@@ -81,58 +78,7 @@ class InsertEligibilityTracesPass(ModulePass):
         grads = ls.direct_gradients(fed, prim_of)
         rule.prepare(ls)
         for rp in plans:
-            G = self._relation_gradient(ls, rule, rp)
+            G = relation_gradient(ls, rule, rp)
             if G is not None:
                 grads[rp.param] = ls.em.add(grads[rp.param], G)
         ls.finish(grads, {"algorithm": self.algorithm, "decay": float(self.decay)})
-
-    @staticmethod
-    def _relation_gradient(ls: LearnStep, rule, rp):
-        """Update the traces of one relation of one group and contract its gradient:
-        δ with this step's traces plus δ⁻ with the previous step's, mapped back to the
-        parameter through layout ops and transforms (abs(W), W * mask)."""
-        em, p = ls.em, ls.p_args[rp.param]
-        rop = ls.op_map[rp.rel["_op"]]
-        em.loc = rop.location
-        cols, prim = rp.cols and list(rp.cols), list(rp.states)
-        # D, δ and δ⁻ of the group, laid out as the relation's output (columns -> neurons)
-        v = View(D={k: layout.spread(em, d, cols) for k, d in ls.D.items() if k[0] in prim},
-                 delta={a: layout.spread(em, ls.delta[a], cols) for a in prim},
-                 delta_prev={c: layout.spread(em, ls.delta_prev[c], cols) for c in prim})
-        if rp.kind in (Kind.PER_NEURON, Kind.PER_ELEMENT):
-            seed = p if rp.kind == Kind.PER_NEURON else ls.vmap.get(rp.rel["_operand"],
-                                                                    rp.rel["_operand"])
-            new, prev = exact_traces(ls, rp, seed, v.D)
-
-            def contract(pairs, previous):
-                return exact_contract(ls, seed, pairs)
-            operand = seed
-        else:
-            if rp.kind == Kind.GATHERED:  # E[idx] = one_hot(idx) @ E
-                v.w, v.y = rop.operands[0], rop.results[0]
-                v.x, v.w_t = layout.one_hot(em, rop.operands[1], layout.shape(v.w)[0]), v.w.type
-            else:
-                v.x, v.y, v.w = rop.operands[0], rop.results[0], rop.operands[1]
-            if rp.kind == Kind.DENSE:
-                # the weight as [I, M]: W, or Wᵀ for x·Wᵀ written as one dot_general
-                v.w_t = (v.w.type if dot_dims(rop)[3] == [0]
-                         else TensorType(f32, layout.shape(v.w)[::-1]))
-            if rp.kind == Kind.CONV:
-                v.cp = conv_params(rop)
-            v.Df = (ls.sources(v.y, None if rp.kind == Kind.CONV else cols, prim)
-                    if rule.needs_df(rp) else None)
-            em.loc = rop.location  # the trace ops point at the relation's line
-            new, prev = rule.update_traces(ls, rp, v)
-
-            def contract(pairs, previous):
-                return rule.contract(ls, rp, v, pairs, previous)
-            operand = v.w
-        current = [(v.delta[a], new[a]) for a in prim if v.delta[a] is not None]
-        previous = [(v.delta_prev[c], prev[c]) for c in prim if v.delta_prev[c] is not None]
-        G = em.add(contract(current, False) if current else None,
-                   contract(previous, True) if previous else None)
-        if G is not None and v.w_t is not None and v.w_t is not v.w.type:
-            G = em.transpose(G, [1, 0])
-        if G is not None and rp.kind != Kind.PER_NEURON and operand is not p:
-            G = vjp(ls.fn, {operand: G}, wrt=[p], emitter=em).get(p)
-        return G

@@ -11,7 +11,10 @@ gradient, built from ``@step`` and ``@loss``. What every rule needs:
   held);
 - ``sources``: the derivative of the new states with respect to a relation's output (or
   an element-wise parameter), and ``update``: a trace's new value from its carried part
-  ``Σ_c D[a][c] ⊙ ε[c]`` and this step's source.
+  ``Σ_c D[a][c] ⊙ ε[c]`` and this step's source;
+- ``relation_gradient``: one relation's traces updated by the rule and its gradient,
+  δ with this step's traces plus δ⁻ with the previous step's, mapped back to the
+  parameter.
 
     learn_step(params..., state..., traces..., n, x, target, mask)
         -> (new_state..., new_traces..., grads..., loss, outputs...)
@@ -25,9 +28,12 @@ from xdsl.ir import Block, Region
 
 from tracec.dialects import stablehlo as shlo
 from tracec.passes.ad import Emitter, jvp, remove_dead_code, vjp
+from tracec.passes.ad_rules import conv_params, dot_dims
 from tracec.passes.common import role_attrs, roles, to_attr
 from tracec.passes.dataflow import StepGraph
-from tracec.passes.learning.plan import TraceKey, Traces
+from tracec.passes.learning import layout
+from tracec.passes.learning.plan import Kind, TraceKey, Traces
+from tracec.passes.learning.rule import View, exact_contract, exact_traces
 
 
 class LearnStep:
@@ -215,3 +221,54 @@ class LearnStep:
         ret.detach()
         ret.erase()
         return new
+
+
+def relation_gradient(ls: LearnStep, rule, rp):
+    """Update the traces of one relation of one group and contract its gradient:
+    δ with this step's traces plus δ⁻ with the previous step's, mapped back to the
+    parameter through layout ops and transforms (abs(W), W * mask)."""
+    em, p = ls.em, ls.p_args[rp.param]
+    rop = ls.op_map[rp.rel["_op"]]
+    em.loc = rop.location
+    cols, prim = rp.cols and list(rp.cols), list(rp.states)
+    # D, δ and δ⁻ of the group, laid out as the relation's output (columns -> neurons)
+    v = View(D={k: layout.spread(em, d, cols) for k, d in ls.D.items() if k[0] in prim},
+             delta={a: layout.spread(em, ls.delta[a], cols) for a in prim},
+             delta_prev={c: layout.spread(em, ls.delta_prev[c], cols) for c in prim})
+    if rp.kind in (Kind.PER_NEURON, Kind.PER_ELEMENT):
+        seed = p if rp.kind == Kind.PER_NEURON else ls.vmap.get(rp.rel["_operand"],
+                                                                rp.rel["_operand"])
+        new, prev = exact_traces(ls, rp, seed, v.D)
+
+        def contract(pairs, previous):
+            return exact_contract(ls, seed, pairs)
+        operand = seed
+    else:
+        if rp.kind == Kind.GATHERED:  # E[idx] = one_hot(idx) @ E
+            v.w, v.y = rop.operands[0], rop.results[0]
+            v.x, v.w_t = layout.one_hot(em, rop.operands[1], layout.shape(v.w)[0]), v.w.type
+        else:
+            v.x, v.y, v.w = rop.operands[0], rop.results[0], rop.operands[1]
+        if rp.kind == Kind.DENSE:
+            # the weight as [I, M]: W, or Wᵀ for x·Wᵀ written as one dot_general
+            v.w_t = (v.w.type if dot_dims(rop)[3] == [0]
+                     else TensorType(f32, layout.shape(v.w)[::-1]))
+        if rp.kind == Kind.CONV:
+            v.cp = conv_params(rop)
+        v.Df = (ls.sources(v.y, None if rp.kind == Kind.CONV else cols, prim)
+                if rule.needs_df(rp) else None)
+        em.loc = rop.location  # the trace ops point at the relation's line
+        new, prev = rule.update_traces(ls, rp, v)
+
+        def contract(pairs, previous):
+            return rule.contract(ls, rp, v, pairs, previous)
+        operand = v.w
+    current = [(v.delta[a], new[a]) for a in prim if v.delta[a] is not None]
+    previous = [(v.delta_prev[c], prev[c]) for c in prim if v.delta_prev[c] is not None]
+    G = em.add(contract(current, False) if current else None,
+               contract(previous, True) if previous else None)
+    if G is not None and v.w_t is not None and v.w_t is not v.w.type:
+        G = em.transpose(G, [1, 0])
+    if G is not None and rp.kind != Kind.PER_NEURON and operand is not p:
+        G = vjp(ls.fn, {operand: G}, wrt=[p], emitter=em).get(p)
+    return G
