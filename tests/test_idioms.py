@@ -72,3 +72,15 @@ def test_streams_are_packed_and_checked_by_the_runtime(tmp_path):
     ys = learner.forward_sequence({"gain": np.stack([x["gain"]] * 3),
                                    "spikes": np.stack([x["spikes"]] * 3)})
     assert ys.shape == (3, 4, 3)
+
+
+@pytest.mark.parametrize("name", sorted(IDIOMS))
+def test_idiom_compiles_under_es_d_rtrl(name):
+    """Every idiom also compiles under ES-D-RTRL: the learning step with its factorised
+    traces (the numbers of ES-D-RTRL are checked against the reference on the zoo and in
+    tests/test_learning_signal.py; memoryless models against BPTT in tests/test_oracle.py)."""
+    art = tracec.compile(IDIOMS[name](), algorithm="es-d-rtrl", decay=0.8, emit="tracec")
+    traces = [t["name"] for t in art.manifest["traces"]]
+    assert any(t.startswith(("ex/", "ef/", "ep/")) for t in traces), traces
+    assert not any(t.startswith("eps/") for t in traces), traces
+    assert '"tracec.input_trace"' in art.ir["tracec"] or '"tracec.neuron_trace"' in art.ir["tracec"]
