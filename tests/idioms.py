@@ -257,7 +257,35 @@ def fused_gates_read_before_update():
                   init_state=lambda b: {"c": jnp.zeros((b, H)), "h": jnp.zeros((b, H))})
 
 
-IDIOMS = {f.__name__: f for f in (dale, masked, softplus_weight, transposed, einsum_hi,
+def vmapped_per_sample():
+    """The step written for one sample and vmapped over the batch."""
+    def one(p, v, x):
+        v_new, z = lif(v, x @ p["w_in"] + p["b"])
+        return v_new, z @ p["w_out"] + 0.1 * v_new @ p["w_out"]
+
+    def step(p, s, x):
+        v, out = jax.vmap(one, in_axes=(None, 0, 0))(p, s["v"], x)
+        return {"v": v}, out
+    return _model(step)
+
+
+def min_gru():
+    """A minGRU-style cell: an update gate and a candidate, both from the input, mix the
+    old state element-wise: h = (1 - z) h + z h~."""
+    def init(key):
+        p = _params(key)
+        p["w_z"] = jax.random.normal(jax.random.PRNGKey(8), (N_IN, H)) / jnp.sqrt(N_IN)
+        return p
+
+    def step(p, s, x):
+        z = jax.nn.sigmoid(x @ p["w_z"])
+        h_tilde = jnp.tanh(x @ p["w_in"] + p["b"])
+        h = (1.0 - z) * s["v"] + z * h_tilde
+        return {"v": h}, h @ p["w_out"]
+    return _model(step, init_params=init)
+
+
+IDIOMS = {f.__name__: f for f in (vmapped_per_sample, min_gru, dale, masked, softplus_weight, transposed, einsum_hi,
                                   two_params_one_weight, fori_substeps, scan_substeps, branch,
                                   two_streams, embedding, take_embedding, conv_reset_before_read,
                                   fused_gates_read_before_update)}
