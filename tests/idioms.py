@@ -76,30 +76,27 @@ def softplus_weight():
     return _model(step, init_params=init)
 
 
+def _params_neuron_major(key):
+    """The input weight stored [H, I] (as torch.nn.Linear keeps it)."""
+    p = _params(key)
+    p["w_in"] = p["w_in"].T
+    return p
+
+
 def transposed():
     """The weight stored [H, I] and used transposed (x @ W.T)."""
-    def init(key):
-        p = _params(key)
-        p["w_in"] = p["w_in"].T
-        return p
-
     def step(p, s, x):
         v, z = lif(s["v"], x @ p["w_in"].T + p["b"])
         return {"v": v}, _readout(p, v, z)
-    return _model(step, init_params=init)
+    return _model(step, init_params=_params_neuron_major)
 
 
 def einsum_hi():
     """An einsum contracting the weight's second axis: 'bi,hi->bh'."""
-    def init(key):
-        p = _params(key)
-        p["w_in"] = p["w_in"].T
-        return p
-
     def step(p, s, x):
         v, z = lif(s["v"], jnp.einsum("bi,hi->bh", x, p["w_in"]) + p["b"])
         return {"v": v}, _readout(p, v, z)
-    return _model(step, init_params=init)
+    return _model(step, init_params=_params_neuron_major)
 
 
 def two_params_one_weight():
