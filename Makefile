@@ -9,7 +9,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.tracec-installed
 
-.PHONY: demo test venv pytest filecheck ctest clean bench bench-venv parity bench-all bench-quick vulkan-driver
+.PHONY: demo test venv pytest filecheck ctest clean bench bench-venv parity bench-all bench-quick vulkan-driver aarch64-runtime
 
 venv: $(STAMP)
 
@@ -24,7 +24,7 @@ demo: $(STAMP)
 	$(VENV)/bin/tracec examples/lif2.py -o build/lif2.vmfb --algorithm forward
 	$(PY) examples/run_lif2.py build/lif2.vmfb
 
-pytest: $(STAMP) vulkan-driver
+pytest: $(STAMP) vulkan-driver aarch64-runtime
 	$(PY) -m pytest -q tests
 
 # A Vulkan device on the CPU (Mesa's lavapipe) for tests/test_vulkan.py, installed with apt
@@ -36,6 +36,35 @@ vulkan-driver:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    mesa-vulkan-drivers libvulkan1) >/dev/null 2>&1 \
 	    || echo "could not install mesa-vulkan-drivers: the Vulkan tests will skip"; \
+	fi
+
+# An aarch64 board on this machine for tests/test_deploy.py: qemu-user and Debian's arm64 C
+# and C++ runtime libraries (installed with apt when running as root), and the aarch64
+# iree-run-module of the installed iree-base-runtime version, taken from its wheel into
+# build/aarch64-runtime; without them those tests skip and say why.
+AARCH64_RUNTIME := build/aarch64-runtime
+aarch64-runtime: $(STAMP)
+	@if { ! command -v qemu-aarch64 >/dev/null || [ ! -e /usr/aarch64-linux-gnu/lib/libstdc++.so.6 ]; } \
+	    && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing qemu-user and the arm64 C/C++ runtime libraries for the aarch64 tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user \
+	    libc6-arm64-cross libstdc++6-arm64-cross libgcc-s1-arm64-cross) >/dev/null 2>&1 \
+	    || echo "could not install qemu-user: the aarch64 tests will skip"; \
+	fi
+	@if [ ! -x $(AARCH64_RUNTIME)/iree-run-module ]; then \
+	  echo "fetching the aarch64 iree-run-module (iree-base-runtime wheel) into $(AARCH64_RUNTIME)"; \
+	  rm -rf $(AARCH64_RUNTIME)/wheel && mkdir -p $(AARCH64_RUNTIME)/wheel \
+	  && $(PY) -m pip download -q --platform manylinux_2_28_aarch64 --only-binary=:all: --no-deps \
+	    -d $(AARCH64_RUNTIME)/wheel "iree-base-runtime==$$($(PY) -c \
+	    'from importlib.metadata import version; print(version("iree-base-runtime"))')" \
+	    >/dev/null 2>&1 \
+	  && $(PY) -c 'import glob, os, sys, zipfile; d = sys.argv[1]; \
+	    w = zipfile.ZipFile(glob.glob(d + "/wheel/*.whl")[0]); \
+	    open(d + "/iree-run-module.tmp", "wb").write(w.read("iree/_runtime_libs/iree-run-module")); \
+	    os.chmod(d + "/iree-run-module.tmp", 0o755); \
+	    os.replace(d + "/iree-run-module.tmp", d + "/iree-run-module")' $(AARCH64_RUNTIME) \
+	  || echo "could not fetch the aarch64 iree-run-module: the aarch64 tests will skip"; \
+	  rm -rf $(AARCH64_RUNTIME)/wheel; \
 	fi
 
 filecheck: $(STAMP)

@@ -20,6 +20,8 @@ from tracec.runtime.artifact import ArtifactError, sniff, unseal
 
 CHECKPOINT_FORMAT = "tracec-checkpoint"
 CHECKPOINT_VERSION = 1
+#: the metadata file of a checkpoint directory (the arrays are v0.npy, v1.npy, ...)
+CHECKPOINT_DIR_META = "checkpoint.json"
 CARRIED = ("param", "state", "trace", "opt", "accum", "counter")
 # Reset to initial values by reset(); params and optimizer state are kept.
 RESET_ROLES = ("state", "trace", "accum", "counter")
@@ -51,9 +53,71 @@ def _executor(path: str, driver: str | None):
 _ZIP_MAGIC = b"PK\x03\x04"
 
 
+def checkpoint_identity(manifest: dict) -> dict:
+    """What a checkpoint must share with the artifact that loads it."""
+    m = manifest
+    return {"params": m["params"], "state": m["state"], "algorithm": m.get("algorithm"),
+            "traces": m.get("traces", []), "source": m.get("source", {}).get("sha256")}
+
+
+def checkpoint_meta(manifest: dict, steps_since_reset: int, keys) -> dict:
+    """A checkpoint's metadata: the ``__meta__`` member of an ``.npz`` checkpoint, the
+    ``checkpoint.json`` of a checkpoint directory. ``keys``: the carried ``role:name``s;
+    array ``i`` (``v{i}``) holds the i-th of them in sorted order."""
+    return {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
+            "identity": checkpoint_identity(manifest), "keys": sorted(keys),
+            "steps_since_reset": steps_since_reset}
+
+
+def _check_keys(meta) -> None:
+    if not isinstance(meta, dict) or not isinstance(meta.get("keys"), list) \
+            or not all(isinstance(k, str) for k in meta["keys"]) \
+            or len(set(meta["keys"])) != len(meta["keys"]):
+        raise ValueError("bad metadata")
+
+
+def _read_checkpoint_dir(path: str) -> tuple[dict, dict[str, np.ndarray]]:
+    """A checkpoint directory (what the driver of ``tracec plan`` writes):
+    ``checkpoint.json`` (the metadata) and ``v{i}.npy`` for its i-th key. The driver
+    writes ``checkpoint.json`` last, so a directory without it is an unfinished save."""
+    meta_path = os.path.join(path, CHECKPOINT_DIR_META)
+    try:
+        with open(meta_path, "rb") as f:
+            text = f.read()
+    except FileNotFoundError as e:
+        raise TracecError(f"{path} is a directory without {CHECKPOINT_DIR_META}, not a "
+                          "complete tracec checkpoint",
+                          hint="a driver run stopped while saving leaves none; use an "
+                               "earlier checkpoint") from e
+    except OSError as e:
+        raise TracecError(f"cannot read checkpoint {meta_path}: {e.strerror}") from e
+    arrays: dict[str, np.ndarray] = {}
+    try:
+        meta = json.loads(text.decode("utf-8"))
+        _check_keys(meta)
+        for i, k in enumerate(meta["keys"]):
+            name = os.path.join(path, f"v{i}.npy")
+            if not os.path.isfile(name):
+                raise TracecError(f"{path} is an incomplete tracec checkpoint: v{i}.npy "
+                                  f"('{k}') is missing")
+            arr = np.load(name, allow_pickle=False)
+            if not isinstance(arr, np.ndarray):
+                raise ValueError(f"v{i}.npy is not a single array")
+            arrays[k] = arr
+    except TracecError:
+        raise
+    except Exception as e:  # json, numpy's format reader, the OS: many error types
+        raise TracecError(f"{path} is not a readable tracec checkpoint: it is truncated or "
+                          f"damaged ({type(e).__name__})",
+                          hint="use another checkpoint, or save a new one") from e
+    return meta, arrays
+
+
 def _read_checkpoint(path: str) -> tuple[dict, dict[str, np.ndarray]]:
     """(meta, {role:name: array}) of a checkpoint file; any damage is a one-line error
     naming the file (the .npz members carry CRC-32s, which zipfile checks on reading)."""
+    if os.path.isdir(path):
+        return _read_checkpoint_dir(path)
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -68,10 +132,7 @@ def _read_checkpoint(path: str) -> tuple[dict, dict[str, np.ndarray]]:
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             meta = json.loads(bytes(z["__meta__"]).decode("utf-8"))
-            if not isinstance(meta, dict) or not isinstance(meta.get("keys"), list) \
-                    or not all(isinstance(k, str) for k in meta["keys"]) \
-                    or len(set(meta["keys"])) != len(meta["keys"]):
-                raise ValueError("bad metadata")
+            _check_keys(meta)
             arrays = {k: np.asarray(z[f"v{i}"]) for i, k in enumerate(meta["keys"])}
             if set(z.files) != {"__meta__"} | {f"v{i}" for i in range(len(arrays))}:
                 raise ValueError("unexpected members")
@@ -346,16 +407,12 @@ class Learner:
     # -- checkpoints -----------------------------------------------------------------
 
     def _identity(self) -> dict:
-        m = self.manifest
-        return {"params": m["params"], "state": m["state"], "algorithm": m.get("algorithm"),
-                "traces": m.get("traces", []), "source": m.get("source", {}).get("sha256")}
+        return checkpoint_identity(self.manifest)
 
     def save_checkpoint(self, path: str) -> None:
         """Everything needed to resume exactly, written atomically."""
         arrays = {k: self._exec.to_numpy(v) for k, v in self._values.items()}
-        meta = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
-                "identity": self._identity(), "steps_since_reset": self.steps_since_reset,
-                "keys": sorted(arrays)}
+        meta = checkpoint_meta(self.manifest, self.steps_since_reset, arrays)
         buf = io.BytesIO()
         np.savez(buf, __meta__=np.frombuffer(json.dumps(meta).encode(), np.uint8),
                  **{f"v{i}": arrays[k] for i, k in enumerate(meta["keys"])})
@@ -371,7 +428,8 @@ class Learner:
         return specs
 
     def load_checkpoint(self, path: str) -> None:
-        """Restore what :meth:`save_checkpoint` wrote. Everything is read and checked
+        """Restore what :meth:`save_checkpoint` wrote, or a checkpoint directory (what the
+        driver of ``tracec plan`` writes). Everything is read and checked
         against this artifact's manifest (names, shapes, dtypes, finite values) before
         anything is replaced: on an error the learner is unchanged."""
         meta, arrays = _read_checkpoint(path)

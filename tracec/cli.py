@@ -108,7 +108,9 @@ def _compile_parser() -> argparse.ArgumentParser:
         description="Compile one time step of a recurrent/spiking network (model.py, .mlir) "
                     "into a binary that runs (and learns) without Python.",
         epilog="other commands: 'tracec inspect MODEL' shows the hidden groups, relations and "
-               "cuts the compiler finds (tracec inspect --help); 'tracec-opt FILE.mlir -p "
+               "cuts the compiler finds (tracec inspect --help); 'tracec plan M.vmfb -o DIR' "
+               "writes a sh driver that runs and trains M with iree-run-module, no Python "
+               "(tracec plan --help); 'tracec-opt FILE.mlir -p "
                "PIPELINE' runs passes on a .mlir file.")
     p.add_argument("--version", action=_Version, nargs=0,
                    help="print the versions of tracec, jax, xdsl and IREE and exit")
@@ -288,6 +290,10 @@ def _main(argv) -> int:
         from tracec.inspect import main as inspect_main
 
         return inspect_main(argv[1:])
+    if argv and argv[0] == "plan":
+        from tracec.plan import main as plan_main
+
+        return plan_main(argv[1:])
     return _compile_main(argv)
 
 
