@@ -43,12 +43,13 @@ Container layout (all integers little-endian)::
                                     the file ends exactly there
 
 Uses private jax APIs: the ``Exported`` dataclass fields (including
-``_has_named_shardings``, ``_in_named_shardings``, ``_out_named_shardings`` and
-``_get_vjp``), ``jax.interpreters.mlir.make_ir_context`` and jaxlib's MLIR bindings.
+``_has_named_shardings`` where jax has it (0.10; 0.12 dropped it), ``_in_named_shardings``,
+``_out_named_shardings`` and ``_get_vjp``), ``jax.interpreters.mlir.make_ir_context`` and jaxlib's MLIR bindings.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import struct
@@ -170,13 +171,17 @@ def _export_entry(module_text: str, entry: str):
                           "argument with one: its sequence length cannot be inferred")
 
     n_in, n_out = len(in_avals), len(out_avals)
+    # jax 0.10 has the flag _has_named_shardings (True for exports after 1/15/2026); jax 0.12
+    # dropped it (named shardings are always there).
+    flag = {"_has_named_shardings": True} if "_has_named_shardings" in {
+        f.name for f in dataclasses.fields(export.Exported)} else {}
     return export.Exported(
         fun_name=entry,
         in_tree=tree_util.tree_structure((tuple(range(n_in)), {})),
         in_avals=tuple(in_avals),
         out_tree=tree_util.tree_structure(tuple(range(n_out))),
         out_avals=tuple(out_avals),
-        _has_named_shardings=True,
+        **flag,
         _in_named_shardings=(None,) * n_in,
         _out_named_shardings=(None,) * n_out,
         in_shardings_hlo=(None,) * n_in,
