@@ -8,7 +8,6 @@ the very same function still uses the surrogate (a user can run BPTT on the mode
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable
@@ -19,42 +18,30 @@ import numpy as np
 from jax.custom_batching import custom_vmap
 
 from tracec.diagnostics import TracecError
+from tracec.surrogates import DEFAULT_ALPHA, DEFAULT_SURROGATE, SURROGATES, problem
 
 SPIKE_COMPOSITE = "tracec.spike"
 STOP_GRADIENT_COMPOSITE = "tracec.stop_gradient"
 
 
-def _sigmoid(x, alpha):
-    # α·s(1−s) with s = σ(αx); 1−s is written σ(−αx) so it keeps its precision in f32.
-    return alpha * jax.nn.sigmoid(alpha * x) * jax.nn.sigmoid(-alpha * x)
+class _JaxMath:
+    """The arithmetic ``tracec.surrogates``' formulas are written against, in jax.numpy."""
+
+    const = staticmethod(lambda value, like: value)
+    add = staticmethod(jnp.add)
+    sub = staticmethod(jnp.subtract)
+    neg = staticmethod(jnp.negative)
+    mul = staticmethod(jnp.multiply)
+    div = staticmethod(jnp.divide)
+    abs = staticmethod(jnp.abs)
+    exp = staticmethod(jnp.exp)
+    logistic = staticmethod(jax.nn.sigmoid)
+    maximum = staticmethod(jnp.maximum)
 
 
-def _fast_sigmoid(x, alpha):
-    return 1.0 / (1.0 + alpha * jnp.abs(x)) ** 2
-
-
-def _triangle(x, alpha):
-    return jnp.maximum(0.0, 1.0 - jnp.abs(x) / alpha) / alpha
-
-
-def _arctan(x, alpha):
-    return (alpha / 2.0) / (1.0 + (math.pi * alpha * x / 2.0) ** 2)
-
-
-def _gaussian(x, alpha):
-    return jnp.exp(-(x ** 2) / (2.0 * alpha ** 2)) / (math.sqrt(2.0 * math.pi) * alpha)
-
-
-#: Surrogate derivatives of the Heaviside, exactly the formulas of docs/design.md section 2.
-SURROGATES: dict[str, Callable] = {
-    "sigmoid": _sigmoid,
-    "fast-sigmoid": _fast_sigmoid,
-    "triangle": _triangle,
-    "arctan": _arctan,
-    "gaussian": _gaussian,
-}
-DEFAULT_SURROGATE = "sigmoid"
-DEFAULT_ALPHA = 4.0
+def surrogate_derivative(v, surrogate: str, alpha: float):
+    """The surrogate derivative of the Heaviside at ``v`` (``tracec.surrogates``)."""
+    return SURROGATES[surrogate](_JaxMath, v, alpha)
 
 
 def _heaviside(v, *, surrogate, alpha):
@@ -90,7 +77,7 @@ def _spike(v, surrogate: str, alpha: float):
 @_spike.defjvp
 def _spike_jvp(surrogate, alpha, primals, tangents):
     (v,), (t,) = primals, tangents
-    return _spike(v, surrogate, alpha), SURROGATES[surrogate](v, alpha).astype(v.dtype) * t
+    return _spike(v, surrogate, alpha), surrogate_derivative(v, surrogate, alpha).astype(v.dtype) * t
 
 
 def spike(v, surrogate: str = DEFAULT_SURROGATE, alpha: float = DEFAULT_ALPHA):
@@ -99,11 +86,9 @@ def spike(v, surrogate: str = DEFAULT_SURROGATE, alpha: float = DEFAULT_ALPHA):
     ``surrogate`` is one of ``sigmoid``, ``fast-sigmoid``, ``triangle``, ``arctan``,
     ``gaussian``; ``alpha`` its parameter (docs/design.md section 2).
     """
-    if surrogate not in SURROGATES:
-        raise TracecError(f"unknown surrogate '{surrogate}'",
-                          hint=f"choose one of {', '.join(SURROGATES)}")
-    if not isinstance(alpha, (int, float)) or not alpha > 0:
-        raise TracecError(f"surrogate alpha must be a positive number, got {alpha!r}")
+    wrong = problem(surrogate, alpha)
+    if wrong is not None:
+        raise TracecError(wrong[0], hint=wrong[1])
     return _spike(jnp.asarray(v), surrogate, float(alpha))
 
 

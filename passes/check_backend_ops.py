@@ -21,7 +21,7 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 
 from tracec.dialects.stablehlo import CustomCallOp
-from tracec.passes.common import op_error, op_name
+from tracec.passes.ir.module import op_error, op_name
 
 # Ops (by name) that no IREE target compiles, with the reason to give the user.
 _IREE_UNSUPPORTED = {

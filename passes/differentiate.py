@@ -6,8 +6,8 @@
 ``NAME_vjp(primals..., cotangents...) -> (outs..., in_cotangents...)``
 (one tangent per argument, one cotangent per result, same types). The body is a copy of
 ``NAME``'s followed by the derivative, built by the building blocks of
-``tracec.passes.ad`` (``jvp``/``vjp``) with the per-op rules of
-``tracec.passes.ad_rules``: element-wise math, shapes, ``reduce``, ``dot_general``,
+``tracec.passes.autodiff.engine`` (``jvp``/``vjp``) with the per-op rules of
+``tracec.passes.autodiff.rules``: element-wise math, shapes, ``reduce``, ``dot_general``,
 ``convolution``, the ``tracec.spike`` surrogates (docs/design.md section 2) and
 ``tracec.stop_gradient`` (zero). The emitted IR is simplified: no derivative work for
 values that do not depend on the inputs or do not reach the outputs, zeros folded,
@@ -41,9 +41,9 @@ from xdsl.ir import Block, Region
 from xdsl.passes import ModulePass
 
 from tracec.diagnostics import TracecError
-from tracec.passes import ad
-from tracec.passes.builder import Builder, clone_block_ops
-from tracec.passes.common import NAME, ROLE, functions, get_function, roles
+from tracec.passes.autodiff import engine as ad
+from tracec.passes.ir.builder import Builder, clone_block_ops
+from tracec.passes.ir.module import NAME, ROLE, functions, get_function, roles
 
 MODES = {"forward": "jvp", "reverse": "vjp"}
 
@@ -73,7 +73,7 @@ def differentiate_function(module: ModuleOp, src: func_d.FuncOp, mode: str) -> f
 
     block = Block(arg_types=in_types + extra_types)
     primals, extra = list(block.args[:len(in_types)]), list(block.args[len(in_types):])
-    outs = clone_block_ops(src.body.block, Builder(block, src.location), primals)
+    outs = clone_block_ops(src.body.block, Builder(block, loc=src.location), primals)
     placeholder = func_d.ReturnOp(*outs)
     placeholder.location = src.body.block.last_op.location
     block.add_op(placeholder)
@@ -86,10 +86,10 @@ def differentiate_function(module: ModuleOp, src: func_d.FuncOp, mode: str) -> f
     fn.location = src.location
     module.body.block.insert_op_after(fn, src)
 
-    em = ad.Emitter(block)
+    em = Builder(block)
     em.loc = src.location
     if mode == "forward":
-        tangents = ad.jvp(fn, dict(zip(primals, extra)), wanted=outs, emitter=em)
+        tangents = ad.jvp(fn, dict(zip(primals, extra)), wanted=outs, builder=em)
         derived = [tangents.get(v) for v in outs]
         derived_types = out_types
         arg_attrs = arg_primal + arg_derived
@@ -99,7 +99,7 @@ def differentiate_function(module: ModuleOp, src: func_d.FuncOp, mode: str) -> f
         for v, c in zip(outs, extra):
             if ad.is_float(v):
                 seeds[v] = em.add(seeds.get(v), c)
-        cotangents = ad.vjp(fn, seeds, emitter=em)
+        cotangents = ad.vjp(fn, seeds, builder=em)
         derived = [cotangents.get(a) for a in primals]
         derived_types = in_types
         arg_attrs = arg_primal + res_derived

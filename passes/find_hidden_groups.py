@@ -26,8 +26,8 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import BlockArgument, Operation, SSAValue
 from xdsl.passes import ModulePass
 
-from tracec.passes.common import get_function, loc_text, op_error, to_attr
-from tracec.passes.dataflow import (STOP_GRADIENT, StepGraph, composite_name, derived_map, describe,
+from tracec.passes.ir.module import get_function, loc_text, op_error, to_attr
+from tracec.passes.analysis.dataflow import (STOP_GRADIENT, StepGraph, composite_name, derived_map, describe,
                                     is_elementwise)
 
 
@@ -72,7 +72,7 @@ def propagate(g: StepGraph, cuts: list[dict] | None = None) -> dict[SSAValue, Re
     for op in g.block.ops:
         ins = [reach.get(v, empty) for v in op.operands]
         for region in op.regions:  # captured values count as operands of the op
-            from tracec.passes.builder import captured_values
+            from tracec.passes.ir.builder import captured_values
             ins += [reach.get(v, empty) for v in captured_values(region)]
         touched = set().union(*[r.ew for r in ins], *[set(r.mixed or {}) for r in ins])
         if g.is_cut(op):

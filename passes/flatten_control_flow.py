@@ -36,8 +36,9 @@ from xdsl.ir import Block, Operation, SSAValue
 from xdsl.passes import ModulePass
 
 from tracec.dialects import stablehlo as shlo
-from tracec.passes.ad import Emitter, remove_dead_code
-from tracec.passes.common import functions, op_error, op_name
+from tracec.passes.autodiff.engine import remove_dead_code
+from tracec.passes.ir.builder import Builder
+from tracec.passes.ir.module import functions, op_error, op_name
 
 _ARITH = {shlo.AddOp: operator.add, shlo.SubtractOp: operator.sub,
           shlo.MultiplyOp: operator.mul, shlo.MaximumOp: max, shlo.MinimumOp: min}
@@ -152,7 +153,7 @@ def _unroll(loop: shlo.WhileOp, max_trips: int) -> None:
 
 
 def _if_convert(op: Operation) -> None:
-    em = Emitter(op.parent_block(), before=op)
+    em = Builder(op.parent_block(), before=op)
     em.loc = op.location
     branches = [_clone_region(r.block, {}, op) for r in op.regions]
     index = op.operands[0]
@@ -178,7 +179,7 @@ def _int_attr(et, value: int):
     return DenseIntOrFPElementsAttr.from_list(TensorType(et, []), [value])
 
 
-def _select(em: Emitter, pred: SSAValue, a: SSAValue, b: SSAValue) -> SSAValue:
+def _select(em: Builder, pred: SSAValue, a: SSAValue, b: SSAValue) -> SSAValue:
     """``select(pred, a, b)`` with a scalar predicate broadcast to the values' shape."""
     if a is b:
         return a
@@ -191,7 +192,7 @@ def _select(em: Emitter, pred: SSAValue, a: SSAValue, b: SSAValue) -> SSAValue:
 def _static_slices(block: Block) -> None:
     """A ``dynamic_slice`` whose start indices are now constants (a sub-step's row of a
     scanned array) becomes a ``slice``, which the analyses see as routing values."""
-    from tracec.passes.ad import ints
+    from tracec.passes.ir.attributes import ints
 
     for op in list(block.ops):
         if not isinstance(op, shlo.DynamicSliceOp):
@@ -201,7 +202,7 @@ def _static_slices(block: Block) -> None:
             continue
         dims, sizes = list(op.operand.type.get_shape()), ints(op.slice_sizes)
         starts = [min(max(int(v), 0), d - n) for v, d, n in zip(starts, dims, sizes)]
-        em = Emitter(block, before=op)
+        em = Builder(block, before=op)
         em.loc = op.location
         static = em.slice(op.operand, starts, [a + n for a, n in zip(starts, sizes)])
         op.results[0].replace_all_uses_with(static)

@@ -25,9 +25,9 @@ from xdsl.passes import ModulePass
 
 from tracec.diagnostics import TracecError
 from tracec.dialects import stablehlo as shlo
-from tracec.passes.builder import captured_values
-from tracec.passes.common import get_function, op_error, source_loc, to_attr
-from tracec.passes.dataflow import StepGraph
+from tracec.passes.analysis.dataflow import StepGraph
+from tracec.passes.ir.builder import captured_values
+from tracec.passes.ir.module import get_function, op_error, source_loc, to_attr
 
 
 def backward_sources(g: StepGraph, value: SSAValue, stop: dict[SSAValue, int]):

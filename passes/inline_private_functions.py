@@ -21,7 +21,7 @@ from xdsl.dialects.builtin import FileLineColLoc, ModuleOp
 from xdsl.ir import Operation
 from xdsl.passes import ModulePass
 
-from tracec.passes.common import functions, op_error, remove_unused_private
+from tracec.passes.ir.module import functions, op_error, remove_unused_private
 
 
 def _inherit_location(op: Operation, loc) -> None:

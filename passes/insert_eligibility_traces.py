@@ -31,12 +31,12 @@ from xdsl.passes import ModulePass
 
 from tracec.diagnostics import TracecError
 from tracec.options import CompileOptions
-from tracec.passes.common import from_attr, functions, op_error
-from tracec.passes.dataflow import StepGraph, derived_map
+from tracec.passes.analysis.dataflow import StepGraph, derived_map
+from tracec.passes.analysis.relations import read_relations
+from tracec.passes.ir.module import from_attr, functions, op_error
 from tracec.passes.learning import rules
 from tracec.passes.learning.learn_step import LearnStep, relation_gradient
 from tracec.passes.learning.plan import plan
-from tracec.passes.relations import param_relations
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class InsertEligibilityTracesPass(ModulePass):
         if "tracec.groups" not in step.attributes:
             raise op_error(step, "insert-eligibility-traces needs the recurrence analyses first")
         g = StepGraph(step)
-        relations, _ = param_relations(g)
+        relations = read_relations(g)
         if not relations:
             raise op_error(step, "the model has no trainable relation: no parameter reaches a "
                                  "hidden state", hint="online learning trains weights that feed "
@@ -74,7 +74,7 @@ class InsertEligibilityTracesPass(ModulePass):
             ls.group_signals(prim, derived)
         fed: dict = {}
         for rel in relations:
-            fed.setdefault(g.param_names.index(rel["param"]), set()).update(rel["groups"])
+            fed.setdefault(g.param_names.index(rel.param), set()).update(rel.groups)
         grads = ls.direct_gradients(fed, prim_of)
         rule.prepare(ls)
         for rp in plans:

@@ -23,16 +23,15 @@ from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects import func
-from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, FunctionType, ModuleOp, TensorType, f32, i32
+from xdsl.dialects.builtin import FunctionType, ModuleOp, TensorType, f32, i32
 from xdsl.ir import Block, Region
 from xdsl.passes import ModulePass
 
 from tracec.diagnostics import TracecError
 from tracec.dialects import stablehlo as shlo
 from tracec.options import CompileOptions
-from tracec.passes.ad import Emitter
-from tracec.passes.builder import Builder, clone_block_ops
-from tracec.passes.common import get_function, role_attrs, roles
+from tracec.passes.ir.builder import Builder, clone_block_ops
+from tracec.passes.ir.module import get_function, role_attrs, roles
 
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
 
@@ -83,59 +82,22 @@ class InsertOptimizerPass(ModulePass):
         acc_args = a[k0:k0 + n_p]
         n_arg, k_arg = a[k0 + n_p], a[k0 + n_p + 1]
         tail = a[k0 + n_p + 2:]
-        b = Builder(block, learn.location)
+        b = Builder(block, loc=learn.location)
         res = clone_block_ops(learn.body.block, b, p_args + c_args + [n_arg] + tail)
         n_carried_out = len(carried_types)
         new_carried = res[:n_carried_out]
         grads = res[n_carried_out:n_carried_out + n_p]
         loss_and_outputs = res[n_carried_out + n_p:]
 
-        block.add_op(func.ReturnOp(*p_args))  # placeholder terminator for the emitter
-        em = Emitter(block)
-        em.loc = learn.location
-        def int_const(value):
-            return em.one(shlo.ConstantOp, [], scalar_i,
-                          {"value": DenseIntOrFPElementsAttr.from_list(scalar_i, [value])})
-
-        one_i = int_const(1)
+        em = Builder(block, loc=learn.location)
+        one_i = em.i32(1)
         k_next = em.one(shlo.AddOp, [k_arg, one_i], scalar_i)
         n_next = em.one(shlo.AddOp, [n_arg, one_i], scalar_i)
-        k_lim = int_const(self.update_every)
-        due = em.compare(k_next, k_lim, "GE")
-        zero_i = int_const(0)
-        k_out = em.select(due, zero_i, k_next)
-        new_params, new_opt, new_acc = [], list(o_args), []
-        if self.kind == "adam":
-            t_arg = o_args[-1]
-            t_inc = em.add(t_arg, em.full(1.0, t_arg))
-            t_new = em.select(due, t_inc, t_arg)
-            new_opt[-1] = t_new
-            bc1 = em.sub(em.full(1.0, t_arg), em.binary(shlo.PowerOp, em.full(BETA1, t_arg), t_inc))
-            bc2 = em.sub(em.full(1.0, t_arg), em.binary(shlo.PowerOp, em.full(BETA2, t_arg), t_inc))
-        for i, (p, acc, gr) in enumerate(zip(p_args, acc_args, grads)):
-            total = em.add(acc, gr)
-            pred = em.broadcast_in_dim(due, p.type.get_shape(), [])
-            if self.kind == "sgd":
-                updated = em.sub(p, em.mul(em.full(self.lr, p), total))
-            else:
-                m, v = o_args[i], o_args[n_p + i]
-                m1 = em.add(em.mul(em.full(BETA1, m), m), em.mul(em.full(1 - BETA1, m), total))
-                v1 = em.add(em.mul(em.full(BETA2, v), v), em.mul(em.full(1 - BETA2, v), em.mul(total, total)))
-                mhat = em.div(m1, em.broadcast_in_dim(bc1, m.type.get_shape(), []))
-                vhat = em.div(v1, em.broadcast_in_dim(bc2, v.type.get_shape(), []))
-                step = em.div(mhat, em.add(em.unary(shlo.SqrtOp, vhat), em.full(EPS, vhat)))
-                updated = em.sub(p, em.mul(em.full(self.lr, p), step))
-                new_opt[i] = em.select(pred, m1, m)
-                new_opt[n_p + i] = em.select(pred, v1, v)
-            new_params.append(em.select(pred, updated, p))
-            new_acc.append(em.select(pred, em.zeros(total), total))
-        placeholder = block.last_op
-        final = func.ReturnOp(*new_params, *new_opt, *new_carried, *new_acc, n_next, k_out,
-                              *loss_and_outputs)
-        final.location = learn.location
-        block.insert_op_before(final, placeholder)
-        placeholder.detach()
-        placeholder.erase()
+        due = em.compare(k_next, em.i32(self.update_every), "GE")
+        k_out = em.select(due, em.i32(0), k_next)
+        new_params, new_opt, new_acc = self._update(em, due, p_args, o_args, acc_args, grads)
+        final = em.insert(func.ReturnOp(*new_params, *new_opt, *new_carried, *new_acc, n_next,
+                                        k_out, *loss_and_outputs))
         arg_roles = ([("param", n) for n, _ in params] + [("opt", n) for n, _ in opt]
                      + carried_roles + [("accum", n) for n, _ in accum]
                      + [("counter", "n"), ("counter", "k")] + tail_roles)
@@ -147,3 +109,35 @@ class InsertOptimizerPass(ModulePass):
                          res_attrs=role_attrs(res_roles))
         fn.location = learn.location
         op.body.block.add_op(fn)
+
+    def _update(self, em: Builder, due, p_args, o_args, acc_args, grads):
+        """The parameters, optimizer state and accumulators after this step: each gradient
+        is added to its accumulator; when ``due``, the optimizer applies the sum and the
+        accumulator restarts from zero."""
+        n_p = len(p_args)
+        new_params, new_opt, new_acc = [], list(o_args), []
+        if self.kind == "adam":
+            t_arg = o_args[-1]
+            t_inc = em.add(t_arg, em.full(1.0, t_arg))
+            new_opt[-1] = em.select(due, t_inc, t_arg)
+            bc1 = em.sub(em.full(1.0, t_arg), em.binary(shlo.PowerOp, em.full(BETA1, t_arg), t_inc))
+            bc2 = em.sub(em.full(1.0, t_arg), em.binary(shlo.PowerOp, em.full(BETA2, t_arg), t_inc))
+        for i, (p, acc, gr) in enumerate(zip(p_args, acc_args, grads)):
+            total = em.add(acc, gr)
+            pred = em.broadcast_in_dim(due, p.type.get_shape(), [])
+            if self.kind == "sgd":
+                updated = em.sub(p, em.mul(em.full(self.lr, p), total))
+            else:
+                m, v = o_args[i], o_args[n_p + i]
+                m1 = em.add(em.mul(em.full(BETA1, m), m), em.mul(em.full(1 - BETA1, m), total))
+                v1 = em.add(em.mul(em.full(BETA2, v), v),
+                            em.mul(em.full(1 - BETA2, v), em.mul(total, total)))
+                mhat = em.div(m1, em.broadcast_in_dim(bc1, m.type.get_shape(), []))
+                vhat = em.div(v1, em.broadcast_in_dim(bc2, v.type.get_shape(), []))
+                step = em.div(mhat, em.add(em.unary(shlo.SqrtOp, vhat), em.full(EPS, vhat)))
+                updated = em.sub(p, em.mul(em.full(self.lr, p), step))
+                new_opt[i] = em.select(pred, m1, m)
+                new_opt[n_p + i] = em.select(pred, v1, v)
+            new_params.append(em.select(pred, updated, p))
+            new_acc.append(em.select(pred, em.zeros(total), total))
+        return new_params, new_opt, new_acc

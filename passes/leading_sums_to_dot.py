@@ -28,15 +28,16 @@ from xdsl.passes import ModulePass
 
 from tracec.diagnostics import TracecError
 from tracec.dialects import stablehlo as shlo
-from tracec.passes.ad import Emitter, ints
-from tracec.passes.ad_rules import reduce_body_op
+from tracec.passes.autodiff.rules import reduce_body_op
+from tracec.passes.ir.attributes import ints
+from tracec.passes.ir.builder import Builder
 
 
 def _is_leading_sum(op: shlo.ReduceOp) -> bool:
     t = op.operands[0].type
     return (isinstance(reduce_body_op(op), shlo.AddOp) and isinstance(t, TensorType)
             and t.element_type == f32 and len(t.get_shape()) >= 2
-            and ints(op.dimensions) == [0] and Emitter.splat_value(op.operands[1]) == 0.0)
+            and ints(op.dimensions) == [0] and Builder.splat_value(op.operands[1]) == 0.0)
 
 
 def leading_sum_to_dot(op: shlo.ReduceOp, min_elements: int) -> bool:
@@ -47,7 +48,7 @@ def leading_sum_to_dot(op: shlo.ReduceOp, min_elements: int) -> bool:
     shape = list(x.type.get_shape())
     if -1 in shape or math.prod(shape[1:]) < min_elements:
         return False
-    em = Emitter(op.parent_block(), before=op)
+    em = Builder(op.parent_block(), before=op)
     em.loc = op.location
     ones = em.full(1.0, TensorType(f32, [shape[0]]))
     dot = em.dot_general(ones, x, [], [], [0], [0])

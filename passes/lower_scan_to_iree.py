@@ -44,8 +44,8 @@ from xdsl.passes import ModulePass
 from tracec.diagnostics import TracecError
 from tracec.dialects import make_context
 from tracec.dialects.tracec import ScanOp
-from tracec.passes.builder import Builder, clone_block_ops
-from tracec.passes.common import op_error
+from tracec.passes.ir.builder import Builder, clone_block_ops
+from tracec.passes.ir.module import op_error
 
 @lru_cache(maxsize=1)
 def buffer_view_type() -> Attribute:
@@ -134,7 +134,7 @@ def _loop(b: _IreeBuilder, scan: ScanOp, lo, hi, init: list[SSAValue], unroll: i
     carry_types = [SSAValue.get(c).type for c in scan.carry]
     bv = buffer_view_type()
     body = Block(arg_types=[IndexType()] + [bv] * len(init))
-    bb = _IreeBuilder(body, scan.location)
+    bb = _IreeBuilder(body, loc=scan.location)
     first = body.args[0]
     carry = [bb.import_(v, t, _dyn_dims(t, t_len)) for v, t in zip(body.args[1:1 + n], carry_types)]
     bufs = [bb.import_(v, t, [t_len]) for v, t in zip(body.args[1 + n:], stacked_types)]
@@ -162,7 +162,7 @@ def _loop(b: _IreeBuilder, scan: ScanOp, lo, hi, init: list[SSAValue], unroll: i
 def lower_scan(scan: ScanOp, unroll: int = 1, fuse_steps: bool = True) -> None:
     if not scan.xs:
         raise op_error(scan, "tracec.scan without inputs has no trip count")
-    b = _IreeBuilder(scan.parent_block(), scan.location, before=scan)
+    b = _IreeBuilder(scan.parent_block(), before=scan, loc=scan.location)
     n = scan.n_carry
     xs = list(scan.xs)
     stacked_types = [r.type for r in list(scan.res)[n:]]

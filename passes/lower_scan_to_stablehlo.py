@@ -18,31 +18,25 @@ from dataclasses import dataclass
 
 import numpy as np
 from xdsl.context import Context
-from xdsl.dialects.builtin import ModuleOp, TensorType, i32
+from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.ir import Block, Region, SSAValue
 from xdsl.passes import ModulePass
 
 from tracec.dialects import stablehlo as shlo
 from tracec.dialects.tracec import ScanOp
-from tracec.passes.builder import Builder, captured_values, clone_block_ops
-from tracec.passes.common import op_error
-
-_NUMPY = {"f32": np.float32, "f64": np.float64, "f16": np.float16, "i32": np.int32,
-          "i64": np.int64}
-
+from tracec.passes.ir.builder import Builder, captured_values, clone_block_ops
+from tracec.passes.ir.module import op_error
 
 def zero_of(builder: Builder, element_type) -> SSAValue:
-    name = str(element_type)
-    if name not in _NUMPY:
-        raise ValueError(f"no zero for element type {name}")
-    return builder.constant(np.zeros((), _NUMPY[name]))
+    """A scalar zero of ``element_type``."""
+    return builder.full(0, TensorType(element_type, []))
 
 
 def lower_scan(scan: ScanOp) -> None:
     if not scan.xs:
         raise op_error(scan, "tracec.scan without inputs has no trip count")
     parent = scan.parent_block()
-    b = Builder(parent, scan.location, before=scan)
+    b = Builder(parent, before=scan, loc=scan.location)
     xs = list(scan.xs)
     n = scan.n_carry
     stacked_types = [r.type for r in list(scan.res)[n:]]
@@ -53,17 +47,17 @@ def lower_scan(scan: ScanOp) -> None:
     buffers = []
     for t in stacked_types:
         dims = [b.constant(np.array([d], np.int32)) for d in t.get_shape()[1:]]
-        shape = b.concatenate([t_vec, *dims], 0, TensorType(i32, [len(t.get_shape())]))
+        shape = b.concatenate([t_vec, *dims], 0)
         buffers.append(b.dynamic_broadcast(zero_of(b, t.element_type), shape, t))
     carried = [b.i32(0), *captures, *scan.carry, *buffers]
     types = [SSAValue.get(v).type for v in carried]
 
     cond = Block(arg_types=types)
-    cb = Builder(cond, scan.location)
+    cb = Builder(cond, loc=scan.location)
     cb.ret([cb.compare(cond.args[0], t_len, "LT")])
 
     body = Block(arg_types=types)
-    bb = Builder(body, scan.location)
+    bb = Builder(body, loc=scan.location)
     i = body.args[0]
     k = len(captures)
     cap_args = list(body.args[1:1 + k])
@@ -83,9 +77,9 @@ def lower_scan(scan: ScanOp) -> None:
         shape = list(SSAValue.get(out).type.get_shape())
         upd = bb.reshape(out, [1] + shape)
         new_bufs.append(bb.dynamic_update_slice(buf, upd, [i] + [zero] * len(shape)))
-    bb.ret([bb.add_(i, bb.i32(1)), *cap_args, *new_carry, *new_bufs])
+    bb.ret([bb.add(i, bb.i32(1)), *cap_args, *new_carry, *new_bufs])
 
-    loop = b.add(shlo.WhileOp(carried, Region(cond), Region(body)))
+    loop = b.insert(shlo.WhileOp(carried, Region(cond), Region(body)))
     finals = list(loop.results)
     for old, new in zip(scan.results, finals[1 + k:]):
         old.replace_all_uses_with(new)

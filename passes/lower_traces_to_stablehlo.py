@@ -32,27 +32,27 @@ from tracec.dialects.tracec import (
     ParamTraceOp,
     TraceGradOp,
 )
-from tracec.passes.ad import Emitter
+from tracec.passes.ir.builder import Builder
 
 
 def _shape(v) -> list[int]:
     return list(SSAValue.get(v).type.get_shape())
 
 
-def _sum(em: Emitter, terms):
+def _sum(em: Builder, terms):
     acc = None
     for t in terms:
         acc = em.add(acc, t)
     return acc
 
 
-def _scaled(em: Emitter, factor: float, v):
+def _scaled(em: Builder, factor: float, v):
     if v is None or factor == 1.0:
         return v
     return em.mul(em.full(factor, v), v)
 
 
-def _lower(op: Operation, em: Emitter) -> SSAValue:
+def _lower(op: Operation, em: Builder) -> SSAValue:
     if isinstance(op, InputTraceOp):
         return em.add(_scaled(em, op.decay.value.data, op.prev), op.x)
     if isinstance(op, NeuronTraceOp):
@@ -100,7 +100,7 @@ class LowerTracesToStablehloPass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         for inner in [o for o in op.walk() if isinstance(o, TRACE_OPS)]:
-            em = Emitter(inner.parent_block(), before=inner)
+            em = Builder(inner.parent_block(), before=inner)
             em.loc = inner.location
             # a folded zero (e.g. a trace that nothing feeds) becomes a zero constant
             value = em.val(_lower(inner, em), inner.results[0])

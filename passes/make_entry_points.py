@@ -38,8 +38,8 @@ from xdsl.passes import ModulePass
 
 from tracec.diagnostics import TracecError
 from tracec.dialects.tracec import ScanOp, YieldOp
-from tracec.passes.builder import Builder, clone_block_ops
-from tracec.passes.common import functions, get_function, role_attrs, roles
+from tracec.passes.ir.builder import Builder, clone_block_ops
+from tracec.passes.ir.module import functions, get_function, role_attrs, roles
 from tracec.versions import ABI_VERSION, FORMAT_VERSION
 
 
@@ -132,7 +132,7 @@ class MakeEntryPointsPass(ModulePass):
         arg_roles = roles(core.arg_attrs)
         res_roles = roles(core.res_attrs)
         block = Block(arg_types=types)
-        results = clone_block_ops(core.body.block, Builder(block, core.location), list(block.args))
+        results = clone_block_ops(core.body.block, Builder(block, loc=core.location), list(block.args))
         block.add_op(func.ReturnOp(*results))
         step_fn = func.FuncOp("train_step", core.function_type, Region(block),
                               arg_attrs=core.arg_attrs, res_attrs=core.res_attrs)
@@ -147,11 +147,11 @@ class MakeEntryPointsPass(ModulePass):
         loss_index = [r for r, _ in res_roles].index("loss")
         outer = Block(arg_types=types[:n_carry] + seq_types)
         body = Block(arg_types=types)
-        bb = Builder(body, core.location)
+        bb = Builder(body, loc=core.location)
         res = clone_block_ops(core.body.block, bb, list(body.args))
-        bb.add(YieldOp(res[:n_carry] + [res[loss_index]]))
+        bb.insert(YieldOp(res[:n_carry] + [res[loss_index]]))
         loss_t = out_types[loss_index]
-        scan = Builder(outer, core.location).add(ScanOp(
+        scan = Builder(outer, loc=core.location).insert(ScanOp(
             list(outer.args[:n_carry]), list(outer.args[n_carry:]), Region(body),
             [TensorType(loss_t.element_type, [DYNAMIC_INDEX] + list(loss_t.get_shape()))]))
         outer.add_op(func.ReturnOp(*scan.results))
@@ -165,7 +165,7 @@ class MakeEntryPointsPass(ModulePass):
 
     def _forward(self, step: func.FuncOp) -> func.FuncOp:
         block = Block(arg_types=step.function_type.inputs.data)
-        b = Builder(block, step.location)
+        b = Builder(block, loc=step.location)
         results = clone_block_ops(step.body.block, b, list(block.args))
         block.add_op(func.ReturnOp(*results))
         fn = func.FuncOp("forward", step.function_type, Region(block),
@@ -186,10 +186,10 @@ class MakeEntryPointsPass(ModulePass):
         xs = block.args[-1]
 
         body = Block(arg_types=in_types[n_param:])
-        bb = Builder(body, step.location)
+        bb = Builder(body, loc=step.location)
         results = clone_block_ops(step.body.block, bb, params + list(body.args))
-        bb.add(YieldOp(results))
-        scan = Builder(block, step.location).add(ScanOp(state0, [xs], Region(body), stacked))
+        bb.insert(YieldOp(results))
+        scan = Builder(block, loc=step.location).insert(ScanOp(state0, [xs], Region(body), stacked))
         block.add_op(func.ReturnOp(*scan.results))
         arg_attrs = list(step.arg_attrs.data[:-1]) + [DictionaryAttr({
             "tracec.role": StringAttr("input"), "tracec.name": StringAttr("xs")})]

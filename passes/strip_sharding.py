@@ -18,7 +18,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, ModuleOp
 from xdsl.passes import ModulePass
 
-from tracec.passes.common import op_name
+from tracec.passes.ir.module import op_name
 
 
 def _is_sharding_attr(name: str) -> bool:

@@ -17,7 +17,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, ModuleOp
 from xdsl.passes import ModulePass
 
-from tracec.passes.common import remove_unused_private
+from tracec.passes.ir.module import remove_unused_private
 
 
 def _drop_tracec(arr: ArrayAttr | None) -> ArrayAttr | None:

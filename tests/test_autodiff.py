@@ -1,4 +1,4 @@
-"""tracec's automatic differentiation (passes/ad.py, passes/ad_rules.py, differentiate)
+"""tracec's automatic differentiation (passes/autodiff/, the differentiate pass)
 against jax.jvp / jax.vjp, compiled and run with IREE (llvm-cpu, local-sync).
 
 Property tests: hypothesis draws random straight-line programs (source text) over the
@@ -720,8 +720,8 @@ def test_building_blocks_seed_anywhere_and_cut():
     from xdsl.dialects import func
 
     from tracec.dialects import stablehlo as shlo
-    from tracec.passes import ad
-    from tracec.passes.common import functions
+    from tracec.passes.autodiff import engine as ad
+    from tracec.passes.ir.module import functions
 
     specs = [jax.ShapeDtypeStruct((3, 4), jnp.float32), jax.ShapeDtypeStruct((4, 5), jnp.float32),
              jax.ShapeDtypeStruct((3, 5), jnp.float32)]
@@ -766,7 +766,7 @@ def test_building_blocks_seed_anywhere_and_cut():
 
 
 def test_bare_heaviside_warns_with_the_line():
-    from tracec.passes import ad
+    from tracec.passes.autodiff import engine as ad
 
     def f(v):
         return (v > 0.25).astype(jnp.float32)  # the line named in the warning
@@ -799,8 +799,8 @@ def test_op_without_rule_is_an_error_with_the_line():
     assert "stop_gradient" not in message  # the loss depends on it: no gradient would be wrong
     # an op with no rule that no derivative passes through is fine
     m = lower(lambda v, u: (jnp.cbrt(u), v * 2.0), [jax.ShapeDtypeStruct((4,), jnp.float32)] * 2)
-    from tracec.passes import ad
-    from tracec.passes.common import functions
+    from tracec.passes.autodiff import engine as ad
+    from tracec.passes.ir.module import functions
 
     fn = functions(m)["main"]
     tangents = ad.jvp(fn, {fn.body.block.args[0]: fn.body.block.args[0]})
@@ -809,7 +809,7 @@ def test_op_without_rule_is_an_error_with_the_line():
 
 def test_emitted_ir_is_small():
     """No derivative work for inactive values, zeros folded, shared subexpressions once."""
-    from tracec.passes.common import functions, op_name
+    from tracec.passes.ir.module import functions, op_name
 
     def f(x, c):
         k = jnp.exp(c) * 3.0          # inactive: depends only on c (no tangent for c given)
@@ -818,13 +818,14 @@ def test_emitted_ir_is_small():
 
     specs = [jax.ShapeDtypeStruct((8,), jnp.float32)] * 2
     m = lower(f, specs)
-    from tracec.passes import ad
+    from tracec.passes.autodiff import engine as ad
+    from tracec.passes.ir.builder import Builder
 
     fn = functions(m)["main"]
     x, c = fn.body.block.args
     before = len(list(fn.body.block.ops))
-    em = ad.Emitter(fn.body.block)
-    t = ad.jvp(fn, {x: x}, emitter=em)
+    em = Builder(fn.body.block)
+    t = ad.jvp(fn, {x: x}, builder=em)
     names = [op_name(op) for op in em.new_ops]
     assert "stablehlo.exponential" not in names
     assert names.count("stablehlo.tanh") == 0      # the primal tanh is reused
@@ -841,7 +842,7 @@ def test_lif2_step_derivatives_match_jax():
     from conftest import EXAMPLES
 
     from tracec.frontends.stablehlo_io import parse_generic
-    from tracec.passes.common import functions
+    from tracec.passes.ir.module import functions
 
     path = os.path.join(EXAMPLES, "lif2.py")
     spec = importlib.util.spec_from_file_location("lif2_example", path)
@@ -915,7 +916,7 @@ HAND_WRITTEN_REFERENCES = {
 def test_hand_written_stablehlo_matches_jax():
     from iree.compiler import ir
 
-    from tracec.passes.common import functions
+    from tracec.passes.ir.module import functions
 
     with ir.Context() as ctx:
         ctx.allow_unregistered_dialects = True
@@ -1266,7 +1267,7 @@ def test_every_rule_is_documented():
     """docs/passes.md, differentiate: each op of the rule table is listed."""
     from conftest import ROOT
 
-    from tracec.passes.ad_rules import RULES
+    from tracec.passes.autodiff.rules import RULES
 
     text = open(os.path.join(ROOT, "docs", "passes.md")).read()
     section = text[text.index("## differentiate"):]
@@ -1277,12 +1278,14 @@ def test_every_rule_is_documented():
 
 def test_structured_attributes_round_trip():
     """#stablehlo.gather/scatter/dot: read and built by one helper, no parser involved."""
+    from xdsl.parser import Parser
+
+    from tracec.dialects import make_context
     from tracec.dialects import stablehlo as shlo
-    from tracec.passes.builder import stablehlo_attr
 
     text = ("offset_dims = [1], collapsed_slice_dims = [0], operand_batching_dims = [2], "
             "start_indices_batching_dims = [0], start_index_map = [0], index_vector_dim = 1")
-    parsed = stablehlo_attr(f"#stablehlo.gather<{text}>")
+    parsed = Parser(make_context(), f"#stablehlo.gather<{text}>").parse_attribute()
     fields = shlo.struct_fields(parsed)
     assert fields == {"offset_dims": [1], "collapsed_slice_dims": [0], "operand_batching_dims": [2],
                       "start_indices_batching_dims": [0], "start_index_map": [0], "index_vector_dim": 1}

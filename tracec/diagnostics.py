@@ -3,7 +3,7 @@
 Every error tracec raises on purpose is a :class:`TracecError`. The CLI prints it as
 one line (plus optional notes) and exits non-zero; ``--debug`` adds the traceback.
 Passes never print: they leave warnings in the module attribute ``tracec.warnings``
-(see ``tracec.passes.ad``), which the driver collects and the CLI prints.
+(see ``tracec.passes.autodiff.engine``), which the driver collects and the CLI prints.
 """
 
 from __future__ import annotations

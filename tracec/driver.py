@@ -311,7 +311,7 @@ def compile(source, options: CompileOptions | None = None, *, emit: str | None =
     else:
         manifest = json.dumps(manifest_extra, sort_keys=True)
         passes_of = {stage: stage_passes(options, stage, manifest) for stage in stages}
-    from tracec.passes.ad import module_warnings
+    from tracec.passes.autodiff.engine import module_warnings
 
     for stage in stages:
         run_passes(module, passes_of[stage], stage, callback)

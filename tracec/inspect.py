@@ -20,7 +20,7 @@ def analyse(source, model_name: str | None = None, seed: int = 0) -> dict:
     """The recurrence of a model (path or tracec.Model) as plain data."""
     from tracec.driver import compile as tracec_compile
     from tracec.driver import parse_pipeline, run_passes
-    from tracec.passes.common import from_attr, get_function
+    from tracec.passes.ir.module import from_attr, get_function
 
     art = tracec_compile(source, emit="stablehlo", model_name=model_name, seed=seed,
                          use_cache=False, keep_module=True)
@@ -28,7 +28,7 @@ def analyse(source, model_name: str | None = None, seed: int = 0) -> dict:
     step = get_function(art.module, "step", "inspect")
     attrs = step.attributes
     states = []
-    from tracec.passes.common import roles
+    from tracec.passes.ir.module import roles
 
     for (role, name), t in zip(roles(step.arg_attrs), step.function_type.inputs.data):
         if role == "state":

@@ -23,7 +23,7 @@ from xdsl.dialects.builtin import StringAttr
 from xdsl.ir import Block, BlockArgument, Operation, SSAValue
 
 from tracec.dialects import stablehlo as shlo
-from tracec.passes.common import from_attr, op_name, roles
+from tracec.passes.ir.module import from_attr, op_name, roles
 
 ELEMENTWISE = (
     shlo.AbsOp, shlo.NegateOp, shlo.SignOp, shlo.FloorOp, shlo.CeilOp, shlo.RoundNearestEvenOp,
@@ -153,7 +153,7 @@ UNREACHED, SEVERAL = -1, -2
 def _operand_index(op: Operation, k: int) -> np.ndarray:
     """For each element of ``op``'s result, the flat index of the element of operand
     ``k`` it is (-1: it comes from another operand). ``op`` is an ``INDEX_MAP`` op."""
-    from tracec.passes.ad import ints
+    from tracec.passes.ir.attributes import ints
 
     src = list(op.operands[k].type.get_shape())
     out = list(op.results[0].type.get_shape())

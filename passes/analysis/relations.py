@@ -1,18 +1,84 @@
 """Parameter relations: where each parameter meets the data flow into hidden groups.
 
-The library behind find-param-relations (which writes the result as the
-``tracec.relations`` attribute) and insert-eligibility-traces (which needs the ops
-themselves: each relation dict carries its op as ``_op`` and the (transformed)
-parameter value it uses as ``_operand``). See the pass's docstring for the kinds.
+The library behind find-param-relations, which finds them (:func:`param_relations`) and
+writes them as the ``tracec.relations`` attribute of ``@step``, and insert-eligibility-
+traces, which reads them back from that attribute (:func:`read_relations`) with their
+ops. See the pass's docstring (docs/passes.md) for the kinds.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from xdsl.ir import Operation, SSAValue
 
 from tracec.dialects import stablehlo as shlo
-from tracec.passes.common import from_attr, loc_text, op_error, op_name
-from tracec.passes.dataflow import INDEX_MAP, StepGraph, describe, is_elementwise
+from tracec.passes.analysis.dataflow import INDEX_MAP, StepGraph, describe, is_elementwise
+from tracec.passes.ir.module import from_attr, loc_text, op_error, op_name, to_attr
+
+
+RELATIONS_ATTR = "tracec.relations"
+
+
+@dataclass(frozen=True)
+class Relation:
+    """One use of a parameter that feeds hidden groups element-wise."""
+
+    param: str                 # the parameter's name
+    kind: str                  # "dense", "conv", "element-wise" or "gathered"
+    op: Operation              # the op that uses the (transformed) parameter
+    operand_index: int         # which of its operands that value is
+    y_shape: tuple[int, ...]   # the op's result
+    groups: tuple[int, ...]    # the hidden groups it reaches element-wise
+    loc: str                   # the user's line
+    x_shape: tuple[int, ...] | None = None  # dense/conv: the other operand
+    param_side: str | None = None           # dense/conv: "lhs" or "rhs"
+
+    @property
+    def operand(self) -> SSAValue:
+        """The (transformed) parameter value the op uses."""
+        return self.op.operands[self.operand_index]
+
+    def as_dict(self) -> dict:
+        """The attribute form (``op_index``: the op's position in ``@step``'s body)."""
+        out = {"param": self.param, "kind": self.kind, "y_shape": list(self.y_shape),
+               "groups": list(self.groups), "loc": self.loc}
+        if self.x_shape is not None:
+            out["x_shape"] = list(self.x_shape)
+            out["param_side"] = self.param_side
+        out["op_index"] = _op_index(self.op)
+        out["operand_index"] = self.operand_index
+        return out
+
+
+def _op_index(op: Operation) -> int:
+    return list(op.parent_block().ops).index(op)
+
+
+def relations_attr(relations: list[Relation]):
+    return to_attr([r.as_dict() for r in relations])
+
+
+def read_relations(g: StepGraph) -> list[Relation]:
+    """The relations find-param-relations wrote on ``@step``, with their ops."""
+    attr = g.step.attributes.get(RELATIONS_ATTR)
+    if attr is None:
+        raise op_error(g.step, "the parameter relations are missing: run find-param-relations "
+                               "before the learning passes")
+    ops = list(g.block.ops)
+    out = []
+    for d in from_attr(attr):
+        k, j = d.get("op_index", -1), d.get("operand_index", -1)
+        op = ops[k] if 0 <= k < len(ops) else None
+        if op is None or not op.results or not 0 <= j < len(op.operands) \
+                or _shape(op.results[0]) != list(d["y_shape"]) or loc_text(op) != d["loc"]:
+            raise op_error(g.step, f"tracec.relations no longer matches @step (the relation of "
+                                   f"'{d['param']}' at {d['loc']})",
+                           hint="run find-param-relations again right before the learning passes")
+        out.append(Relation(d["param"], d["kind"], op, j, tuple(d["y_shape"]), tuple(d["groups"]),
+                            d["loc"], tuple(d["x_shape"]) if "x_shape" in d else None,
+                            d.get("param_side")))
+    return out
 
 
 def _shape(v: SSAValue) -> list[int]:
@@ -81,7 +147,9 @@ def _forward_states(g: StepGraph, start: SSAValue) -> tuple[set[int], set[int], 
     return ew, any_, breaking
 
 
-def param_relations(g: StepGraph) -> tuple[list[dict], list[str]]:
+def param_relations(g: StepGraph) -> tuple[list[Relation], list[str]]:
+    """Every relation of every parameter, and the readout parameters (those that reach
+    no new state)."""
     groups = from_attr(g.step.attributes["tracec.groups"])
     group_of = {}
     for gi, grp in enumerate(groups):
@@ -113,14 +181,14 @@ def param_relations(g: StepGraph) -> tuple[list[dict], list[str]]:
                                     "neuron element-wise (no normalisation in between)")
             if not ew:
                 continue
-            rel = {"param": name, "kind": kind, "y_shape": _shape(y),
-                   "groups": sorted({group_of[k] for k in ew}), "loc": loc_text(op), "_op": op,
-                   "_operand": operand}
+            index = list(op.operands).index(operand)
+            x_shape = side = None
             if kind in ("dense", "conv"):
-                x = op.operands[1] if operand is op.operands[0] else op.operands[0]
-                rel["x_shape"] = _shape(x)
-                rel["param_side"] = "lhs" if operand is op.operands[0] else "rhs"
-            relations.append(rel)
+                x_shape = tuple(_shape(op.operands[1 - index]))
+                side = "lhs" if index == 0 else "rhs"
+            relations.append(Relation(name, kind, op, index, tuple(_shape(y)),
+                                      tuple(sorted({group_of[k] for k in ew})), loc_text(op),
+                                      x_shape, side))
         if not reaches_state:
             readout.append(name)
     return relations, readout

@@ -12,16 +12,14 @@
   body, the Heaviside pattern), returning another rule or ``None`` (no rule);
 - ``zero``: the derivative is zero (compare, sign, floor, round, iota, integer ops).
 
-``em`` is a :class:`tracec.passes.ad.Emitter`: it builds the StableHLO ops (with the
+``em`` is a :class:`tracec.passes.ir.builder.Builder`: it builds the StableHLO ops (with the
 location of the differentiated op) and folds zeros, which stand as ``None``.
-Surrogate derivatives of ``tracec.spike`` are docs/design.md section 2's formulas, written
-as StableHLO ops in the same order as ``frontends/jax_frontend.py`` (``SURROGATES``).
+Surrogate derivatives of ``tracec.spike`` are ``tracec.surrogates``' formulas (the same
+text the JAX frontend evaluates), emitted as StableHLO ops.
 """
 
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -30,8 +28,11 @@ from xdsl.dialects.builtin import IntegerType, StringAttr, TensorType
 from xdsl.ir import Operation, Region, SSAValue
 
 from tracec.dialects import stablehlo as shlo
-from tracec.passes.ad import Emitter, _dilate, ints, is_float, shape
-from tracec.passes.common import op_error
+from tracec.passes.ir.attributes import (ConvParams, compare_direction, conv_params, dot_dims, ints,
+                                         uniform_precision)
+from tracec.passes.ir.builder import Builder, dilate, is_float, shape
+from tracec.passes.ir.module import op_error
+from tracec.surrogates import DEFAULT_ALPHA, DEFAULT_SURROGATE, SURROGATES, problem
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def _res(op):
 # Element-wise
 
 
-def _unary(deriv: Callable[[Emitter, Operation], SSAValue]) -> Rule:
+def _unary(deriv: Callable[[Builder, Operation], SSAValue]) -> Rule:
     """z = f(x) with f'(x) = deriv(em, op): t_z = t·f', c_x = c·f'."""
     return Rule(jvp=lambda em, op, t: [em.mul(t[0], deriv(em, op))],
                 vjp=lambda em, op, c, n: [em.mul(c[0], deriv(em, op))])
@@ -236,50 +237,53 @@ CONVERT_FLOAT = Rule(jvp=lambda em, op, t: [em.convert(t[0], _res(op).type)],
 
 
 # ---------------------------------------------------------------------------------
-# tracec.spike surrogates (docs/design.md section 2), as StableHLO ops
+# tracec.spike surrogates (tracec.surrogates, docs/design.md section 2), as StableHLO ops
 
 
-def _sigmoid(em, x, alpha):
-    # α·σ(αx)·σ(−αx): 1−σ(αx) written σ(−αx) keeps its precision in f32
-    a = em.full(alpha, x)
-    s1 = em.unary(shlo.LogisticOp, em.val(em.mul(a, x), x))
-    s2 = em.unary(shlo.LogisticOp, em.val(em.mul(em.full(-alpha, x), x), x))
-    return em.mul(em.mul(a, s1), s2)
+class _BuilderMath:
+    """The arithmetic ``tracec.surrogates``' formulas are written against, emitted as
+    StableHLO ops with the builder (``like``: the value whose type constants take)."""
+
+    def __init__(self, em: Builder, like):
+        self.em, self.like = em, like
+
+    def _v(self, v):
+        return self.em.val(v, self.like)
+
+    def const(self, value, like):
+        return self.em.full(value, like)
+
+    def add(self, a, b):
+        return self._v(self.em.add(a, b))
+
+    def sub(self, a, b):
+        return self._v(self.em.sub(a, b))
+
+    def neg(self, a):
+        return self._v(self.em.neg(a))
+
+    def mul(self, a, b):
+        return self._v(self.em.mul(a, b))
+
+    def div(self, a, b):
+        return self._v(self.em.div(a, b))
+
+    def abs(self, a):
+        return self.em.unary(shlo.AbsOp, a)
+
+    def exp(self, a):
+        return self.em.unary(shlo.ExpOp, a)
+
+    def logistic(self, a):
+        return self.em.unary(shlo.LogisticOp, a)
+
+    def maximum(self, a, b):
+        return self.em.binary(shlo.MaximumOp, a, b)
 
 
-def _fast_sigmoid(em, x, alpha):
-    # 1/(1+α|x|)²
-    u = em.add(em.full(1.0, x), em.mul(em.full(alpha, x), em.unary(shlo.AbsOp, x)))
-    return em.div(em.full(1.0, x), em.mul(u, u))
-
-
-def _triangle(em, x, alpha):
-    # max(0, 1−|x|/α)/α
-    inner = em.sub(em.full(1.0, x), em.div(em.unary(shlo.AbsOp, x), em.full(alpha, x)))
-    return em.div(em.binary(shlo.MaximumOp, em.full(0.0, x), em.val(inner, x)), em.full(alpha, x))
-
-
-def _arctan(em, x, alpha):
-    # (α/2)/(1+(παx/2)²)
-    u = em.mul(em.full(math.pi * alpha / 2.0, x), x)
-    return em.div(em.full(alpha / 2.0, x), em.add(em.full(1.0, x), em.mul(u, u)))
-
-
-def _gaussian(em, x, alpha):
-    # exp(−x²/2α²)/(√(2π)α)
-    e = em.unary(shlo.ExpOp, em.val(em.div(em.neg(em.mul(x, x)), em.full(2.0 * alpha ** 2, x)), x))
-    return em.div(e, em.full(math.sqrt(2.0 * math.pi) * alpha, x))
-
-
-#: surrogate name -> (em, x, alpha) -> d/dx of the Heaviside, emitted as StableHLO.
-SURROGATES: dict[str, Callable] = {
-    "sigmoid": _sigmoid,
-    "fast-sigmoid": _fast_sigmoid,
-    "triangle": _triangle,
-    "arctan": _arctan,
-    "gaussian": _gaussian,
-}
-DEFAULT_SURROGATE, DEFAULT_ALPHA = "sigmoid", 4.0
+def surrogate_derivative(em: Builder, x, surrogate: str, alpha: float):
+    """d/dx of the Heaviside at ``x`` under ``surrogate`` (``tracec.surrogates``)."""
+    return SURROGATES[surrogate](_BuilderMath(em, x), x, alpha)
 
 
 def _spike_params(op) -> tuple[str, float]:
@@ -288,18 +292,16 @@ def _spike_params(op) -> tuple[str, float]:
     surrogate = surrogate.data if isinstance(surrogate, StringAttr) else DEFAULT_SURROGATE
     alpha = attrs.get("alpha")
     alpha = float(alpha.value.data) if alpha is not None else DEFAULT_ALPHA
-    if surrogate not in SURROGATES:
-        raise op_error(op, f"differentiate: unknown surrogate '{surrogate}' on tracec.spike",
-                       hint=f"choose one of {', '.join(SURROGATES)}")
-    if not alpha > 0:
-        raise op_error(op, f"differentiate: surrogate alpha must be positive, got {alpha}")
+    wrong = problem(surrogate, alpha)
+    if wrong is not None:
+        raise op_error(op, f"differentiate: {wrong[0]} on tracec.spike", hint=wrong[1])
     return surrogate, alpha
 
 
 def _spike_deriv(em, op):
     surrogate, alpha = _spike_params(op)
     x = op.inputs[0]
-    return em.convert(SURROGATES[surrogate](em, x, alpha), _res(op).type)
+    return em.convert(surrogate_derivative(em, x, surrogate, alpha), _res(op).type)
 
 
 SPIKE = Rule(jvp=lambda em, op, t: [em.mul(_spike_deriv(em, op), t[0])],
@@ -319,8 +321,7 @@ COMPOSITE = Rule(select=lambda op: COMPOSITE_RULES.get(op.composite_name.data))
 
 
 def _direction(op) -> str:
-    attr = op.comparison_direction
-    return getattr(attr, "value", StringAttr("")).data.strip()
+    return compare_direction(op) or ""
 
 
 _HEAVISIDE_SIGN = {"GT": 1.0, "GE": 1.0, "LT": -1.0, "LE": -1.0}
@@ -352,12 +353,13 @@ def _heaviside_u(em, op):
 def _heaviside_jvp(em, op, t):
     u, sign = _heaviside_u(em, op)
     tu = em.sub(t[0], t[1]) if sign > 0 else em.sub(t[1], t[0])
-    return [em.convert(em.mul(_sigmoid(em, u, DEFAULT_ALPHA), tu), _res(op).type)]
+    d = surrogate_derivative(em, u, DEFAULT_SURROGATE, DEFAULT_ALPHA)
+    return [em.convert(em.mul(d, tu), _res(op).type)]
 
 
 def _heaviside_vjp(em, op, c, n):
     u, sign = _heaviside_u(em, op)
-    cu = em.mul(_sigmoid(em, u, DEFAULT_ALPHA), em.convert(c[0], u.type))
+    cu = em.mul(surrogate_derivative(em, u, DEFAULT_SURROGATE, DEFAULT_ALPHA), em.convert(c[0], u.type))
     return [cu, em.neg(cu)] if sign > 0 else [em.neg(cu), cu]
 
 
@@ -912,9 +914,9 @@ def _window_sum_vjp(em, op, c, n):
     p = window_params(op)
     in_shape = shape(op.operands[0])
     rank = len(in_shape)
-    ld = [_dilate(d, b) for d, b in zip(in_shape, p["base_dilations"])]
-    wd = [_dilate(w, d) for w, d in zip(p["window"], p["window_dilations"])]
-    od = [_dilate(o, s) for o, s in zip(shape(c[0]), p["strides"])]
+    ld = [dilate(d, b) for d, b in zip(in_shape, p["base_dilations"])]
+    wd = [dilate(w, d) for w, d in zip(p["window"], p["window_dilations"])]
+    od = [dilate(o, s) for o, s in zip(shape(c[0]), p["strides"])]
     before = [w - lo - 1 for w, (lo, _) in zip(wd, p["padding"])]
     after = [l + w - 1 - o - b for l, w, o, b in zip(ld, wd, od, before)]
     g = em.pad(c[0], None, before, after, [s - 1 for s in p["strides"]])
@@ -1085,24 +1087,14 @@ SELECT_AND_SCATTER_ANY = Rule(select=_sas_select)
 # dot_general (any dimension numbers)
 
 
-def dot_dims(op) -> tuple[list[int], list[int], list[int], list[int]]:
-    """(lhs_batch, rhs_batch, lhs_contracting, rhs_contracting) of a dot_general."""
-    found = shlo.struct_fields(op.dot_dimension_numbers)
-    return (found.get("lhs_batching_dimensions", []), found.get("rhs_batching_dimensions", []),
-            found.get("lhs_contracting_dimensions", []), found.get("rhs_contracting_dimensions", []))
 
 
-def _precision(op):
-    p = op.precision_config
-    if p is not None and len(set(p.data)) == 1:
-        return p
-    return None
 
 
 def _dot_jvp(em, op, t):
     a, b = op.operands
     lb, rb, lc, rc = dot_dims(op)
-    p = _precision(op)
+    p = uniform_precision(op)
     return [em.add(em.dot_general(t[0], b, lb, rb, lc, rc, p),
                    em.dot_general(a, t[1], lb, rb, lc, rc, p))]
 
@@ -1137,7 +1129,7 @@ def _dot_transpose_lhs(em, g, x_type, y, x_contract, y_contract, x_batch, y_batc
 def _dot_vjp(em, op, c, n):
     a, b = op.operands
     lb, rb, lc, rc = dot_dims(op)
-    p = _precision(op)
+    p = uniform_precision(op)
     ca = _dot_transpose_lhs(em, c[0], a.type, b, lc, rc, lb, rb, p) if n[0] else None
     cb = _dot_transpose_lhs(em, c[0], b.type, a, rc, lc, rb, lb, p, swap_ans=True) if n[1] else None
     return [ca, cb]
@@ -1150,48 +1142,10 @@ DOT_GENERAL = Rule(jvp=_dot_jvp, vjp=_dot_vjp)
 # convolution (JAX's transpose rules, ported)
 
 
-@dataclass(frozen=True)
-class ConvParams:
-    lhs_spec: tuple
-    rhs_spec: tuple
-    out_spec: tuple
-    strides: list
-    padding: list
-    lhs_dilation: list
-    rhs_dilation: list
-    feature_group_count: int
-    batch_group_count: int
-    precision: object
 
 
-def _conv_spec(text: str, letters: tuple[str, str]) -> tuple[int, ...]:
-    tokens = [s.strip() for s in text.strip("[] ").split(",")]
-    spatial = sorted((int(tok), i) for i, tok in enumerate(tokens) if tok.isdigit())
-    return (tokens.index(letters[0]), tokens.index(letters[1])) + tuple(i for _, i in spatial)
 
 
-def conv_params(op) -> ConvParams:
-    text = getattr(op.dimension_numbers, "value", StringAttr("")).data
-    m = re.fullmatch(r"\s*(\[[^\]]*\])\s*x\s*(\[[^\]]*\])\s*->\s*(\[[^\]]*\])\s*", text)
-    if m is None:
-        raise op_error(op, f"differentiate: cannot read convolution dimension numbers '{text}'")
-    lhs_spec = _conv_spec(m.group(1), ("b", "f"))
-    rhs_spec = _conv_spec(m.group(2), ("o", "i"))
-    out_spec = _conv_spec(m.group(3), ("b", "f"))
-    nsp = len(lhs_spec) - 2
-    if op.window_reversal is not None and any(bool(v) for v in op.window_reversal.get_values()):
-        raise op_error(op, "differentiate: convolution with window_reversal is not supported")
-    pad = [0] * (2 * nsp)
-    if op.padding is not None:
-        pad = [int(v) for v in op.padding.get_values()]
-    return ConvParams(
-        lhs_spec, rhs_spec, out_spec,
-        ints(op.window_strides) or [1] * nsp,
-        [(pad[2 * k], pad[2 * k + 1]) for k in range(nsp)],
-        ints(op.lhs_dilation) or [1] * nsp,
-        ints(op.rhs_dilation) or [1] * nsp,
-        op.feature_group_count.value.data, op.batch_group_count.value.data,
-        _precision(op))
 
 
 def _conv(em, lhs, rhs, p: ConvParams, **changes):
@@ -1234,9 +1188,9 @@ def _conv_transpose_lhs(em, g, lhs_type, rhs, p: ConvParams):
         rhs = _reshape_axis_out_of(em, p.rhs_spec[0], bgc, rhs)
         rhs = _reshape_axis_into(em, p.rhs_spec[0], p.rhs_spec[1], rhs)
         fgc = bgc
-    ld = [_dilate(lhs_shape[d], s) for d, s in zip(lhs_sdims, p.lhs_dilation)]
-    rd = [_dilate(rhs_shape[d], s) for d, s in zip(rhs_sdims, p.rhs_dilation)]
-    od = [_dilate(g_shape[d], s) for d, s in zip(out_sdims, p.strides)]
+    ld = [dilate(lhs_shape[d], s) for d, s in zip(lhs_sdims, p.lhs_dilation)]
+    rd = [dilate(rhs_shape[d], s) for d, s in zip(rhs_sdims, p.rhs_dilation)]
+    od = [dilate(g_shape[d], s) for d, s in zip(out_sdims, p.strides)]
     before = [r - lo - 1 for r, (lo, _) in zip(rd, p.padding)]
     after = [l + r - 1 - o - b for l, r, o, b in zip(ld, rd, od, before)]
     out = em.convolution(g, em.reverse(rhs, rhs_sdims), lhs_spec=p.out_spec,
@@ -1258,9 +1212,9 @@ def conv_transpose_rhs(em, g, lhs, rhs_type, p: ConvParams):
         fgc, bgc = bgc, 1
     elif fgc > 1:
         fgc, bgc = 1, fgc
-    ld = [_dilate(lhs_shape[d], s) for d, s in zip(lhs_sdims, p.lhs_dilation)]
-    rd = [_dilate(rhs_shape[d], s) for d, s in zip(rhs_sdims, p.rhs_dilation)]
-    od = [_dilate(g_shape[d], s) for d, s in zip(out_sdims, p.strides)]
+    ld = [dilate(lhs_shape[d], s) for d, s in zip(lhs_sdims, p.lhs_dilation)]
+    rd = [dilate(rhs_shape[d], s) for d, s in zip(rhs_sdims, p.rhs_dilation)]
+    od = [dilate(g_shape[d], s) for d, s in zip(out_sdims, p.strides)]
     lo = [lo for lo, _ in p.padding]
     hi = [o - l + r - pl - 1 for o, l, r, pl in zip(od, ld, rd, lo)]
     return em.convolution(lhs, g, lhs_spec=_spec_transpose(p.lhs_spec),

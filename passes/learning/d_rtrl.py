@@ -16,7 +16,7 @@ import math
 from xdsl.dialects.builtin import TensorType, f32
 
 from tracec.dialects.tracec import ParamTraceOp, TraceGradOp
-from tracec.passes.ad_rules import conv_params
+from tracec.passes.ir.attributes import conv_params
 from tracec.passes.learning import layout
 from tracec.passes.learning.plan import Kind, RelationPlan, TraceKey, Traces
 from tracec.passes.learning.rule import Rule, View
@@ -26,7 +26,7 @@ class DRtrl(Rule):
     name = "d-rtrl"
 
     def declare(self, g, rp: RelationPlan, traces: Traces) -> None:
-        rop, param = rp.rel["_op"], rp.rel["param"]
+        rop, param = rp.rel.op, rp.rel.param
         y = rop.results[0]
         if rp.kind == Kind.CONV:
             x, cp = rop.operands[0], conv_params(rop)
@@ -67,7 +67,7 @@ class DRtrl(Rule):
     def contract(self, ls, rp: RelationPlan, v: View, pairs: list, previous: bool):
         ds, es = [d for d, _ in pairs], [e for _, e in pairs]
         if rp.kind != Kind.CONV:
-            return ls.em.insert(TraceGradOp(ds, es, v.w_t))
+            return ls.em.insert(TraceGradOp(ds, es, v.w_t)).results[0]
         J, N = layout.shape(v.extra["patches"])[2], math.prod(layout.shape(v.y)[1:])
-        G = ls.em.insert(TraceGradOp(ds, es, TensorType(f32, [J, N])))
+        G = ls.em.insert(TraceGradOp(ds, es, TensorType(f32, [J, N]))).results[0]
         return layout.kernel_of(ls.em, G, v.x, v.w, v.y, v.cp)

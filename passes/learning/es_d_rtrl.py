@@ -18,7 +18,7 @@ from xdsl.dialects.builtin import TensorType, f32
 
 from tracec.dialects import stablehlo as shlo
 from tracec.dialects.tracec import FactoredGradOp, InputTraceOp, NeuronTraceOp
-from tracec.passes.ad_rules import conv_transpose_rhs
+from tracec.passes.autodiff.rules import conv_transpose_rhs
 from tracec.passes.learning import layout
 from tracec.passes.learning.plan import Kind, RelationPlan, TraceKey, Traces
 from tracec.passes.learning.rule import Rule, View
@@ -33,7 +33,7 @@ class EsDRtrl(Rule):
         self.corr = self.corr_prev = None
 
     def declare(self, g, rp: RelationPlan, traces: Traces) -> None:
-        rop, param = rp.rel["_op"], rp.rel["param"]
+        rop, param = rp.rel.op, rp.rel.param
         x, y = rop.operands[0], rop.results[0]
         if rp.kind == Kind.CONV:
             traces.add(TraceKey("ex", rp.index), f"ex/{param}", x.type)
@@ -75,7 +75,7 @@ class EsDRtrl(Rule):
         alpha = self.decay
         ex_key = TraceKey("ex", rp.index)
         if ex_key not in ls.new_trace:  # one εx per relation, whatever groups it feeds
-            ls.new_trace[ex_key] = ls.em.insert(InputTraceOp(ls.trace_arg[ex_key], v.x, alpha))
+            ls.new_trace[ex_key] = ls.em.insert(InputTraceOp(ls.trace_arg[ex_key], v.x, alpha)).results[0]
         v.extra["ex"], v.extra["ex_prev"] = ls.new_trace[ex_key], ls.trace_arg[ex_key]
         owner = (rp.index if rp.kind == Kind.CONV
                  else self.owner.get((rp.index, rp.group), rp.index))
@@ -96,7 +96,7 @@ class EsDRtrl(Rule):
         corr = self.corr_prev if previous else self.corr
         if rp.kind != Kind.CONV:
             return em.insert(FactoredGradOp(ex, [d for d, _ in pairs], [e for _, e in pairs],
-                                            corr, v.w_t))
+                                            corr, v.w_t)).results[0]
         # εx and Σ δ εf in place of the input and the output cotangent: the
         # convolution's weight gradient
         sig = em.sum_all([em.mul(d, e) for d, e in pairs])

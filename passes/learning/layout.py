@@ -14,10 +14,10 @@ import numpy as np
 from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, TensorType, f32
 
 from tracec.dialects import stablehlo as shlo
-from tracec.passes.ad import Emitter
-from tracec.passes.ad_rules import ConvParams, conv_params
-from tracec.passes.common import op_error
-from tracec.passes.dataflow import SEVERAL, UNREACHED, StepGraph
+from tracec.passes.analysis.dataflow import SEVERAL, UNREACHED, StepGraph
+from tracec.passes.ir.attributes import ConvParams, conv_params
+from tracec.passes.ir.builder import Builder
+from tracec.passes.ir.module import op_error
 
 
 def shape(v) -> list[int]:
@@ -29,7 +29,7 @@ def columns(g: StepGraph, rel: dict, prim: list[int], y, labels: dict) -> list[i
     """Which neuron of its batch row each column of the relation's output ``y`` [B, M]
     feeds (-1: none of this group's); None when ``y`` is laid out as the neurons.
     ``labels``: ``neuron_labels`` of the group."""
-    rop, what = rel["_op"], f"the {rel['kind']} relation of '{rel['param']}'"
+    rop, what = rel.op, f"the {rel.kind} relation of '{rel.param}'"
     states = [g.state_results[a] for a in prim]
     sshape = shape(states[0])
     same = all(shape(s) == sshape for s in states)
@@ -56,7 +56,7 @@ def columns(g: StepGraph, rel: dict, prim: list[int], y, labels: dict) -> list[i
     return None if cols == list(range(H)) else cols
 
 
-def spread(em: Emitter, v, cols: list[int] | None):
+def spread(em: Builder, v, cols: list[int] | None):
     """A per-neuron value [B, H] laid out as a relation's output [B, M]: column m holds
     neuron ``cols[m]`` (zero where -1). An LSTM's fused gates are four copies side by
     side; other layouts are slices of ``v`` and zeros, concatenated."""
@@ -87,7 +87,7 @@ def row_lookup(op, rel: dict) -> int:
     for any other gather."""
     fields = shlo.struct_fields(op.dimension_numbers) if isinstance(op, shlo.GatherOp) else {}
     operand, indices, y = shape(op.operands[0]), shape(op.operands[1]), shape(op.results[0])
-    ok = (isinstance(op, shlo.GatherOp) and rel.get("_operand") is op.operands[0]
+    ok = (isinstance(op, shlo.GatherOp) and rel.operand is op.operands[0]
           and len(operand) == 2 and len(y) == 2 and fields.get("offset_dims") == [1]
           and fields.get("collapsed_slice_dims") == [0] and fields.get("start_index_map") == [0]
           and not fields.get("operand_batching_dims")
@@ -95,13 +95,13 @@ def row_lookup(op, rel: dict) -> int:
           and indices[:1] == y[:1] and (len(indices) == 1 or indices == [y[0], 1]))
     if not ok:
         raise op_error(op, f"insert-eligibility-traces: the gathered relation of "
-                           f"'{rel['param']}' must look up one row of a [V, H] parameter per "
+                           f"'{rel.param}' must look up one row of a [V, H] parameter per "
                            "batch element (an embedding E[idx] with idx [B])",
                        hint="index the parameter's first axis with one index per sample")
     return operand[0]
 
 
-def one_hot(em: Emitter, indices, rows: int):
+def one_hot(em: Builder, indices, rows: int):
     """``[B, V]`` float32 one-hot rows of ``indices`` ([B] or [B, 1]), clamped into
     [0, V) as the gather clamps them: the input of E[idx] seen as one_hot(idx) @ E."""
     B = shape(indices)[0]
@@ -136,8 +136,8 @@ def entry(y):
 def conv_relation(g: StepGraph, rel: dict, prim: list[int], labels: dict) -> ConvParams:
     """The convolution of a relation, checked: kernel = the parameter, batch first,
     output laid out as the neurons, no feature or batch groups."""
-    rop, what = rel["_op"], f"the convolution relation of '{rel['param']}'"
-    if rel.get("param_side") != "rhs":
+    rop, what = rel.op, f"the convolution relation of '{rel.param}'"
+    if rel.param_side != "rhs":
         raise op_error(rop, f"insert-eligibility-traces: {what} must take the parameter as "
                             "its kernel (the right-hand operand)")
     cp = conv_params(rop)
@@ -151,7 +151,7 @@ def conv_relation(g: StepGraph, rel: dict, prim: list[int], labels: dict) -> Con
     return cp
 
 
-def patches(em: Emitter, x, w, y, cp: ConvParams):
+def patches(em: Builder, x, w, y, cp: ConvParams):
     """D-RTRL's input of a convolution, per neuron and laid out like its trace: ``[N, B, J]``
     holding at [n, b, j] the element of x that kernel entry j = (input channel, offset)
     multiplies at neuron n's position. A convolution of x with a one-hot kernel of J
@@ -179,7 +179,7 @@ def patches(em: Emitter, x, w, y, cp: ConvParams):
     return em.transpose(flat, [2, 0, 1])
 
 
-def kernel_of(em: Emitter, G, x, w, y, cp: ConvParams):
+def kernel_of(em: Builder, G, x, w, y, cp: ConvParams):
     """A gradient per (kernel entry j, neuron) [J, N] summed over positions and laid
     out as the kernel."""
     ws, ys = shape(w), shape(y)
@@ -206,12 +206,12 @@ def inverse(spec) -> list[int]:
 def check_dense(op, rel: dict) -> None:
     """A dense relation the rules take: ``y = x @ W`` (or ``x @ Wᵀ`` in one dot_general)
     with ``x [B, I]``, ``y [B, M]`` and the (transformed) parameter on the right."""
-    from tracec.passes.ad_rules import dot_dims
+    from tracec.passes.ir.attributes import dot_dims
 
     y = op.results[0]
-    if rel.get("param_side") != "rhs" or len(shape(op.operands[0])) != 2 \
+    if rel.param_side != "rhs" or len(shape(op.operands[0])) != 2 \
             or len(shape(y)) != 2 \
             or dot_dims(op) not in (([], [], [1], [0]), ([], [], [1], [1])):
         raise op_error(op, f"insert-eligibility-traces: the dense relation of "
-                           f"'{rel['param']}' must be y = x @ W with x [B, I] and y [B, M]",
+                           f"'{rel.param}' must be y = x @ W with x [B, I] and y [B, M]",
                        hint="write the matmul as x @ W with the batch first")

@@ -27,10 +27,11 @@ from xdsl.dialects.builtin import FunctionType, ModuleOp, TensorType, f32, i32
 from xdsl.ir import Block, Region
 
 from tracec.dialects import stablehlo as shlo
-from tracec.passes.ad import Emitter, jvp, remove_dead_code, vjp
-from tracec.passes.ad_rules import conv_params, dot_dims
-from tracec.passes.common import role_attrs, roles, to_attr
-from tracec.passes.dataflow import StepGraph
+from tracec.passes.analysis.dataflow import StepGraph
+from tracec.passes.autodiff.engine import jvp, remove_dead_code, vjp
+from tracec.passes.ir.attributes import conv_params, dot_dims
+from tracec.passes.ir.builder import Builder
+from tracec.passes.ir.module import role_attrs, roles, to_attr
 from tracec.passes.learning import layout
 from tracec.passes.learning.plan import Kind, TraceKey, Traces
 from tracec.passes.learning.rule import View, exact_contract, exact_traces
@@ -79,7 +80,7 @@ class LearnStep:
         self.fn.location = step.location
         module.body.block.add_op(self.fn)
 
-        self.em = em = Emitter(block)
+        self.em = em = Builder(block)
         em.loc = step.location
         self.cut = {self.op_map[o] for o in step.body.block.ops if g.is_cut(o)}
         self.trace_arg = {s.key: a for s, a in zip(traces.specs, self.tr_args)}
@@ -105,19 +106,19 @@ class LearnStep:
             for d in ders:
                 if TraceKey("jac", d, None, c) in self.trace_arg:
                     seeds[s_args[d]] = self.trace_arg[TraceKey("jac", d, None, c)]
-            tans = jvp(fn, seeds, self.cut, wanted=wanted, emitter=em)
+            tans = jvp(fn, seeds, self.cut, wanted=wanted, builder=em)
             for a in prim:
                 self.D[(a, c)] = tans.get(new_state[a])
         # δ goes through every same-step path to the loss (later layers, readout),
         # but not from one of the group's new states through another of them.
-        cots = vjp(fn, {self.masked_loss: self.one_loss}, set(wanted), wrt=wanted, emitter=em)
+        cots = vjp(fn, {self.masked_loss: self.one_loss}, set(wanted), wrt=wanted, builder=em)
         for a in prim:
             self.delta[a] = cots.get(new_state[a])
         # δ⁻ goes from the old states to the loss along the paths that avoid the
         # group's new states; a derived old state passes its part to its sources
         # through the carried Jacobian of its recomputation.
         olds = [s_args[c] for c in prim] + [s_args[d] for d in ders]
-        cots = vjp(fn, {self.masked_loss: self.one_loss}, set(wanted), wrt=olds, emitter=em)
+        cots = vjp(fn, {self.masked_loss: self.one_loss}, set(wanted), wrt=olds, builder=em)
         for c in prim:
             jac = [(d, TraceKey("jac", d, None, c)) for d in ders]
             self.delta_prev[c] = em.sum_all(
@@ -127,7 +128,7 @@ class LearnStep:
         for d in ders:
             for c in derived[d]:
                 t = jvp(fn, {new_state[c]: self.ones(new_state[c])}, self.cut,
-                        wanted=[new_state[d]], emitter=em).get(new_state[d])
+                        wanted=[new_state[d]], builder=em).get(new_state[d])
                 self.new_trace[TraceKey("jac", d, None, c)] = em.val(t, new_state[d])
 
     def direct_gradients(self, fed: dict, prim_of: list[list[int]]) -> list:
@@ -140,7 +141,7 @@ class LearnStep:
             cut_at = {self.new_state[a] for gi in held for a in prim_of[gi]}
             which = [pidx for pidx in range(n_p) if held_sets[pidx] == held]
             direct = vjp(self.fn, {self.masked_loss: self.one_loss}, cut_at,
-                         wrt=[self.p_args[k] for k in which], emitter=self.em)
+                         wrt=[self.p_args[k] for k in which], builder=self.em)
             for pidx in which:
                 grads[pidx] = direct.get(self.p_args[pidx])
         return grads
@@ -154,10 +155,10 @@ class LearnStep:
         em, new_state = self.em, self.new_state
         if cols is None:
             tans = jvp(self.fn, {seed: self.ones(seed)}, self.cut,
-                       wanted=[new_state[a] for a in prim], emitter=em)
+                       wanted=[new_state[a] for a in prim], builder=em)
             return {a: tans.get(new_state[a]) for a in prim}
         return {a: vjp(self.fn, {new_state[a]: self.ones(new_state[a])}, self.cut, wrt=[seed],
-                       emitter=em).get(seed) for a in prim}
+                       builder=em).get(seed) for a in prim}
 
     def update(self, key: TraceKey, make, source, D_rel: dict, prim):
         """The new trace ``key`` of state ``key.state``: the op ``make(jac, prev, source,
@@ -167,7 +168,7 @@ class LearnStep:
         pairs = [(D_rel[(a, c)], self.trace_arg[key.of_state(c)]) for c in prim
                  if D_rel[(a, c)] is not None]
         old = self.trace_arg[key]
-        acc = (self.em.insert(make([j for j, _ in pairs], [e for _, e in pairs], source, old.type))
+        acc = (self.em.insert(make([j for j, _ in pairs], [e for _, e in pairs], source, old.type)).results[0]
                if pairs or source is not None else self.em.val(None, old))
         self.new_trace[key] = acc
         return acc
@@ -228,7 +229,7 @@ def relation_gradient(ls: LearnStep, rule, rp):
     δ with this step's traces plus δ⁻ with the previous step's, mapped back to the
     parameter through layout ops and transforms (abs(W), W * mask)."""
     em, p = ls.em, ls.p_args[rp.param]
-    rop = ls.op_map[rp.rel["_op"]]
+    rop = ls.op_map[rp.rel.op]
     em.loc = rop.location
     cols, prim = rp.cols and list(rp.cols), list(rp.states)
     # D, δ and δ⁻ of the group, laid out as the relation's output (columns -> neurons)
@@ -236,8 +237,8 @@ def relation_gradient(ls: LearnStep, rule, rp):
              delta={a: layout.spread(em, ls.delta[a], cols) for a in prim},
              delta_prev={c: layout.spread(em, ls.delta_prev[c], cols) for c in prim})
     if rp.kind in (Kind.PER_NEURON, Kind.PER_ELEMENT):
-        seed = p if rp.kind == Kind.PER_NEURON else ls.vmap.get(rp.rel["_operand"],
-                                                                rp.rel["_operand"])
+        seed = p if rp.kind == Kind.PER_NEURON else ls.vmap.get(rp.rel.operand,
+                                                                rp.rel.operand)
         new, prev = exact_traces(ls, rp, seed, v.D)
 
         def contract(pairs, previous):
@@ -270,5 +271,5 @@ def relation_gradient(ls: LearnStep, rule, rp):
     if G is not None and v.w_t is not None and v.w_t is not v.w.type:
         G = em.transpose(G, [1, 0])
     if G is not None and rp.kind != Kind.PER_NEURON and operand is not p:
-        G = vjp(ls.fn, {operand: G}, wrt=[p], emitter=em).get(p)
+        G = vjp(ls.fn, {operand: G}, wrt=[p], builder=em).get(p)
     return G

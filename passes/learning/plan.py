@@ -13,8 +13,9 @@ from enum import Enum
 
 from xdsl.dialects.builtin import TensorType
 
-from tracec.passes.common import op_error
-from tracec.passes.dataflow import StepGraph, neuron_labels
+from tracec.passes.analysis.dataflow import StepGraph, neuron_labels
+from tracec.passes.analysis.relations import Relation
+from tracec.passes.ir.module import op_error
 from tracec.passes.learning import layout
 
 
@@ -73,7 +74,7 @@ class RelationPlan:
     """One relation of one hidden group, as the learning step will treat it."""
 
     kind: Kind
-    rel: dict           # the relation found by the analysis (with its op: ``_op``)
+    rel: Relation       # the relation found by the analysis (with its op)
     index: int          # the relation's index
     group: int          # the hidden group's index
     param: int          # the parameter's index
@@ -81,7 +82,7 @@ class RelationPlan:
     cols: tuple | None  # the neuron each output column feeds; None: laid out as the neurons
 
 
-def plan(g: StepGraph, relations: list[dict], groups: list[dict], derived: dict,
+def plan(g: StepGraph, relations: list[Relation], groups: list[dict], derived: dict,
          rule) -> tuple[Traces, list[RelationPlan], list[list[int]]]:
     """Declare every trace (the rule declares those of dense, gathered and convolution
     relations; element-wise parameters keep exact traces under every rule) and list the
@@ -105,27 +106,27 @@ def plan(g: StepGraph, relations: list[dict], groups: list[dict], derived: dict,
     plans: list[RelationPlan] = []
     per_neuron: set = set()  # (parameter, group) already given its per-neuron trace
     for ri, rel in enumerate(relations):
-        rop = rel["_op"]
-        pidx = g.param_names.index(rel["param"])
-        for gi in rel["groups"]:
+        rop = rel.op
+        pidx = g.param_names.index(rel.param)
+        for gi in rel.groups:
             prim = prim_of[gi]
 
             def make(kind, cols=None):
                 return RelationPlan(kind, rel, ri, gi, pidx, tuple(prim),
                                     None if cols is None else tuple(cols))
-            if rel["kind"] in ("dense", "gathered"):
+            if rel.kind in ("dense", "gathered"):
                 y = rop.results[0]
-                if rel["kind"] == "gathered":
+                if rel.kind == "gathered":
                     layout.row_lookup(rop, rel)
                 else:
                     layout.check_dense(rop, rel)
-                rp = make(Kind(rel["kind"]), layout.columns(g, rel, prim, y, group_labels(gi)))
+                rp = make(Kind(rel.kind), layout.columns(g, rel, prim, y, group_labels(gi)))
                 rule.declare(g, rp, traces)
-            elif rel["kind"] == "conv":
+            elif rel.kind == "conv":
                 layout.conv_relation(g, rel, prim, group_labels(gi))
                 rp = make(Kind.CONV)
                 rule.declare(g, rp, traces)
-            elif rel["kind"] == "element-wise":
+            elif rel.kind == "element-wise":
                 st = g.state_args[prim[0]].type
                 pshape, sshape = layout.shape(g.param_args[pidx]), layout.shape(st)
                 if pshape == sshape[len(sshape) - len(pshape):]:
@@ -136,19 +137,19 @@ def plan(g: StepGraph, relations: list[dict], groups: list[dict], derived: dict,
                     rp = make(Kind.PER_NEURON)
                     for a in prim:
                         traces.add(TraceKey("ep", pidx, gi, a),
-                                   f"ep/{rel['param']}/{g.state_names[a]}", st)
+                                   f"ep/{rel.param}/{g.state_names[a]}", st)
                 else:
                     # e.g. an LSTM's fused gate bias [4H]: one trace per element of the
                     # relation's operand, which feeds exactly one neuron
-                    u = rel["_operand"]
+                    u = rel.operand
                     rp = make(Kind.PER_ELEMENT, layout.columns(g, rel, prim, u, group_labels(gi)))
                     for a in prim:
-                        name = f"ep/{rel['param']}/{g.state_names[a]}"
+                        name = f"ep/{rel.param}/{g.state_names[a]}"
                         if name in traces.names():  # a second use of the parameter
                             name += f"/{ri}"
                         traces.add(TraceKey("epr", ri, gi, a), name, u.type)
             else:
-                raise op_error(rop, f"insert-eligibility-traces: {rel['kind']} relations "
-                                    f"('{rel['param']}') are not supported yet")
+                raise op_error(rop, f"insert-eligibility-traces: {rel.kind} relations "
+                                    f"('{rel.param}') are not supported yet")
             plans.append(rp)
     return traces, plans, prim_of

@@ -72,7 +72,7 @@ def exact_traces(ls, rp: RelationPlan, seed, D: dict) -> tuple[dict, dict]:
     """ε[a] = Σ_c D[a][c] ε[c] + ∂h^a/∂p for an element-wise parameter (per neuron) or a
     per-element value (``seed``: the value the trace is for)."""
     src = ls.sources(seed, rp.cols, rp.states)
-    ls.em.loc = ls.op_map[rp.rel["_op"]].location
+    ls.em.loc = ls.op_map[rp.rel.op].location
     key = (TraceKey("ep", rp.param, rp.group) if rp.kind == Kind.PER_NEURON
            else TraceKey("epr", rp.index, rp.group))
     new = {a: ls.update(key.of_state(a),
@@ -83,4 +83,4 @@ def exact_traces(ls, rp: RelationPlan, seed, D: dict) -> tuple[dict, dict]:
 
 
 def exact_contract(ls, seed, pairs: list):
-    return ls.em.insert(TraceGradOp([d for d, _ in pairs], [e for _, e in pairs], seed.type))
+    return ls.em.insert(TraceGradOp([d for d, _ in pairs], [e for _, e in pairs], seed.type)).results[0]

@@ -357,6 +357,64 @@ def struct_attr(name: str, fields: dict) -> Attribute:
     return _struct_class(name)(name, False, False, ", ".join(parts))
 
 
+# Enumerations (`#stablehlo<comparison_direction LT>`) and convolution dimension numbers
+# (`#stablehlo.conv<[b, 0, f]x[0, i, o]->[b, 0, f]>`), built and read without a parser.
+
+
+def enum_attr(kind: str, value: str) -> Attribute:
+    """``#stablehlo<kind VALUE>``, e.g. ``enum_attr("comparison_direction", "LT")``."""
+    return _struct_class(f"stablehlo.{kind}")(f"stablehlo.{kind}", False, True, f" {value}")
+
+
+def enum_value(attr: Attribute | None) -> str | None:
+    """The value of a ``#stablehlo<kind VALUE>`` attribute (``"LT"``), else None."""
+    text = getattr(attr, "value", None)
+    if not isinstance(text, StringAttr) or not str(getattr(attr, "attr_name", "")).strip('"') \
+            .startswith("stablehlo."):
+        return None
+    return text.data.strip() or None
+
+
+def _conv_spec_text(spec, letters: tuple[str, str]) -> str:
+    tokens = [""] * len(spec)
+    tokens[spec[0]], tokens[spec[1]] = letters
+    for k, d in enumerate(spec[2:]):
+        tokens[d] = str(k)
+    return "[" + ", ".join(tokens) + "]"
+
+
+def _conv_spec(text: str, letters: tuple[str, str]) -> tuple[int, ...]:
+    tokens = [s.strip() for s in text.strip("[] ").split(",")]
+    spatial = sorted((int(tok), i) for i, tok in enumerate(tokens) if tok.isdigit())
+    return (tokens.index(letters[0]), tokens.index(letters[1])) + tuple(i for _, i in spatial)
+
+
+_CONV = re.compile(r"\s*(\[[^\]]*\])\s*x\s*(\[[^\]]*\])\s*->\s*(\[[^\]]*\])\s*")
+
+
+def conv_dims_attr(lhs_spec, rhs_spec, out_spec) -> Attribute:
+    """``#stablehlo.conv<...>`` from JAX-style specs: the positions of (batch, feature)
+    of the input and output, (out-feature, in-feature) of the kernel, then the spatial
+    dimensions in order."""
+    text = (f"{_conv_spec_text(lhs_spec, ('b', 'f'))}x{_conv_spec_text(rhs_spec, ('o', 'i'))}"
+            f"->{_conv_spec_text(out_spec, ('b', 'f'))}")
+    return _struct_class("stablehlo.conv")("stablehlo.conv", False, False, text)
+
+
+def conv_dims(attr: Attribute | None) -> tuple[tuple[int, ...], ...] | None:
+    """(lhs_spec, rhs_spec, out_spec) of a ``#stablehlo.conv`` attribute (the inverse of
+    :func:`conv_dims_attr`), or None when it cannot be read."""
+    text = getattr(attr, "value", None)
+    m = _CONV.fullmatch(text.data) if isinstance(text, StringAttr) else None
+    if m is None:
+        return None
+    try:
+        return (_conv_spec(m.group(1), ("b", "f")), _conv_spec(m.group(2), ("o", "i")),
+                _conv_spec(m.group(3), ("b", "f")))
+    except ValueError:
+        return None
+
+
 STABLEHLO_OPS: list[type[Operation]] = [
     op for op in globals().values()
     if isinstance(op, type) and issubclass(op, IRDLOperation) and op is not IRDLOperation
