@@ -327,3 +327,22 @@ def test_riscv64_compiles(tmp_path):
     assert b"embedded-elf-riscv_64" in data and b"embedded-elf-x86_64" not in data
     out = _plan(path, tmp_path / "plan")  # a plan for the board, values from its device
     assert "on the device" in out
+
+
+def test_deploy_doc_says_what_the_driver_needs_and_does():
+    """docs/deploy.md lists the driver's tools and commands as run.sh has them, and the
+    README links it."""
+    import re
+
+    from tracec.plan_driver import TEMPLATE
+
+    doc = open(os.path.join(ROOT, "docs", "deploy.md")).read()
+    needs = re.search(r"\*\*What it needs\.\*\* A POSIX `sh` and (.*?) \(busybox", doc, re.S)
+    assert needs, "docs/deploy.md lost its list of tools"
+    assert set(re.findall(r"`([a-z]+)`", needs.group(1))) | {"sh"} == set(POSIX_TOOLS)
+    line = next(x for x in TEMPLATE.splitlines() if x.startswith("# Needs a POSIX sh and "))
+    assert set(re.findall(r"[a-z]+", line.split(" and ", 1)[1])) | {"sh"} == set(POSIX_TOOLS)
+    for command in ("init CKPT", "train [-c N] [-m MASKS.npy] CKPT XS.npy TARGETS.npy [OUTDIR]",
+                    "forward [-c N] CKPT XS.npy OUTDIR"):
+        assert f"sh run.sh {command}" in doc and f"sh run.sh {command}" in TEMPLATE
+    assert "`docs/deploy.md`" in open(os.path.join(ROOT, "README.md")).read()

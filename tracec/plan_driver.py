@@ -24,7 +24,7 @@ TEMPLATE = r"""#!/bin/sh
 # Environment: IREE_RUN_MODULE, the iree-run-module command (default: iree-run-module
 # from PATH; it may carry words before the program, e.g. "qemu-aarch64 -L /usr/aarch64-linux-gnu
 # /opt/iree/iree-run-module"); IREE_DEVICE, the IREE device (default @@DEVICE@@).
-# Needs a POSIX sh, dd, od, grep, awk, tr, wc, cat, cp, mv, rm and mkdir.
+# Needs a POSIX sh and dd, od, grep, awk, tr, wc, cat, cp, mv, rm, mkdir, dirname.
 set -eu
 
 PLAN=$(cd "$(dirname "$0")" && pwd)
