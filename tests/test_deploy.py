@@ -268,6 +268,17 @@ def test_plan_of_a_forward_only_artifact(lif2_vmfb, tmp_path):
     assert p.returncode != 0 and "other files" in p.stderr
     assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
     _plan(lif2_vmfb, plan)
+    # what iree-run-module cannot run is refused with one line
+    from tracec.runtime.artifact import XLA_MAGIC, seal
+
+    (tmp_path / "m.xla").write_bytes(seal(XLA_MAGIC + b"{}" * 40))
+    p = run_cli("plan", str(tmp_path / "m.xla"), "-o", str(tmp_path / "xla-plan"))
+    assert p.returncode != 0 and "XLA artifact" in p.stderr, p.stderr
+    damaged = bytearray(open(lif2_vmfb, "rb").read())
+    damaged[len(damaged) // 2] ^= 1
+    (tmp_path / "damaged.vmfb").write_bytes(bytes(damaged))
+    p = run_cli("plan", str(tmp_path / "damaged.vmfb"), "-o", str(tmp_path / "d-plan"))
+    assert p.returncode != 0 and "integrity digest" in p.stderr, p.stderr
 
 
 def _aarch64_or_skip():
