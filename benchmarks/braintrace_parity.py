@@ -1,8 +1,10 @@
 """Same rule, same network? tracec's online gradients vs braintrace's, side by side.
 
-    python -m benchmarks.braintrace_parity [--H 16] [--T 20] [--variant lif alif task_lif task_alif]
+    python -m benchmarks.braintrace_parity [--H 16] [--T 20] [--variant lif alif lif_v task_lif task_alif]
 
-For each network of benchmarks/networks.py: one sequence of T random input spikes and
+For each network of benchmarks/networks.py (``lif_v``: the lif network as braintrace's own
+examples write it, braintrace_side.py's ``build_idiomatic_net``, and tracec's copy of it
+with the same hidden state, the membrane alone): one sequence of T random input spikes and
 labels from the initial state (for ``task_lif`` / ``task_alif``, the networks of
 examples/task_lif.py / task_alif.py, which fix H and the batch: one delayed_match batch
 of examples/tasks.py, its 67 steps, the loss masked to the decision steps as in
@@ -10,11 +12,12 @@ training); tracec's outputs (``forward_sequence``) and its gradient for D-RTRL a
 ES-D-RTRL (compiled with ``--optimizer sgd --lr 1 --update-every T``: the parameter
 change over one ``train_sequence`` is minus the summed gradient), braintrace's outputs
 and its gradient for D_RTRL and pp_prop (``etrace_grad(..., reduction="sum")`` with the
-same initial parameters, through ``benchmarks/braintrace_side.py grads`` in the
+same initial parameters, through ``benchmarks/braintrace_side.py grads`` in each
 benchmark venv), and the exact BPTT gradient from JAX (``networks.bptt_grads``) and
 from brainstate. Prints, per parameter, the relative difference ``|a-b|/|b|``, the
 cosine and the largest absolute difference. Writes
-benchmarks/results/braintrace_parity.md. Needs the benchmark venv (``make bench-venv``).
+benchmarks/results/braintrace_parity.md. Needs a benchmark venv (``make bench-venv``,
+``make bench-venv-312``); runs against every one that exists.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import tempfile
 import numpy as np
 
 from benchmarks.common import BRAINTRACE_SIDE as SIDE
-from benchmarks.common import ROOT, bench_python, write_text
+from benchmarks.common import ROOT, bench_pythons, braintrace_version, write_text
 
 # braintrace_side.py's variant -> the tracec model file of tracec's accuracy tests
 TASK_MODELS = {"task_lif": os.path.join(ROOT, "examples", "task_lif.py"),
@@ -72,7 +75,7 @@ def model_and_data(variant: str, H: int, T: int):
     return make_model(H, variant), xs, ys, None
 
 
-def run(variant: str, H: int, T: int, decay: float, tmp: str, py: str) -> list[tuple]:
+def run(variant: str, H: int, T: int, decay: float, tmp: str, pys: list[str]) -> list[tuple]:
     import jax
     import jax.numpy as jnp
 
@@ -111,13 +114,19 @@ def run(variant: str, H: int, T: int, decay: float, tmp: str, py: str) -> list[t
     np.savez(inp, xs=xs, ys=ys, H=H, variant=variant, decay=decay,
              **({} if mask is None else {"mask": mask}),
              **{f"param:{k}": v for k, v in params0.items()})
-    subprocess.run([py, SIDE, "grads", inp, out], check=True)
-    theirs = dict(np.load(out))
+    rows = []
+    for py in pys:
+        subprocess.run([py, SIDE, "grads", inp, out], check=True)
+        theirs = dict(np.load(out))
+        rows += compare(f"{variant} H={H} B={B} T={T}", f"braintrace {braintrace_version(py)}",
+                        ours, theirs, sorted(params0))
+    return rows
 
-    net = f"{variant} H={H} B={B} T={T}"
-    rows = [(net, "tracec vs braintrace forward outputs", "—",
+
+def compare(net: str, bt: str, ours: dict, theirs: dict, names: list[str]) -> list[tuple]:
+    """The rows of one network against one braintrace version ``bt``."""
+    rows = [(net, bt, "tracec vs braintrace forward outputs", "—",
              *_compare(ours["forward"], theirs["forward"]))]
-    names = sorted(params0)
     pairs = [("tracec d-rtrl", "d-rtrl", "braintrace D_RTRL", "d_rtrl"),
              ("tracec es-d-rtrl", "es-d-rtrl", "braintrace pp_prop", "es_d_rtrl"),
              ("brainstate BPTT", None, "JAX BPTT", "bptt"),
@@ -131,39 +140,41 @@ def run(variant: str, H: int, T: int, decay: float, tmp: str, py: str) -> list[t
                 a, b = ours[f"{a_key}:{k}"], ours[f"jax-bptt:{k}"]
             else:
                 a, b = ours[f"{a_key}:{k}"], theirs[f"{b_key}:{k}"]
-            rows.append((net, f"{a_name} vs {b_name}", k, *_compare(a, b)))
+            rows.append((net, bt, f"{a_name} vs {b_name}", k, *_compare(a, b)))
     rel, _, abs_ = _compare(ours["d-rtrl:losses"], theirs["d_rtrl:losses"])
-    rows.append((net, "tracec vs braintrace per-step losses", "—", rel, float("nan"), abs_))
+    rows.append((net, bt, "tracec vs braintrace per-step losses", "—", rel, float("nan"), abs_))
     return rows
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--variant", nargs="+", default=["lif", "alif", *TASK_MODELS],
-                    choices=["lif", "alif", *TASK_MODELS])
+    ap.add_argument("--variant", nargs="+", default=["lif", "alif", "lif_v", *TASK_MODELS],
+                    choices=["lif", "alif", "lif_v", *TASK_MODELS])
     ap.add_argument("--H", type=int, default=16, help="lif, alif (task_* fix their own)")
     ap.add_argument("--T", type=int, default=20, help="lif, alif (task_*: the task's 67 steps)")
     ap.add_argument("--decay", type=float, default=0.9)
     ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "braintrace_parity.md"))
     args = ap.parse_args(argv)
-    py = bench_python()
-    if py is None:
+    pys = bench_pythons()
+    if not pys:
         return 0
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for variant in args.variant:
-            rows += run(variant, args.H, args.T, args.decay, tmp, py)
-    versions = subprocess.run([py, SIDE, "info"], capture_output=True, text=True).stdout.strip()
+            rows += run(variant, args.H, args.T, args.decay, tmp, pys)
+    versions = "; ".join(subprocess.run([py, SIDE, "info"], capture_output=True, text=True).stdout.strip()
+                         for py in pys)
     lines = [f"# tracec vs braintrace gradients (T={args.T}, H={args.H}, decay {args.decay})",
              "", f"Command: `python -m benchmarks.braintrace_parity --H {args.H} --T {args.T} "
-             f"--variant {' '.join(args.variant)}`; benchmark venv: `{versions}`.", "",
+             f"--variant {' '.join(args.variant)}`; benchmark venvs: `{versions}`.", "",
              "Gradient summed over the T steps of one sequence from the initial state "
              "(task_*: the networks of examples/task_*.py, which fix H and the batch, on one "
              "delayed_match batch, the loss masked to its decision steps). "
              "rel = |a-b|/|b|, max abs = max |a-b|.", "", NOTE, "",
-             "| net | a vs b | parameter | rel | cosine | max abs |", "|---|---|---|---|---|---|"]
-    for net, what, k, rel, cos, abs_ in rows:
-        lines.append(f"| {net} | {what} | {k} | {rel:.2e} | {cos:.6f} | {abs_:.2e} |")
+             "| net | braintrace | a vs b | parameter | rel | cosine | max abs |",
+             "|---|---|---|---|---|---|---|"]
+    for net, bt, what, k, rel, cos, abs_ in rows:
+        lines.append(f"| {net} | {bt} | {what} | {k} | {rel:.2e} | {cos:.6f} | {abs_:.2e} |")
     text = "\n".join(lines) + "\n"
     write_text(args.out, text)
     print(text)

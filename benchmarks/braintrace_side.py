@@ -1,10 +1,12 @@
 """braintrace's side of the tracec-vs-braintrace benchmarks.
 
-Runs with the benchmark venv's Python, never tracec's (braintrace is an optional
+Runs with a benchmark venv's Python, never tracec's (braintrace is an optional
 benchmark dependency: ``make bench-venv`` creates ``.venv-bench`` from
-benchmarks/requirements-braintrace.txt)::
+benchmarks/requirements-braintrace.txt, ``make bench-venv-312`` ``.venv-bench312`` from
+benchmarks/requirements-braintrace-312.txt)::
 
     .venv-bench/bin/python benchmarks/braintrace_side.py time --H 64 --T 100 --repeats 3
+    .venv-bench312/bin/python benchmarks/braintrace_side.py time --variant lif_v --H 64 --T 180
     .venv-bench/bin/python benchmarks/braintrace_side.py time --H 64 128 256 --variant lif alif \\
         --T 100 1000 10000 --algorithm es_d_rtrl d_rtrl bptt --out results.jsonl
     .venv-bench/bin/python benchmarks/braintrace_side.py accuracy --algorithm es_d_rtrl --iterations 60
@@ -29,6 +31,16 @@ with H the Heaviside and the sigmoid surrogate α·s(1-s), s = σ(4x) (braintool
 ``Sigmoid(alpha=4)``). Initial weights are drawn exactly as examples/lif2.py draws
 them (same keys, same gains).
 
+Variant ``lif_v`` is the lif network written the way braintrace's own examples write a
+recurrent LIF network (``build_idiomatic_net``: brainpy.state's LIF, one
+``braintrace.nn.Linear`` over ``[x, z]`` with the spike recomputed from the membrane,
+``braintrace.nn.LeakyRateReadout``), trained as its pp_prop examples train
+(``braintrace.compile(net, braintrace.pp_prop or braintrace.D_RTRL, x0, batch_size=B,
+vmap=True)``, ``learner.etrace_grad`` over the whole sequence and the optimizer step, all
+in one ``brainstate.transform.jit``). The same code runs on braintrace 0.2.6 (Python
+3.11, .venv-bench) and 0.2.8 (Python 3.12, .venv-bench312): the APIs it uses did not
+change between them. Its gradients come back under tracec's names (``tracec_grads``).
+
 Variants ``task_lif`` and ``task_alif`` are the networks of tracec's accuracy tests,
 examples/task_lif.py and examples/task_alif.py, step for step (batch 64, 40 inputs, 2
 outputs, readout decay e^(-1/5), the reset through ``jax.lax.stop_gradient`` as the
@@ -51,7 +63,8 @@ network and traces, run T online steps accumulating the gradient
 ``--update-every T`` does). ``bptt`` is ``brainstate.transform.grad`` of the summed
 loss of a ``brainstate.transform.for_loop`` over the same module (jax.grad through
 lax.scan), then the same optimizer step. The first call (trace + XLA compile + one
-run) is excluded from the repeats and reported as ``first_call_s``; ``compile_s`` is
+run) is excluded from the repeats and reported as ``first_call_s``, and so is the second
+(brainstate BPTT's jit compiles again there); ``compile_s`` is
 ``build_s`` (braintrace.compile: graph analysis) + ``first_call_s`` - median
 iteration. Each measurement runs in a fresh subprocess by default so that
 ``peak_rss_mib`` (VmHWM, the process's peak RSS) is that measurement's alone.
@@ -71,6 +84,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -81,7 +95,8 @@ B, N_IN, N_OUT = 32, 40, 10
 TAU_MEM, TAU_OUT, V_TH = 0.9, 0.8, 1.0
 BETA, RHO = 1.8, 0.95          # ALIF: threshold adaptation, as examples/zoo/alif.py
 TASK_B = 64                    # examples/task_lif.py / task_alif.py: batch (N_IN is 40 there too)
-VARIANTS = ("lif", "alif", "task_lif", "task_alif")
+# lif_v: the lif network written as braintrace's own examples write it (build_idiomatic_net)
+VARIANTS = ("lif", "alif", "task_lif", "task_alif", "lif_v")
 ALGORITHMS = ("es_d_rtrl", "d_rtrl", "bptt")
 # Our names -> braintrace's registry names (braintrace.compile); pp_prop is ES-D-RTRL.
 BRAINTRACE_NAME = {"es_d_rtrl": "pp_prop", "d_rtrl": "d_rtrl"}
@@ -105,7 +120,7 @@ def constants(variant: str, H: int) -> dict:
     stop_gradient and the Heaviside is tracec.spike's ``x > 0`` (examples/task_*.py)."""
     import numpy as np
 
-    if variant in ("lif", "alif"):  # examples/lif2.py, benchmarks/networks.py
+    if variant in ("lif", "alif", "lif_v"):  # examples/lif2.py, benchmarks/networks.py
         return dict(tau_mem=TAU_MEM, beta=BETA if variant == "alif" else None, rho=RHO,
                     tau_out=TAU_OUT, n_out=N_OUT, surrogate=("sigmoid", 4.0), task=False)
     tau_out = float(np.exp(-1.0 / 5.0))
@@ -135,8 +150,12 @@ def build_net(H: int, variant: str = "lif", params: dict | None = None, seed: in
     import jax.numpy as jnp
     import numpy as np
 
+    if variant in IDIOMATIC:
+        return build_idiomatic_net(H, params, seed)
     c = constants(variant, H)
     adaptive, n_out = c["beta"] is not None, c["n_out"]
+    if params is not None:
+        params = {k: jnp.asarray(v, jnp.float32) for k, v in params.items()}
     # per-neuron constants as jax arrays; numbers stay numbers (weakly typed, as in the models)
     tau_mem, beta = (jnp.asarray(a) if isinstance(a, np.ndarray) else a
                      for a in (c["tau_mem"], c["beta"]))
@@ -215,19 +234,135 @@ def build_net(H: int, variant: str = "lif", params: dict | None = None, seed: in
         def update(self, x):
             return self.out(self.l2(self.l1(x)))
 
-    if params is None:
-        # examples/lif2.py's init_params (and task_*.py's), verbatim in its key use.
-        k = jax.random.split(jax.random.PRNGKey(seed), 5)
+    return Net(init_params(H, n_out, seed) if params is None else params)
 
-        def dense(key, fan_in, fan_out, gain=1.0):
-            return gain * jax.random.normal(key, (fan_in, fan_out), jnp.float32) / jnp.sqrt(fan_in)
 
-        params = {"l1/w_in": dense(k[0], N_IN, H, 2.0), "l1/w_rec": dense(k[1], H, H, 0.5),
-                  "l1/b": jnp.zeros((H,), jnp.float32),
-                  "l2/w_in": dense(k[2], H, H, 2.0), "l2/w_rec": dense(k[3], H, H, 0.5),
-                  "l2/b": jnp.zeros((H,), jnp.float32),
-                  "out/w": dense(k[4], H, n_out)}
-    return Net({k: jnp.asarray(v, jnp.float32) for k, v in params.items()})
+def init_params(H: int, n_out: int, seed: int = 0) -> dict:
+    """examples/lif2.py's init_params (and task_*.py's), verbatim in its key use, as
+    tracec's parameter names ('l1/w_in', ...) -> float32 arrays."""
+    import jax
+    import jax.numpy as jnp
+
+    k = jax.random.split(jax.random.PRNGKey(seed), 5)
+
+    def dense(key, fan_in, fan_out, gain=1.0):
+        return gain * jax.random.normal(key, (fan_in, fan_out), jnp.float32) / jnp.sqrt(fan_in)
+
+    return {"l1/w_in": dense(k[0], N_IN, H, 2.0), "l1/w_rec": dense(k[1], H, H, 0.5),
+            "l1/b": jnp.zeros((H,), jnp.float32),
+            "l2/w_in": dense(k[2], H, H, 2.0), "l2/w_rec": dense(k[3], H, H, 0.5),
+            "l2/b": jnp.zeros((H,), jnp.float32),
+            "out/w": dense(k[4], H, n_out)}
+
+
+# --------------------------------------------------------------------------- idiomatic network
+
+IDIOMATIC = ("lif_v",)
+# Time constants in steps (dt = 1) whose decays exp(-dt/tau) are lif's 0.9 and 0.8.
+TAU_MEM_STEPS = -1.0 / math.log(TAU_MEM)
+TAU_OUT_STEPS = -1.0 / math.log(TAU_OUT)
+
+
+def build_idiomatic_net(H: int, params: dict | None = None, seed: int = 0):
+    """The lif network written the way braintrace's own examples write a recurrent LIF
+    network. Followed: the LIF-with-delta-synapse layer of the speed and memory benchmark
+    among braintrace's examples ("003-snn-memory-and-speed-evaluation", its
+    ``_LIF_Delta_Dense_Layer`` and ``ETraceNet``) and ``LIF_Delta_Net`` of its
+    ``snn_models.py``: per layer a ``brainpy.state.LIF`` (soft reset, unitless) fed by a
+    ``brainpy.state.DeltaProj`` whose ``comm`` is one ``braintrace.nn.Linear`` over the
+    concatenated ``[x, z]``, the last spike ``z`` recomputed from the membrane
+    (``neu.get_spike()``), and a ``braintrace.nn.LeakyRateReadout``. The learner and the
+    training iteration follow its pp_prop and D-RTRL examples (``Trainer``).
+
+    The same function as ``lif`` (examples/lif2.py) with the membrane as the only hidden
+    state of a layer; per step, V the membrane before the reset::
+
+        z' = H(V - 1);  V = 0.9 (V - z') + [x, z'] W + b;  z = H(V - 1)
+        readout: y = 0.8 y + z2 W_out
+
+    (brainpy's exponential Euler step of dV/dt = -V/tau with exp(-1/tau) = 0.9, the
+    Linear's output added to V as a delta input; W = [W_in; W_rec]). tracec's copy of it
+    is benchmarks/networks.py's ``lif_v``."""
+    import brainpy.state
+    import braintools
+    import brainstate
+    import braintrace
+    import jax.numpy as jnp
+
+    brainstate.environ.set(dt=1.0)  # unitless, one step; LIF and the readout read it when built
+    p = init_params(H, N_OUT, seed) if params is None else params
+    p = {k: jnp.asarray(v, jnp.float32) for k, v in p.items()}
+    spk_fun = braintools.surrogate.Sigmoid(alpha=4.0)
+
+    class Layer(brainstate.nn.Module):
+        def __init__(self, n_in, n_rec, w_in, w_rec, b):
+            super().__init__()
+            self.neu = brainpy.state.LIF(n_rec, R=1.0, tau=TAU_MEM_STEPS, V_th=V_TH, V_reset=0.0,
+                                         V_rest=0.0, spk_fun=spk_fun, spk_reset="soft",
+                                         V_initializer=braintools.init.ZeroInit())
+            self.syn = brainpy.state.DeltaProj(
+                comm=braintrace.nn.Linear(n_in + n_rec, n_rec, w_init=jnp.concatenate([w_in, w_rec]),
+                                          b_init=b),
+                post=self.neu)
+
+        def update(self, spk):
+            self.syn(jnp.concatenate([spk, self.neu.get_spike()], axis=-1))
+            self.neu(0.0)
+            return self.neu.get_spike()
+
+    class Net(brainstate.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l1 = Layer(N_IN, H, p["l1/w_in"], p["l1/w_rec"], p["l1/b"])
+            self.l2 = Layer(H, H, p["l2/w_in"], p["l2/w_rec"], p["l2/b"])
+            self.out = braintrace.nn.LeakyRateReadout(H, N_OUT, tau=TAU_OUT_STEPS, w_init=p["out/w"])
+
+        def update(self, x):
+            return self.out(self.l2(self.l1(x)))
+
+    return Net()
+
+
+def tracec_grads(grads: dict, variant: str) -> dict:
+    """A gradient dict keyed by brainstate state paths -> tracec's parameter names
+    ('l1/w_in', ...). The idiomatic network's Linear weight [W_in; W_rec] is split into
+    its two blocks (the gradient of a concatenation is the concatenation of the
+    gradients), its bias is 'l*/b', the readout's weight 'out/w'."""
+    import numpy as np
+
+    out = {}
+    for path, v in grads.items():
+        if variant not in IDIOMATIC:
+            out[param_name(path)] = np.asarray(v)
+            continue
+        layer = str(path[0])
+        if layer == "out":
+            out["out/w"] = np.asarray(v)
+            continue
+        # the Linear's ParamState holds {'weight': W, 'bias': b}
+        w, b = np.asarray(v["weight"]), np.asarray(v["bias"])
+        n_in = N_IN if layer == "l1" else w.shape[1]
+        out[f"{layer}/w_in"], out[f"{layer}/w_rec"], out[f"{layer}/b"] = w[:n_in], w[n_in:], b
+    return out
+
+
+def uses_vmap(variant: str, batched: bool = False) -> bool:
+    """The idiomatic network's learner is vmapped over the batch, as in braintrace's pp_prop
+    examples (``compile(..., vmap=True)``; faster there than batched states, see
+    benchmarks/README.md); ``batched`` (``--batched``) asks for batched states instead."""
+    return variant in IDIOMATIC and not batched
+
+
+def form(variant: str, algorithm: str, batched: bool = False) -> str:
+    """How the network and its learner are written, for the records."""
+    if variant not in IDIOMATIC:
+        return "braintrace.matmul / element_wise on {v, z} states; compile outside jit"
+    if algorithm == "bptt":
+        return "braintrace's example network; brainstate.transform.grad of a for_loop"
+    return ("braintrace's example network; compile(vmap=True) inside one jit with etrace_grad and "
+            "the optimizer step" if uses_vmap(variant, batched) else
+            "braintrace's example network; compile(batch_size=B), etrace_grad and the optimizer "
+            "step in one jit")
 
 
 def xent(output, target):
@@ -247,7 +382,7 @@ class Trainer:
     tracec accumulates) and ``iteration(xs, ys, mask)`` (reset, grads, optimizer step)."""
 
     def __init__(self, net, algorithm: str, batch: int, x0, decay: float = 0.9,
-                 optimizer: str = "sgd", lr: float = 1e-3):
+                 optimizer: str = "sgd", lr: float = 1e-3, vmap: bool = False):
         import braintools
         import brainstate
         import braintrace
@@ -255,13 +390,20 @@ class Trainer:
 
         self.algorithm, self.batch = algorithm, batch
         t0 = time.perf_counter()
+        opts = {"decay_or_rank": float(decay)} if algorithm == "es_d_rtrl" else {}
         if algorithm == "bptt":
             brainstate.nn.init_all_states(net, batch_size=batch)
             self.root = net
             self.weights = net.states(brainstate.ParamState)
+        elif vmap:
+            # braintrace's pp_prop examples (their online_train_epoch): compile(..., vmap=True)
+            # inside the jitted iteration, which also (re)initialises the per-sample states
+            self.root = None
+            self.weights = net.states(brainstate.ParamState)
         else:
-            opts = {"decay_or_rank": float(decay)} if algorithm == "es_d_rtrl" else {}
-            self.root = braintrace.compile(net, BRAINTRACE_NAME[algorithm], x0, batch_size=batch, **opts)
+            # the learner class, as braintrace's examples pass it (braintrace.pp_prop, ...)
+            rule = {"es_d_rtrl": braintrace.pp_prop, "d_rtrl": braintrace.D_RTRL}[algorithm]
+            self.root = braintrace.compile(net, rule, x0, batch_size=batch, **opts)
             self.weights = self.root.param_states
         self.build_s = time.perf_counter() - t0
         self.net = net
@@ -270,6 +412,11 @@ class Trainer:
         self.opt.register_trainable_weights(self.weights)
 
         def seq_grads(xs, ys, mask):
+            if vmap and algorithm != "bptt":
+                rule = {"es_d_rtrl": braintrace.pp_prop, "d_rtrl": braintrace.D_RTRL}[algorithm]
+                learner = braintrace.compile(net, rule, xs[0], batch_size=batch, vmap=True, **opts)
+                return learner.etrace_grad(xs, ys, mask=mask, reduction="sum", return_value=True,
+                                           step_fn=lambda x, y: xent(learner(x), y))
             brainstate.nn.reset_all_states(self.root, batch_size=batch)
             if algorithm == "bptt":
                 def total(xs, ys, mask):
@@ -301,7 +448,8 @@ peak_rss_mib = common.peak_rss_mib
 def versions() -> dict:
     from importlib.metadata import version
     out = {"python": sys.version.split()[0]}
-    for pkg in ("braintrace", "brainstate", "braintools", "brainunit", "jax", "jaxlib", "numpy"):
+    for pkg in ("braintrace", "brainstate", "braintools", "brainunit", "brainpy", "brainpy.state",
+                "jax", "jaxlib", "numpy"):
         try:
             out[pkg] = version(pkg)
         except Exception:  # noqa: BLE001 - report what is there
@@ -312,17 +460,21 @@ def versions() -> dict:
 # --------------------------------------------------------------------------- time
 
 def measure(variant: str, H: int, T: int, algorithm: str, batch: int, repeats: int,
-            decay: float, optimizer: str, lr: float) -> dict:
+            decay: float, optimizer: str, lr: float, batched: bool = False) -> dict:
     """One measurement in this process; see the module docstring for the fields."""
     import jax
     import jax.numpy as jnp
 
     xs_np, ys_np = make_data(T, batch, n_out=constants(variant, H)["n_out"])
     xs, ys, mask = jnp.asarray(xs_np), jnp.asarray(ys_np), jnp.ones((T,), jnp.float32)
-    trainer = Trainer(build_net(H, variant), algorithm, batch, xs[0], decay, optimizer, lr)
+    trainer = Trainer(build_net(H, variant), algorithm, batch, xs[0], decay, optimizer, lr,
+                      vmap=uses_vmap(variant, batched))
     t0 = time.perf_counter()
     jax.block_until_ready(trainer.iteration(xs, ys, mask))
     first = time.perf_counter() - t0
+    # brainstate BPTT's jitted iteration compiles again on its second call (both releases):
+    # one more call, untimed, so that no repeat holds a compilation
+    jax.block_until_ready(trainer.iteration(xs, ys, mask))
     runs = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -333,6 +485,7 @@ def measure(variant: str, H: int, T: int, algorithm: str, batch: int, repeats: i
             "braintrace_algorithm": BRAINTRACE_NAME.get(algorithm, "bptt"), "variant": variant,
             "H": H, "T": T, "batch": batch, "repeats": repeats, "optimizer": optimizer,
             "decay": decay if algorithm == "es_d_rtrl" else None,
+            "form": form(variant, algorithm, batched),
             "us_per_step_median": med / T * 1e6, "us_per_step_min": min(runs) / T * 1e6,
             "us_per_step_max": max(runs) / T * 1e6, "iteration_s": runs,
             "build_s": trainer.build_s, "first_call_s": first,
@@ -352,7 +505,7 @@ def cmd_time(args) -> int:
                     spec = dict(variant=variant, H=H, T=T, algorithm=alg,
                                 batch=args.batch or default_batch(variant),
                                 repeats=args.repeats, decay=args.decay, optimizer=args.optimizer,
-                                lr=args.lr)
+                                lr=args.lr, batched=args.batched)
                     log(f"braintrace_side: {variant} H={H} T={T} {alg} ...")
                     if args.in_process:
                         rec = measure(**spec)
@@ -408,10 +561,11 @@ def cmd_grads(args) -> int:
     mask = jnp.asarray(d["mask"]) if "mask" in d.files else jnp.ones((xs.shape[0],), jnp.float32)
     out = {}
     for alg in args.algorithm:
-        tr = Trainer(build_net(H, variant, params), alg, xs.shape[1], xs[0], decay)
+        tr = Trainer(build_net(H, variant, params), alg, xs.shape[1], xs[0], decay,
+                     vmap=uses_vmap(variant, args.batched))
         g, losses = tr.grads(xs, ys, mask)
-        for path, v in g.items():
-            out[f"{alg}:{param_name(path)}"] = np.asarray(v)
+        for name, v in tracec_grads(g, variant).items():
+            out[f"{alg}:{name}"] = v
         out[f"{alg}:losses"] = np.asarray(losses)
     net = build_net(H, variant, params)
     brainstate.nn.init_all_states(net, batch_size=xs.shape[1])
@@ -464,11 +618,12 @@ def train_task(variant: str, H: int, algorithm: str, batch: int, task: str, iter
     make = getattr(tasks, task)
     T = make(1, seed=0)[0].shape[0]
     tr = Trainer(build_net(H, variant, params), algorithm, batch,
-                 jnp.zeros((batch, N_IN), jnp.float32), decay, "adam", lr)
+                 jnp.zeros((batch, N_IN), jnp.float32), decay, "adam", lr,
+                 vmap=uses_vmap(variant, False))
 
     @brainstate.transform.jit
     def forward(xs):
-        brainstate.nn.reset_all_states(tr.root, batch_size=batch)
+        brainstate.nn.reset_all_states(tr.root or tr.net, batch_size=batch)
         return brainstate.transform.for_loop(tr.net, xs)
 
     accs, losses, times = [], [], []
@@ -507,6 +662,9 @@ def main(argv=None) -> int:
                        help=f"default: the variant's ({B}; {TASK_B} for task_lif, task_alif)")
         p.add_argument("--decay", type=float, default=0.9, help="ES-D-RTRL trace decay α")
         p.add_argument("--out", help="append the JSON lines to this file too")
+        p.add_argument("--batched", action="store_true",
+                       help="lif_v: batched states (compile(batch_size=B)) instead of the vmapped "
+                            "learner of braintrace's pp_prop examples")
         if T:
             p.add_argument("--T", type=int, nargs="+", default=[100])
 
@@ -527,6 +685,7 @@ def main(argv=None) -> int:
     p = sub.add_parser("grads", help="gradients of every algorithm for given params and data")
     p.add_argument("inp")
     p.add_argument("out")
+    p.add_argument("--batched", action="store_true", help="lif_v: batched states, not vmap")
     p.add_argument("--algorithm", nargs="+", default=list(ALGORITHMS), choices=ALGORITHMS)
     p.set_defaults(fn=cmd_grads)
 

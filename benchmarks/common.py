@@ -59,32 +59,66 @@ def write_text(path: str, text: str) -> None:
         f.write(text)
 
 
-# braintrace, the incumbent library, lives in its own venv (optional benchmark
-# dependency; `make bench-venv`); benchmarks/braintrace_side.py runs there.
+# braintrace, the incumbent library, lives in its own venvs (optional benchmark
+# dependency): .venv-bench, braintrace 0.2.6 on Python 3.11 (`make bench-venv`), and
+# .venv-bench312, its newest release on Python 3.12 (`make bench-venv-312`);
+# benchmarks/braintrace_side.py runs there. TRACEC_BENCH_PYTHON names one python instead,
+# TRACEC_BENCH_PYTHONS several (separated by os.pathsep).
+BENCH_VENVS = {".venv-bench": "make bench-venv       # .venv-bench from benchmarks/requirements-braintrace.txt",
+               ".venv-bench312": "make bench-venv-312   # .venv-bench312 from "
+                                 "benchmarks/requirements-braintrace-312.txt"}
 BENCH_PYTHON = os.environ.get("TRACEC_BENCH_PYTHON",
                               os.path.join(ROOT, ".venv-bench", "bin", "python"))
 BRAINTRACE_SIDE = os.path.join(ROOT, "benchmarks", "braintrace_side.py")
-BENCH_VENV_HOW = "make bench-venv   # .venv-bench from benchmarks/requirements-braintrace.txt"
+BENCH_VENV_HOW = BENCH_VENVS[".venv-bench"]
 
 
 def bench_python() -> str | None:
-    """The benchmark venv's python, or None after saying (on stderr) how to create it."""
-    if os.path.exists(BENCH_PYTHON):
-        return BENCH_PYTHON
+    """The first benchmark venv's python, or None after saying (on stderr) how to create it."""
+    pys = bench_pythons()
+    return pys[0] if pys else None
+
+
+def bench_pythons() -> list[str]:
+    """Every benchmark venv's python that exists (braintrace 0.2.6, then the newest), after
+    saying (on stderr) how to create each one that does not."""
     import sys
-    print(f"braintrace columns skipped: no benchmark venv at {BENCH_PYTHON}; create it with\n"
-          f"  {BENCH_VENV_HOW}", file=sys.stderr)
-    return None
+
+    if os.environ.get("TRACEC_BENCH_PYTHONS"):
+        return [p for p in os.environ["TRACEC_BENCH_PYTHONS"].split(os.pathsep) if p]
+    if os.environ.get("TRACEC_BENCH_PYTHON"):
+        return [BENCH_PYTHON] if os.path.exists(BENCH_PYTHON) else []
+    out = []
+    for venv, how in BENCH_VENVS.items():
+        py = os.path.join(ROOT, venv, "bin", "python")
+        if os.path.exists(py):
+            out.append(py)
+        else:
+            print(f"braintrace columns of {venv} skipped: no benchmark venv at {py}; create it "
+                  f"with\n  {how}", file=sys.stderr)
+    return out
 
 
-def braintrace_side(args: list[str], timeout: float | None = None) -> list[dict] | None:
-    """Run ``braintrace_side.py ARGS`` in the benchmark venv and return its JSON records
-    (one per stdout line), or None when the venv is missing. Its stderr (progress) is
-    passed through; a failed measurement is left out of the records."""
+def braintrace_version(python: str) -> str | None:
+    """The braintrace version installed in the venv of ``python`` (read from its metadata,
+    without starting it)."""
+    import glob
+
+    venv = os.path.dirname(os.path.dirname(python))
+    found = glob.glob(os.path.join(venv, "lib", "python*", "site-packages", "braintrace-*.dist-info"))
+    return os.path.basename(found[0])[len("braintrace-"):-len(".dist-info")] if found else None
+
+
+def braintrace_side(args: list[str], timeout: float | None = None,
+                    python: str | None = None) -> list[dict] | None:
+    """Run ``braintrace_side.py ARGS`` in a benchmark venv (``python``, default the first)
+    and return its JSON records (one per stdout line), or None when the venv is missing.
+    Its stderr (progress) is passed through; a failed measurement is left out of the
+    records."""
     import json
     import subprocess
 
-    py = bench_python()
+    py = python or bench_python()
     if py is None:
         return None
     p = subprocess.run([py, BRAINTRACE_SIDE, *args], stdout=subprocess.PIPE, text=True,

@@ -9,6 +9,15 @@ neuron (the {v, a, z} hidden group of examples/zoo/alif.py's constants)::
     th = 1 + 1.8 a;  v = 0.9 v + x W_in + z W_rec + b;  z = spike(v - th);  v = v - z th;
     a = 0.95 a + z
 
+``variant="lif_v"`` is the same function as ``lif`` written as braintrace's own examples
+write it (benchmarks/braintrace_side.py's ``build_idiomatic_net``): the membrane V (before
+the reset) is a layer's only state and the last spike is recomputed from it::
+
+    z' = spike(V - 1);  V = 0.9 (V - z') + x W_in + z' W_rec + b;  z = spike(V - 1)
+
+(0.9 (V - z') as brainpy's exponential Euler step computes it: V - z' + c (-(V - z') / tau)
+with exp(-1/tau) = 0.9, so that tracec's D-RTRL equals braintrace's D_RTRL on it).
+
 benchmarks/braintrace_side.py builds the same networks with brainstate + braintrace
 (it cannot import this file: it runs in the benchmark venv, without tracec).
 ``bptt_grads(...)`` is the exact gradient (jax.grad through lax.scan) of the summed loss
@@ -16,6 +25,8 @@ benchmarks/braintrace_side.py builds the same networks with brainstate + braintr
 """
 
 from __future__ import annotations
+
+import math
 
 import jax
 import jax.numpy as jnp
@@ -25,6 +36,7 @@ import tracec
 N_IN, N_OUT = 40, 10
 TAU_MEM, TAU_OUT, V_TH = 0.9, 0.8, 1.0
 BETA, RHO = 1.8, 0.95
+VARIANTS = ("lif", "alif", "lif_v")
 
 
 def _dense(key, fan_in, fan_out, gain=1.0):
@@ -32,9 +44,11 @@ def _dense(key, fan_in, fan_out, gain=1.0):
 
 
 def make_model(H: int = 64, variant: str = "lif", batch: int = 32) -> tracec.Model:
-    if variant not in ("lif", "alif"):
-        raise ValueError(f"variant must be 'lif' or 'alif', got {variant!r}")
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
     alif = variant == "alif"
+    if variant == "lif_v":
+        return _make_lif_v(H, batch)
 
     def init_params(key):
         k = jax.random.split(key, 5)
@@ -70,6 +84,50 @@ def make_model(H: int = 64, variant: str = "lif", batch: int = 32) -> tracec.Mod
         return -jnp.mean(jnp.sum(jax.nn.one_hot(target, output.shape[-1]) * logp, axis=-1))
 
     return tracec.Model(init_params=init_params, init_state=init_state, step=step, loss=loss,
+                        input=jax.ShapeDtypeStruct((batch, N_IN), jnp.float32),
+                        target=jax.ShapeDtypeStruct((batch,), jnp.int32))
+
+
+def _init_params(H: int):
+    def init_params(key):
+        k = jax.random.split(key, 5)
+        return {"l1": {"w_in": _dense(k[0], N_IN, H, 2.0), "w_rec": _dense(k[1], H, H, 0.5),
+                       "b": jnp.zeros((H,), jnp.float32)},
+                "l2": {"w_in": _dense(k[2], H, H, 2.0), "w_rec": _dense(k[3], H, H, 0.5),
+                       "b": jnp.zeros((H,), jnp.float32)},
+                "out": {"w": _dense(k[4], H, N_OUT)}}
+    return init_params
+
+
+def _loss(output, target):
+    logp = jax.nn.log_softmax(output, axis=-1)
+    return -jnp.mean(jnp.sum(jax.nn.one_hot(target, output.shape[-1]) * logp, axis=-1))
+
+
+def _make_lif_v(H: int, batch: int) -> tracec.Model:
+    tau = -1.0 / math.log(TAU_MEM)  # brainpy's LIF: tau with exp(-dt/tau) = 0.9, dt = 1
+    # its exponential Euler factor dt * phi(dt * J), J = d(-v/tau)/dv = -1/tau, phi(z) = (e^z - 1)/z
+    euler = float(jnp.expm1(jnp.float32(-1.0 / tau)) / jnp.float32(-1.0 / tau))
+
+    def init_state(b):
+        zeros = lambda n: jnp.zeros((b, n), jnp.float32)  # noqa: E731
+        return {"l1": {"v": zeros(H)}, "l2": {"v": zeros(H)}, "out": {"y": zeros(N_OUT)}}
+
+    def layer(p, s, x):
+        v = s["v"]
+        z_last = tracec.spike(v - V_TH, surrogate="sigmoid", alpha=4.0)  # recomputed from V
+        v = v - z_last                                                    # soft reset
+        v = v + euler * (-v / tau)                                        # leak: 0.9 v
+        v = v + x @ p["w_in"] + z_last @ p["w_rec"] + p["b"]              # delta input
+        return {"v": v}, tracec.spike(v - V_TH, surrogate="sigmoid", alpha=4.0)
+
+    def step(params, state, x):
+        s1, z1 = layer(params["l1"], state["l1"], x)
+        s2, z2 = layer(params["l2"], state["l2"], z1)
+        y = TAU_OUT * state["out"]["y"] + z2 @ params["out"]["w"]
+        return {"l1": s1, "l2": s2, "out": {"y": y}}, y
+
+    return tracec.Model(init_params=_init_params(H), init_state=init_state, step=step, loss=_loss,
                         input=jax.ShapeDtypeStruct((batch, N_IN), jnp.float32),
                         target=jax.ShapeDtypeStruct((batch,), jnp.int32))
 

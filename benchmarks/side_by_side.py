@@ -8,12 +8,14 @@
 
 Sections (``--sections``; ``--accuracy`` adds the last one):
 
-- ``time``: per network (``--networks lif:64 lif:128 lif:256 alif:64``, batch 32, T
-  steps) the time per step of tracec ``forward_sequence`` and ``train_sequence``
-  (ES-D-RTRL and D-RTRL, SGD, ``--update-every T``) on IREE llvm-cpu and on XLA; JAX
-  ``jax.jit(lax.scan)`` (forward) and ``jax.jit(jax.grad)`` through it plus the SGD
-  step (BPTT); braintrace ``pp_prop`` / ``D_RTRL`` and brainstate BPTT (one iteration:
-  reset, T steps, one optimizer step, as tracec). Median of ``--repeats`` calls with
+- ``time``: per network (``--networks lif:64 lif:128 lif:256 alif:64``; ``lif_v:64``: the
+  lif network as braintrace's own examples write it, see benchmarks/braintrace_side.py's
+  ``build_idiomatic_net``; batch 32, T steps) the time per step of tracec ``forward_sequence`` and ``train_sequence``
+  (ES-D-RTRL and D-RTRL, ``--optimizer`` SGD or Adam, ``--update-every T``) on IREE
+  llvm-cpu and on XLA; JAX ``jax.jit(lax.scan)`` (forward) and ``jax.jit(jax.value_and_grad)``
+  through it plus the optimizer step (BPTT); braintrace ``pp_prop`` / ``D_RTRL`` and
+  brainstate BPTT (one iteration: reset, T steps, one optimizer step, as tracec) in every
+  benchmark venv (braintrace 0.2.6 in .venv-bench, its newest release in .venv-bench312). Median of ``--repeats`` calls with
   min..max; the first call is excluded and reported as ``first_call_s``. In-process
   for tracec and JAX; braintrace runs in its own venv, one fresh process each. D-RTRL
   (both tools) only up to ``--drtrl-max-H`` (128), braintrace's D_RTRL at
@@ -82,7 +84,7 @@ def log(*a) -> None:
     print(*a, file=sys.stderr, flush=True)
 
 
-def network(text: str, variants=("lif", "alif")) -> tuple[str, int]:
+def network(text: str, variants=("lif", "alif", "lif_v")) -> tuple[str, int]:
     """'lif:64' -> ('lif', 64)"""
     variant, _, H = text.partition(":")
     if variant not in variants or not H.isdigit():
@@ -135,7 +137,9 @@ def from_braintrace(r: dict, section: str) -> dict:
     """A braintrace_side.py record in our format."""
     out = key(section, r["tool"], FROM_BRAINTRACE[r["algorithm"]], "jax.jit", r["variant"], r["H"],
               batch=r["batch"], T=r["T"], peak_rss_mib=r["peak_rss_mib"],
-              braintrace_algorithm=r["braintrace_algorithm"])
+              braintrace_algorithm=r["braintrace_algorithm"],
+              braintrace_version=r["versions"]["braintrace"], python=r["versions"]["python"],
+              **({"form": r["form"]} if "form" in r else {}))
     if section == "time":
         out.update({f: r[f] for f in ("us_per_step_median", "us_per_step_min", "us_per_step_max",
                                       "repeats")},
@@ -143,17 +147,19 @@ def from_braintrace(r: dict, section: str) -> dict:
     return out
 
 
-def braintrace_records(section: str, args: list[str], expected: list[dict], timeout: float) -> list[dict]:
-    """Run braintrace_side.py ARGS; one record per ``expected`` key (matched on algorithm,
-    variant, H, T), with ``skipped`` when the benchmark venv is missing and ``error``
-    when that measurement failed."""
-    got = common.braintrace_side(args, timeout=None)
+def braintrace_records(section: str, args: list[str], expected: list[dict], timeout: float,
+                       python: str | None = None) -> list[dict]:
+    """Run braintrace_side.py ARGS in the benchmark venv of ``python`` (default the first);
+    one record per ``expected`` key (matched on algorithm, variant, H, T), with ``skipped``
+    when the benchmark venv is missing and ``error`` when that measurement failed."""
+    got = common.braintrace_side(args, timeout=None, python=python)
     if got is None:
         return [{**k, "skipped": "no benchmark venv (make bench-venv)"} for k in expected]
     recs = [from_braintrace(r, section) for r in got]
     out = []
     for k in expected:
         match = [r for r in recs if all(r[f] == k[f] for f in ("algorithm", "variant", "H", "T"))]
+        k = {**k, "braintrace_version": common.braintrace_version(python) if python else None}
         out.append(match[0] if match else {**k, "error": f"braintrace_side.py failed or timed out "
                                                           f"(> {timeout:.0f} s); see its stderr"})
     return out
@@ -188,7 +194,7 @@ def time_tracec(model, algorithm: str, target: str, xs, ys, cfg, tmp: str) -> di
     import tracec.runtime
 
     t0 = time.perf_counter()
-    path = artifact(model, algorithm, target, tmp, decay=cfg.decay, optimizer="sgd", lr=LR_SGD,
+    path = artifact(model, algorithm, target, tmp, decay=cfg.decay, optimizer=cfg.optimizer, lr=LR_SGD,
                     update_every=len(xs))
     compile_s = time.perf_counter() - t0
     learner = tracec.runtime.load(path)
@@ -203,9 +209,10 @@ def time_tracec(model, algorithm: str, target: str, xs, ys, cfg, tmp: str) -> di
     return {**per_step(*common.timed_calls(call, cfg.repeats), len(xs)), "compile_s": compile_s}
 
 
-def jax_calls(model, xs, ys):
-    """JAX's forward (jax.jit(lax.scan)) and BPTT training iteration (jax.jit of jax.grad
-    through it plus the SGD step), each as a call that waits for its result."""
+def jax_calls(model, xs, ys, optimizer: str = "sgd"):
+    """JAX's forward (jax.jit(lax.scan)) and BPTT training iteration (jax.jit of
+    jax.value_and_grad through it plus the SGD or Adam step, as JAX users write it), each as
+    a call that waits for its result."""
     import jax
     import jax.numpy as jnp
 
@@ -221,14 +228,24 @@ def jax_calls(model, xs, ys):
         return jax.lax.scan(lambda s, x: model.step(params, s, x), model.init_state(batch), xs)[1]
 
     @jax.jit
-    def train(params, xs, ys):
-        g = jax.grad(lambda p: bptt_loss(model, p, xs, ys, mask))(params)
-        return jax.tree.map(lambda p, g: p - LR_SGD * g, params, g)
+    def train(params, opt_state, xs, ys):
+        loss, g = jax.value_and_grad(lambda p: bptt_loss(model, p, xs, ys, mask))(params)
+        if optimizer == "sgd":
+            return jax.tree.map(lambda p, g: p - LR_SGD * g, params, g), opt_state, loss
+        # Adam (b1 0.9, b2 0.999, eps 1e-8, bias-corrected), as tracec's and braintools' Adam
+        m, v, t = opt_state
+        t = t + 1
+        m = jax.tree.map(lambda m, g: 0.9 * m + 0.1 * g, m, g)
+        v = jax.tree.map(lambda v, g: 0.999 * v + 0.001 * g * g, v, g)
+        step = LR_SGD * jnp.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t)
+        params = jax.tree.map(lambda p, m, v: p - step * m / (jnp.sqrt(v) + 1e-8), params, m, v)
+        return params, (m, v, t), loss
 
-    box = [params]
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    box = [params, (zeros, zeros, jnp.zeros((), jnp.float32))]
 
     def train_call():
-        box[0] = jax.block_until_ready(train(box[0], xs, ys))
+        box[0], box[1], _ = jax.block_until_ready(train(box[0], box[1], xs, ys))
 
     return {"forward": lambda: jax.block_until_ready(forward(params, xs)), "bptt": train_call}
 
@@ -278,7 +295,7 @@ def time_pass(cfg) -> list[dict]:
                         recs.append({**k, "skipped": drtrl_skipped(cfg)})
                         continue
                     recs.append(measured(k, lambda: time_tracec(model, alg, target, xs, ys, cfg, tmp)))
-            calls = jax_calls(model, xs, ys)
+            calls = jax_calls(model, xs, ys, cfg.optimizer)
             for alg in ("forward", "bptt"):
                 k = key("time", "jax", alg, "jax.jit", variant, H, batch=cfg.batch, T=cfg.T)
                 recs.append(measured(k, lambda: per_step(*common.timed_calls(calls[alg], cfg.repeats),
@@ -288,21 +305,32 @@ def time_pass(cfg) -> list[dict]:
 
 
 def time_braintrace(cfg, variant: str, H: int) -> list[dict]:
+    """braintrace's rows in every benchmark venv (0.2.6, then the newest release)."""
+    pys = common.bench_pythons()
+    if not pys:
+        return braintrace_records("time", [], [key("time", "braintrace", a, "jax.jit", variant, H,
+                                                   batch=cfg.batch, T=cfg.T)
+                                               for a in ("es-d-rtrl", "d-rtrl")], cfg.timeout)
+    return [r for py in pys for r in time_braintrace_venv(cfg, variant, H, py)]
+
+
+def time_braintrace_venv(cfg, variant: str, H: int, py: str) -> list[dict]:
     def expected(alg, T):
         tool = "brainstate" if alg == "bptt" else "braintrace"
         return key("time", tool, alg, "jax.jit", variant, H, batch=cfg.batch, T=T)
 
-    log(f"side_by_side: time {variant} {H} braintrace pp_prop, brainstate bptt T={cfg.T} ...")
+    bt = f"braintrace {common.braintrace_version(py)}"
+    flags = dict(repeats=cfg.repeats, timeout=cfg.timeout, optimizer=cfg.optimizer)
+    log(f"side_by_side: time {variant} {H} {bt} pp_prop, brainstate bptt T={cfg.T} ...")
     recs = braintrace_records("time", bt_args("time", variant, H, ("es-d-rtrl", "bptt"), cfg, T=cfg.T,
-                                              repeats=cfg.repeats, timeout=cfg.timeout),
-                              [expected("es-d-rtrl", cfg.T), expected("bptt", cfg.T)], cfg.timeout)
+                                              **flags),
+                              [expected("es-d-rtrl", cfg.T), expected("bptt", cfg.T)], cfg.timeout, py)
     k = expected("d-rtrl", cfg.bt_drtrl_T)
     if H > cfg.drtrl_max_H:
         return recs + [{**k, "skipped": drtrl_skipped(cfg)}]
-    log(f"side_by_side: time {variant} {H} braintrace D_RTRL T={cfg.bt_drtrl_T} ...")
+    log(f"side_by_side: time {variant} {H} {bt} D_RTRL T={cfg.bt_drtrl_T} ...")
     return recs + braintrace_records("time", bt_args("time", variant, H, ("d-rtrl",), cfg,
-                                                     T=cfg.bt_drtrl_T, repeats=cfg.repeats,
-                                                     timeout=cfg.timeout), [k], cfg.timeout)
+                                                     T=cfg.bt_drtrl_T, **flags), [k], cfg.timeout, py)
 
 
 # --------------------------------------------------------------------------- compile
@@ -375,10 +403,11 @@ def memory_section(cfg) -> list[dict]:
                                                  timeout=cfg.timeout)))
     expected = [key("memory", "brainstate" if alg == "bptt" else "braintrace", alg, "jax.jit", variant,
                     H, batch=cfg.batch, T=T) for T in cfg.memory_T for alg in ("es-d-rtrl", "bptt")]
-    log(f"side_by_side: memory {variant} {H} braintrace pp_prop, brainstate bptt T={cfg.memory_T} ...")
-    recs += braintrace_records("memory", bt_args("time", variant, H, ("es-d-rtrl", "bptt"), cfg,
-                                                 T=cfg.memory_T, repeats=1, timeout=cfg.timeout),
-                               expected, cfg.timeout)
+    for py in common.bench_pythons() or [None]:
+        log(f"side_by_side: memory {variant} {H} braintrace pp_prop, brainstate bptt T={cfg.memory_T} ...")
+        recs += braintrace_records("memory", bt_args("time", variant, H, ("es-d-rtrl", "bptt"), cfg,
+                                                     T=cfg.memory_T, repeats=1, timeout=cfg.timeout),
+                                   expected, cfg.timeout, py)
     return recs
 
 
@@ -445,10 +474,10 @@ def versions() -> dict:
 
     out = {"tracec venv": {**tool_versions(), "iree-base-runtime": version("iree-base-runtime"),
                            "numpy": version("numpy"), "python": platform.python_version()}}
-    py = common.bench_python()
-    if py:
+    for py in common.bench_pythons():
         p = subprocess.run([py, common.BRAINTRACE_SIDE, "info"], capture_output=True, text=True)
-        out["benchmark venv"] = json.loads(p.stdout) if p.returncode == 0 else p.stderr[-300:]
+        name = "benchmark venv" + ("" if py == common.bench_python() else f" {os.path.relpath(py, ROOT)}")
+        out[name] = json.loads(p.stdout) if p.returncode == 0 else p.stderr[-300:]
     return out
 
 
@@ -533,6 +562,8 @@ def parse_args(argv):
                    help="passes over all networks and tools, their repeats pooled")
     g.add_argument("--targets", nargs="+", default=["llvm-cpu", "xla"], choices=["llvm-cpu", "xla"])
     g.add_argument("--decay", type=float, default=0.9, help="ES-D-RTRL trace decay α")
+    g.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"],
+                   help="the optimizer step of every tool's iteration (lr 1e-3)")
     g.add_argument("--drtrl-max-H", type=int, default=128,
                    help="skip D-RTRL (tracec and braintrace) above this H (256 adds ~10 min)")
     g.add_argument("--bt-drtrl-T", type=int, default=100,

@@ -27,7 +27,7 @@ ROWS = {
     ("tracec", "es-d-rtrl", "xla"): "tracec ES-D-RTRL train_sequence, XLA",
     ("tracec", "d-rtrl", "xla"): "tracec D-RTRL train_sequence, XLA",
     ("jax", "forward", "jax.jit"): "JAX forward, jit(lax.scan)",
-    ("jax", "bptt", "jax.jit"): "JAX BPTT, jit(grad(lax.scan))",
+    ("jax", "bptt", "jax.jit"): "JAX BPTT, jit(value_and_grad(lax.scan))",
     ("braintrace", "es-d-rtrl", "jax.jit"): "braintrace pp_prop (ES-D-RTRL)",
     ("braintrace", "d-rtrl", "jax.jit"): "braintrace D_RTRL",
     ("brainstate", "bptt", "jax.jit"): "brainstate BPTT",
@@ -35,6 +35,27 @@ ROWS = {
 # The incumbent's row for the same rule.
 BASELINE = {"es-d-rtrl": ("braintrace", "es-d-rtrl"), "d-rtrl": ("braintrace", "d-rtrl"),
             "bptt": ("brainstate", "bptt")}
+
+
+INCUMBENT = ("braintrace", "brainstate")
+
+
+def bt_versions(recs: list[dict]) -> list:
+    """The braintrace releases measured (a record from every benchmark venv carries its
+    ``braintrace_version``), oldest first; [None] for records from before there were two."""
+    found = {r.get("braintrace_version") for r in recs if r["tool"] in INCUMBENT}
+    named = sorted((v for v in found if v), key=lambda v: tuple(int(x) for x in v.split(".") if x.isdigit()))
+    return named or [None]
+
+
+def bt_label(label: str, version) -> str:
+    """'braintrace D_RTRL' -> 'braintrace 0.2.8 D_RTRL'; 'brainstate BPTT' -> 'brainstate BPTT
+    (braintrace 0.2.8 venv)'."""
+    if version is None:
+        return label
+    if label.startswith("braintrace "):
+        return f"braintrace {version} " + label[len("braintrace "):]
+    return f"{label} (braintrace {version} venv)"
 
 
 def records(results: dict, section: str) -> list[dict]:
@@ -70,14 +91,22 @@ def speedup(time_recs, r) -> str:
     """braintrace's µs/step over ours for the same rule and network (> 1: we are faster)."""
     if r["tool"] not in ("tracec", "jax") or r["algorithm"] not in BASELINE:
         return "—"
-    tool, alg = BASELINE[r["algorithm"]]
-    base = find(time_recs, tool=tool, algorithm=alg, variant=r["variant"], H=r["H"])
     if not ok(r):
         return "—"
-    if not ok(base):
-        return why_not(base)
-    note = f" (theirs at T={base['T']})" if base["T"] != r["T"] else ""
-    return ratio(base["us_per_step_median"], r["us_per_step_median"]) + note
+    tool, alg = BASELINE[r["algorithm"]]
+    versions = bt_versions(time_recs)
+    cells = []
+    for v in versions:
+        base = find(time_recs, tool=tool, algorithm=alg, variant=r["variant"], H=r["H"],
+                    braintrace_version=v)
+        if not ok(base):
+            cells.append(why_not(base))
+            continue
+        note = f" (theirs at T={base['T']})" if base["T"] != r["T"] else ""
+        cells.append(ratio(base["us_per_step_median"], r["us_per_step_median"]) + note)
+    if len(versions) == 1:
+        return cells[0]
+    return "; ".join(f"{c} vs {v}" for c, v in zip(cells, versions))
 
 
 def over_forward(time_recs, r) -> str:
@@ -108,9 +137,9 @@ def time_cell(r: dict | None) -> str:
     return f"{r['us_per_step_median']:.1f} [{r['us_per_step_min']:.1f}..{r['us_per_step_max']:.1f}]"
 
 
-def memory_cell(memory_recs, k, variant, H, T) -> str:
+def memory_cell(memory_recs, k, variant, H, T, **more) -> str:
     tool, alg, target = k
-    m = find(memory_recs, tool=tool, algorithm=alg, target=target, variant=variant, H=H, T=T)
+    m = find(memory_recs, tool=tool, algorithm=alg, target=target, variant=variant, H=H, T=T, **more)
     if m is None:
         return "—"
     return f"{m['peak_rss_mib']:.0f}" if ok(m, "peak_rss_mib") else why_not(m)
@@ -133,17 +162,21 @@ def main_table(results) -> list[str]:
              "speed-up vs braintrace, same rule", "× own forward", "compile cold / cached s"]
             + [f"peak RSS MiB, T={T}" for T in mem_T])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    versions = bt_versions(time_recs + memory_recs)
     for variant, H in networks(results):
         for k, label in ROWS.items():
             tool, alg, target = k
-            r = find(time_recs, tool=tool, algorithm=alg, target=target, variant=variant, H=H)
-            cells = [compile_cell(compile_recs, r, k, variant, H)]
-            cells += [memory_cell(memory_recs, k, variant, H, T) for T in mem_T]
-            if r is None and all(c == "—" for c in cells):
-                continue
-            timing = ([str(r["T"]), time_cell(r), speedup(time_recs, r), over_forward(time_recs, r)]
-                      if r is not None else ["—"] * 4)
-            lines.append("| " + " | ".join([network_name(variant, H), label, *timing, *cells]) + " |")
+            for v in versions if tool in INCUMBENT else [None]:
+                vk = {"braintrace_version": v} if tool in INCUMBENT else {}
+                r = find(time_recs, tool=tool, algorithm=alg, target=target, variant=variant, H=H, **vk)
+                cells = [compile_cell(compile_recs, r, k, variant, H)]
+                cells += [memory_cell(memory_recs, k, variant, H, T, **vk) for T in mem_T]
+                if r is None and all(c == "—" for c in cells):
+                    continue
+                timing = ([str(r["T"]), time_cell(r), speedup(time_recs, r), over_forward(time_recs, r)]
+                          if r is not None else ["—"] * 4)
+                lines.append("| " + " | ".join([network_name(variant, H), bt_label(label, v), *timing,
+                                                *cells]) + " |")
     return lines
 
 
@@ -155,7 +188,8 @@ def problems(results) -> list[str]:
             reason = (f"skipped: {r['skipped']}" if "skipped" in r
                       else f"failed: {r['error']}" if "error" in r else None)
             if reason:
-                label = ROWS.get((r["tool"], r["algorithm"], r["target"]), f"{r['tool']} {r['algorithm']}")
+                label = bt_label(ROWS.get((r["tool"], r["algorithm"], r["target"]),
+                                          f"{r['tool']} {r['algorithm']}"), r.get("braintrace_version"))
                 by_reason.setdefault(reason, []).append(
                     f"{section} {network_name(r['variant'], r['H'])} {label}"
                     + (f" T={r['T']}" if section == "memory" else ""))
@@ -176,10 +210,13 @@ def listing(values: list[tuple[str, float]], fmt) -> str:
 
 
 def speedups(time_recs, alg: str) -> list[tuple[str, float]]:
+    """tracec's speed-up over braintrace's newest release measured."""
+    newest = bt_versions(time_recs)[-1]
     out = []
     for r in time_recs:
         if r["tool"] == "tracec" and r["algorithm"] == alg and ok(r):
-            base = find(time_recs, tool="braintrace", algorithm=alg, variant=r["variant"], H=r["H"])
+            base = find(time_recs, tool="braintrace", algorithm=alg, variant=r["variant"], H=r["H"],
+                        braintrace_version=newest)
             if ok(base):
                 out.append((f"{network_name(r['variant'], r['H'])} {r['target']}",
                             base["us_per_step_median"] / r["us_per_step_median"]))
@@ -201,8 +238,10 @@ def train_over_forward(time_recs, alg: str) -> list[tuple[str, float]]:
 def memory_growth(memory_recs, tool: str, alg: str) -> tuple[list[tuple[str, float]], dict | None]:
     """(peak growth beyond the input's growth from the smallest to the largest T, with its
     name), and the two records (for the slope)."""
+    newest = bt_versions(memory_recs)[-1] if tool in INCUMBENT else None
     ms = sorted((r for r in memory_recs if r["tool"] == tool and r["algorithm"] == alg
-                 and ok(r, "peak_rss_mib")), key=lambda r: r["T"])
+                 and ok(r, "peak_rss_mib") and r.get("braintrace_version") == newest),
+                key=lambda r: r["T"])
     if len(ms) < 2:
         return [], None
     lo, hi = ms[0], ms[-1]
@@ -226,9 +265,10 @@ def targets(results) -> list[str]:
     def row(text, values, good, fmt=lambda v: f"{v:.2f}×"):
         lines.append(f"| {text} | {verdict(values, good)} | {listing(values, fmt)} |")
 
-    row(f"ES-D-RTRL train step ≥ {ES_SPEEDUP:g}× faster than braintrace pp_prop",
+    bt = " ".join(["braintrace", *([bt_versions(t)[-1]] if bt_versions(t)[-1] else [])])
+    row(f"ES-D-RTRL train step ≥ {ES_SPEEDUP:g}× faster than {bt} pp_prop",
         speedups(t, "es-d-rtrl"), lambda v: v >= ES_SPEEDUP)
-    row(f"D-RTRL train step ≥ {DRTRL_SPEEDUP:g}× faster than braintrace D_RTRL",
+    row(f"D-RTRL train step ≥ {DRTRL_SPEEDUP:g}× faster than {bt} D_RTRL",
         speedups(t, "d-rtrl"), lambda v: v >= DRTRL_SPEEDUP)
     row(f"ES-D-RTRL train step ≤ {ES_OVER_FORWARD:g}× tracec's own forward step",
         train_over_forward(t, "es-d-rtrl"), lambda v: v <= ES_OVER_FORWARD)
@@ -277,12 +317,15 @@ def accuracy_table(results) -> list[str]:
 
 NOTES = [
     "µs/step: one call of T steps (tracec `forward_sequence` / `train_sequence` with "
-    "`--update-every T`, SGD; JAX and braintrace: one jitted iteration: reset, T steps, one "
-    "optimizer step) divided by T; median of the repeats after a first call that is left out, "
+    "`--update-every T`, SGD or Adam as `--optimizer` says; JAX and braintrace: one jitted "
+    "iteration: reset, T steps, the same optimizer's step) divided by T; median of the repeats after a first call that is left out, "
     "[min..max] of the repeats, the repeats of every pass (`--passes`, each over all networks "
     "and tools, so the machine's drift hits every tool alike) pooled. Batch 32, 40 inputs, 10 outputs, the networks of "
     "benchmarks/networks.py (tracec, JAX) and benchmarks/braintrace_side.py (braintrace), which "
-    "are the same function (make parity).",
+    "are the same function (make parity); `lif_v` is the lif network as braintrace's own "
+    "examples write it (braintrace_side.py's `build_idiomatic_net`), with a vmapped learner "
+    "compiled inside the one jitted iteration. braintrace's rows come from each benchmark venv "
+    "(0.2.6 on Python 3.11 and jax 0.10.2; the newest release on Python 3.12 and jax 0.12).",
     "speed-up vs braintrace: braintrace's µs/step over ours for the same rule on the same network "
     "(> 1: tracec is faster; JAX BPTT is compared with brainstate BPTT). Where braintrace ran at "
     "another T (D_RTRL is slow, --bt-drtrl-T), the cell says so.",
