@@ -55,7 +55,8 @@ def as_table(info: dict) -> str:
     width = max([len(r["param"]) for r in info["relations"]] + [5])
     for r in info["relations"]:
         x = f"x {r['x_shape']} -> " if "x_shape" in r else ""
-        lines.append(f"  {r['param']:<{width}}  {r['kind']:<12} {x}y {r['y_shape']}  "
+        nnz = f"nnz {r['nnz']}  " if "nnz" in r else ""
+        lines.append(f"  {r['param']:<{width}}  {r['kind']:<12} {nnz}{x}y {r['y_shape']}  "
                      f"-> group {', '.join(map(str, r['groups']))}   ({r['loc']})")
     if info["readout_params"]:
         lines.append(f"  readout (reach no hidden state): {', '.join(info['readout_params'])}")

@@ -6,8 +6,10 @@ An op on a path from a state input to a state output is one of:
   comparisons, select, ``tracec.spike``), and reshapes/broadcasts that keep the
   number of elements (identity layout changes);
 - a cut: recurrent mixing through a parameter (``dot_general``/``convolution`` with
-  an operand derived from a parameter) or ``tracec.stop_gradient``: the paths through
-  it are not part of a hidden group (docs/design.md section 3);
+  an operand derived from a parameter; a *sparse relation*, the product of values
+  gathered along a connection list with a parameter, ``x[:, pre] * w``) or
+  ``tracec.stop_gradient``: the paths through it are not part of a hidden group
+  (docs/design.md section 3);
 - anything else (reductions, matmuls between activations, slices...): coupling
   between neurons that the online rules cannot represent inside a group.
 """
@@ -23,6 +25,7 @@ from xdsl.dialects.builtin import StringAttr
 from xdsl.ir import Block, BlockArgument, Operation, SSAValue
 
 from tracec.dialects import stablehlo as shlo
+from tracec.passes.analysis.index_maps import gather_sources, scatter_targets, static_value
 from tracec.passes.ir.module import from_attr, op_name, roles
 
 ELEMENTWISE = (
@@ -84,7 +87,48 @@ class StepGraph:
         self.param_names = [n for r, n in self.arg_roles if r == "param"]
         self.state_results = self.results[:len(self.state_args)]
         self.output_results = self.results[len(self.state_args):]
+        self.static_values: dict = {}
         self.from_param = self._param_derived()
+        self._sparse: dict = {}
+
+    def static(self, v: SSAValue):
+        """The value of ``v`` if it is computed from constants alone (numpy), else None."""
+        return static_value(v, self.static_values)
+
+    def sparse_relation(self, op: Operation):
+        """For ``x[:, pre] * w`` (an element-wise product of a parameter-derived value and
+        values gathered at constant indices, seen through layout ops): ``(k, gather,
+        chain)`` with ``k`` the parameter-side operand, the gather, and the layout ops
+        from the gather to the product; else None."""
+        if op not in self._sparse:
+            self._sparse[op] = self._find_sparse(op)
+        return self._sparse[op]
+
+    def _find_sparse(self, op: Operation):
+        if not isinstance(op, shlo.MultiplyOp):
+            return None
+        for k in (0, 1):
+            if op.operands[k] not in self.from_param or op.operands[1 - k] in self.from_param:
+                continue
+            v, chain = op.operands[1 - k], []
+            while isinstance(v.owner, LAYOUT):
+                chain.append(v.owner)
+                v = v.owner.operands[0]
+            gather = v.owner
+            if (isinstance(gather, shlo.GatherOp) and self.static(gather.operands[1]) is not None
+                    and self.static(gather.operands[0]) is None):
+                return k, gather, list(reversed(chain))
+        return None
+
+    def routes(self, op: Operation) -> bool:
+        """Whether every element of ``op``'s result is one element of one operand, or
+        (a scatter-add at constant indices) each update element lands in one result
+        element: index routing between a relation and its neurons."""
+        if isinstance(op, INDEX_MAP):
+            return True
+        if isinstance(op, shlo.GatherOp):
+            return self.static(op.operands[1]) is not None
+        return is_scatter_add(op) and self.static(op.operands[1]) is not None
 
     def _param_derived(self) -> set[SSAValue]:
         """Values computed from parameters alone (and constants) by layout and element-wise
@@ -107,7 +151,9 @@ class StepGraph:
     def is_cut(self, op: Operation) -> bool:
         if composite_name(op) == STOP_GRADIENT:
             return True
-        return isinstance(op, MIXING) and any(v in self.from_param for v in op.operands[:2])
+        if isinstance(op, MIXING):
+            return any(v in self.from_param for v in op.operands[:2])
+        return self.sparse_relation(op) is not None
 
     def root_param(self, value: SSAValue) -> SSAValue:
         """The (first) parameter argument a value in ``from_param`` is computed from."""
@@ -133,6 +179,16 @@ class StepGraph:
         return None
 
 
+def is_scatter_add(op: Operation) -> bool:
+    """A one-input ``stablehlo.scatter`` whose body adds the update to the value."""
+    if not isinstance(op, shlo.ScatterOp) or len(op.operands) != 3:
+        return False
+    body = op.update_computation.block
+    ops = list(body.ops)
+    return (len(ops) == 2 and isinstance(ops[0], shlo.AddOp)
+            and set(ops[0].operands) == set(body.args) and list(ops[1].operands) == [ops[0].results[0]])
+
+
 def describe(op: Operation) -> str:
     """``stablehlo.reduce`` or ``stablehlo.composite "tracec.spike"``."""
     name = op_name(op)
@@ -150,11 +206,14 @@ def string_list(values) -> list[str]:
 UNREACHED, SEVERAL = -1, -2
 
 
-def _operand_index(op: Operation, k: int) -> np.ndarray:
+def operand_index(g: StepGraph, op: Operation, k: int) -> np.ndarray:
     """For each element of ``op``'s result, the flat index of the element of operand
-    ``k`` it is (-1: it comes from another operand). ``op`` is an ``INDEX_MAP`` op."""
+    ``k`` it is (-1: it comes from another operand). ``op`` routes (``g.routes``) and is
+    not a scatter."""
     from tracec.passes.ir.attributes import ints
 
+    if isinstance(op, shlo.GatherOp):
+        return gather_sources(op, g.static(op.operands[1]))
     src = list(op.operands[k].type.get_shape())
     out = list(op.results[0].type.get_shape())
     flat = np.arange(math.prod(src), dtype=np.int64).reshape(src)
@@ -163,6 +222,8 @@ def _operand_index(op: Operation, k: int) -> np.ndarray:
             ints(op.start_indices), ints(op.limit_indices), ints(op.strides)))]
     if isinstance(op, shlo.ReshapeOp):
         return flat.reshape(out)
+    if isinstance(op, shlo.ConvertOp):
+        return flat
     if isinstance(op, shlo.TransposeOp):
         return flat.transpose(ints(op.permutation))
     if isinstance(op, shlo.ReverseOp):
@@ -203,8 +264,9 @@ def neuron_labels(g: StepGraph, states: list[SSAValue]) -> dict[SSAValue, np.nda
     """For each value that reaches the new ``states`` of one group within the step, and
     each of its elements, the flat index of the neuron (state element) it reaches:
     UNREACHED, or SEVERAL when it reaches more than one. Labels flow backwards from the
-    states through element-wise ops and ``INDEX_MAP`` ops (a slice, a split, a
-    reshape...), never through a cut. A relation's output is looked up in the result."""
+    states through element-wise ops and ops that route values (a slice, a split, a
+    reshape, a gather or a scatter-add at constant indices: ``g.routes``), never through
+    a cut. A relation's output is looked up in the result."""
     labels: dict[SSAValue, np.ndarray] = {}
     for s in states:
         shape = list(s.type.get_shape())
@@ -213,11 +275,29 @@ def neuron_labels(g: StepGraph, states: list[SSAValue]) -> dict[SSAValue, np.nda
         if g.is_cut(op) or not op.results or op.results[0] not in labels:
             continue
         out = labels[op.results[0]]
+        routes = g.routes(op)
         for k, operand in enumerate(op.operands):
             if not hasattr(operand.type, "get_shape"):
                 continue
-            if isinstance(op, INDEX_MAP):
-                index = _operand_index(op, k)
+            if routes and isinstance(op, shlo.ScatterOp):
+                if k != 2:  # the indices, and the value added to (seen element-wise below)
+                    if k == 0:
+                        index = np.arange(out.size, dtype=np.int64).reshape(out.shape)
+                    else:
+                        continue
+                else:  # update element e lands in result element targets[e]
+                    targets = scatter_targets(op, g.static(op.operands[1]))
+                    dest = labels.setdefault(operand, np.full(list(operand.type.get_shape()),
+                                                              UNREACHED, np.int64))
+                    incoming = np.where(targets >= 0, out.reshape(-1)[np.maximum(targets, 0)],
+                                        UNREACHED)
+                    _merge_into(dest, np.arange(dest.size, dtype=np.int64).reshape(dest.shape),
+                                incoming)
+                    continue
+            elif routes:
+                if isinstance(op, shlo.GatherOp) and k != 0:
+                    continue
+                index = operand_index(g, op, k)
             elif is_elementwise(op) and list(operand.type.get_shape()) == list(out.shape):
                 index = np.arange(out.size, dtype=np.int64).reshape(out.shape)
             else:

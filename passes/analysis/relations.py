@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from xdsl.ir import Operation, SSAValue
 
 from tracec.dialects import stablehlo as shlo
-from tracec.passes.analysis.dataflow import INDEX_MAP, StepGraph, describe, is_elementwise
+from tracec.passes.analysis.dataflow import StepGraph, describe, is_elementwise
 from tracec.passes.ir.module import from_attr, loc_text, op_error, op_name, to_attr
 
 
@@ -45,7 +45,10 @@ class Relation:
                "groups": list(self.groups), "loc": self.loc}
         if self.x_shape is not None:
             out["x_shape"] = list(self.x_shape)
+        if self.param_side is not None:
             out["param_side"] = self.param_side
+        if self.kind == "sparse":
+            out["nnz"] = self.y_shape[-1]  # connections: the gathered values per sample
         out["op_index"] = _op_index(self.op)
         out["operand_index"] = self.operand_index
         return out
@@ -138,7 +141,7 @@ def _forward_states(g: StepGraph, start: SSAValue) -> tuple[set[int], set[int], 
                 continue
             if g.is_cut(op):
                 nxt, nvia = False, None
-            elif is_elementwise(op) or isinstance(op, INDEX_MAP):
+            elif is_elementwise(op) or g.routes(op):
                 nxt, nvia = elementwise, via
             else:
                 nxt, nvia = False, (op if elementwise else via)
@@ -161,6 +164,8 @@ def param_relations(g: StepGraph) -> tuple[list[Relation], list[str]]:
         for op, operand in _uses(g, p):
             if isinstance(op, shlo.DotGeneralOp):
                 kind = "dense"
+            elif g.sparse_relation(op) is not None:
+                kind = "sparse"
             elif isinstance(op, shlo.ConvolutionOp):
                 kind = "conv"
             elif isinstance(op, (shlo.DynamicSliceOp,)) or op_name(op) == "stablehlo.gather":
@@ -186,6 +191,8 @@ def param_relations(g: StepGraph) -> tuple[list[Relation], list[str]]:
             if kind in ("dense", "conv"):
                 x_shape = tuple(_shape(op.operands[1 - index]))
                 side = "lhs" if index == 0 else "rhs"
+            elif kind == "sparse":  # x: the values the connection list gathers from
+                x_shape = tuple(_shape(g.sparse_relation(op)[1].operands[0]))
             relations.append(Relation(name, kind, op, index, tuple(_shape(y)),
                                       tuple(sorted({group_of[k] for k in ew})), loc_text(op),
                                       x_shape, side))

@@ -6,7 +6,10 @@
 A dense (or gathered) relation's trace is stored neuron-major, ``eps/W/a [M, B, I]``, so
 the batch sum of the gradient fuses with the update; a convolution keeps a trace per
 kernel entry and neuron, ``[N, B, J]``, fed by the input's patches (the x of each kernel
-entry at each neuron's position). Memory O(B·I·H·S).
+entry at each neuron's position). Memory O(B·I·H·S). A sparse relation
+``y = x[:, pre] * w`` keeps one trace per connection, ``eps/w/a [B, nnz]``: the dense
+trace at (pre[c], post[c]), ``ε[c] = D[post[c]] ε[c] + x[pre[c]] Df[post[c]]``, so
+memory O(B·nnz·S).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import math
 
 from xdsl.dialects.builtin import TensorType, f32
 
-from tracec.dialects.tracec import ParamTraceOp, TraceGradOp
+from tracec.dialects.tracec import NeuronTraceOp, ParamTraceOp, TraceGradOp
 from tracec.passes.ir.attributes import conv_params
 from tracec.passes.learning import layout
 from tracec.passes.learning.plan import Kind, RelationPlan, TraceKey, Traces
@@ -28,7 +31,9 @@ class DRtrl(Rule):
     def declare(self, g, rp: RelationPlan, traces: Traces) -> None:
         rop, param = rp.rel.op, rp.rel.param
         y = rop.results[0]
-        if rp.kind == Kind.CONV:
+        if rp.kind == Kind.SPARSE:
+            t = y.type
+        elif rp.kind == Kind.CONV:
             x, cp = rop.operands[0], conv_params(rop)
             J = layout.shape(x)[cp.lhs_spec[1]] * math.prod(
                 layout.shape(rop.operands[1])[d] for d in cp.rhs_spec[2:])
@@ -44,6 +49,8 @@ class DRtrl(Rule):
 
     def update_traces(self, ls, rp: RelationPlan, v: View) -> tuple[dict, dict]:
         em, key = ls.em, TraceKey("eps", rp.index, rp.group)
+        if rp.kind == Kind.SPARSE:
+            return self._sparse_traces(ls, rp, v, key)
         x, D, flat = v.x, v.D, None
         if rp.kind == Kind.CONV:  # neurons flattened: [B, N]; x: the input's patches
             flat = [layout.shape(v.y)[0], math.prod(layout.shape(v.y)[1:])]
@@ -63,6 +70,19 @@ class DRtrl(Rule):
                             for c, d in v.delta_prev.items()}
         prev = {c: ls.trace_arg[key.of_state(c)] for c in rp.states}
         return new, prev
+
+    def _sparse_traces(self, ls, rp: RelationPlan, v: View, key: TraceKey):
+        """Per connection: D, δ and δ⁻ read at the connection's neuron, the source
+        x[pre] · Df (Df per column: the columns of one neuron share it)."""
+        em, cols, prim = ls.em, list(rp.cols), list(rp.states)
+        D = {k: layout.column_gather(em, d, cols) for k, d in v.D.items()}
+        Df = ls.sources(v.y, cols, prim)
+        new = {a: ls.update(key.of_state(a),
+                            lambda j, pr, src, t: NeuronTraceOp(j, pr, src, t, 1.0, 1.0),
+                            em.mul(Df[a], v.extra["x_gathered"]), D, prim) for a in prim}
+        v.delta = {a: layout.column_gather(em, d, cols) for a, d in v.delta.items()}
+        v.delta_prev = {c: layout.column_gather(em, d, cols) for c, d in v.delta_prev.items()}
+        return new, {c: ls.trace_arg[key.of_state(c)] for c in prim}
 
     def contract(self, ls, rp: RelationPlan, v: View, pairs: list, previous: bool):
         ds, es = [d for d, _ in pairs], [e for _, e in pairs]

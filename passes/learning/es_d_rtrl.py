@@ -9,7 +9,10 @@
 ``ex/W [B, I]`` is one per relation whatever groups it feeds; ``ef/W/a [B, M]`` one per
 state, shared by the relations summed into the same neurons (``x·W_in + z·W_rec`` have
 the same Df). A convolution keeps εx like its input and εf like its neurons, and its
-gradient is the kernel cotangent of ``conv(εx, ·)`` at ``Σ δ εf``. Memory O(B·(I + H·S)).
+gradient is the kernel cotangent of ``conv(εx, ·)`` at ``Σ δ εf``. A sparse relation
+``y = x[:, pre] * w`` keeps εx like ``x`` and εf like its neurons, and contracts per
+connection, ``G[c] = Σ_b εx[b, pre[c]] · (Σ δ εf)[b, post[c]]``: O(B·nnz) work, no dense
+matrix. Memory O(B·(I + H·S)).
 """
 
 from __future__ import annotations
@@ -35,6 +38,13 @@ class EsDRtrl(Rule):
     def declare(self, g, rp: RelationPlan, traces: Traces) -> None:
         rop, param = rp.rel.op, rp.rel.param
         x, y = rop.operands[0], rop.results[0]
+        if rp.kind == Kind.SPARSE:  # εx like the gathered input, εf like the neurons
+            traces.add(TraceKey("ex", rp.index), f"ex/{param}",
+                       TensorType(f32, list(rp.rel.x_shape)))
+            for a in rp.states:
+                traces.add(TraceKey("ef", rp.index, rp.group, a),
+                           f"ef/{param}/{g.state_names[a]}", g.state_args[a].type)
+            return
         if rp.kind == Kind.CONV:
             traces.add(TraceKey("ex", rp.index), f"ex/{param}", x.type)
             for a in rp.states:
@@ -69,7 +79,7 @@ class EsDRtrl(Rule):
         self.corr_prev = em.div(em.full(1.0, nf), em.sub(em.full(1.0, nf), power_prev))
 
     def needs_df(self, rp: RelationPlan) -> bool:
-        return rp.kind == Kind.CONV or self.owner.get((rp.index, rp.group), rp.index) == rp.index
+        return rp.kind in (Kind.CONV, Kind.SPARSE) or self.owner.get((rp.index, rp.group), rp.index) == rp.index
 
     def update_traces(self, ls, rp: RelationPlan, v: View) -> tuple[dict, dict]:
         alpha = self.decay
@@ -77,9 +87,13 @@ class EsDRtrl(Rule):
         if ex_key not in ls.new_trace:  # one εx per relation, whatever groups it feeds
             ls.new_trace[ex_key] = ls.em.insert(InputTraceOp(ls.trace_arg[ex_key], v.x, alpha)).results[0]
         v.extra["ex"], v.extra["ex_prev"] = ls.new_trace[ex_key], ls.trace_arg[ex_key]
-        owner = (rp.index if rp.kind == Kind.CONV
+        owner = (rp.index if rp.kind in (Kind.CONV, Kind.SPARSE)
                  else self.owner.get((rp.index, rp.group), rp.index))
         key = TraceKey("ef", owner, rp.group)
+        if rp.kind == Kind.SPARSE:  # Df per neuron: y's first connection into each
+            B = layout.shape(v.y)[0]
+            v.Df = ls.neuron_sources(v.y, ls.em.constant(layout.first_connections(rp.cols, B)),
+                                     list(rp.states))
         if owner != rp.index:  # shared with the relation that owns it
             new = {a: ls.new_trace[key.of_state(a)] for a in rp.states}
         else:
@@ -94,6 +108,12 @@ class EsDRtrl(Rule):
         em = ls.em
         ex = v.extra["ex_prev" if previous else "ex"]
         corr = self.corr_prev if previous else self.corr
+        if rp.kind == Kind.SPARSE:  # per connection: εx at pre times Σ δ εf at post
+            sig = em.sum_all([em.mul(d, e) for d, e in pairs])
+            if corr is not None:
+                sig = em.mul(sig, em.broadcast_in_dim(corr, layout.shape(sig), []))
+            return em.mul(layout.column_gather(em, ex, rp.pre),
+                          layout.column_gather(em, sig, rp.cols))
         if rp.kind != Kind.CONV:
             return em.insert(FactoredGradOp(ex, [d for d, _ in pairs], [e for _, e in pairs],
                                             corr, v.w_t)).results[0]

@@ -14,7 +14,8 @@ import numpy as np
 from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, TensorType, f32
 
 from tracec.dialects import stablehlo as shlo
-from tracec.passes.analysis.dataflow import SEVERAL, UNREACHED, StepGraph
+from tracec.passes.analysis.dataflow import SEVERAL, UNREACHED, StepGraph, operand_index
+from tracec.passes.analysis.index_maps import gather_sources
 from tracec.passes.ir.attributes import ConvParams, conv_params
 from tracec.passes.ir.builder import Builder
 from tracec.passes.ir.module import op_error
@@ -215,3 +216,63 @@ def check_dense(op, rel: dict) -> None:
         raise op_error(op, f"insert-eligibility-traces: the dense relation of "
                            f"'{rel.param}' must be y = x @ W with x [B, I] and y [B, M]",
                        hint="write the matmul as x @ W with the batch first")
+
+
+# -- sparse relations: y = x[:, pre] * w, each column c summed into neuron post[c]
+
+
+def presynaptic(g: StepGraph, rel) -> list[int]:
+    """The column of ``x [B, I]`` each connection (column of ``y [B, nnz]``) reads: the
+    gather's index map composed with the layout ops between it and the product; an
+    error unless every sample uses the same connection list."""
+    k, gather, chain = g.sparse_relation(rel.op)
+    y, x = rel.op.results[0], gather.operands[0]
+    what = f"the sparse relation of '{rel.param}'"
+    if len(shape(y)) != 2 or len(shape(x)) != 2 or shape(x)[0] != shape(y)[0]:
+        raise op_error(rel.op, f"insert-eligibility-traces: {what} has input {shape(x)} and "
+                               f"output {shape(y)}; the online rules need x [B, I] gathered "
+                               "into y [B, nnz]",
+                       hint="write the connections as x[:, pre] * w with the batch first")
+    index = np.arange(math.prod(shape(y)), dtype=np.int64).reshape(shape(y))
+    for op in reversed(chain):  # element of y -> element of the gather's result
+        index = operand_index(g, op, 0).reshape(-1)[index]
+    flat = gather_sources(gather, g.static(gather.operands[1])).reshape(-1)[index]
+    B, I = shape(x)
+    rows, cols = flat // I, flat % I
+    if (rows != np.arange(B)[:, None]).any() or (cols != cols[0]).any():
+        raise op_error(rel.op, f"insert-eligibility-traces: {what} reads other samples' "
+                               "inputs or a different connection list per sample",
+                       hint="index the neurons axis only, with one connection list for all")
+    return [int(c) for c in cols[0]]
+
+
+def column_gather(em: Builder, v, cols) -> object:
+    """``v [B, N]`` laid out as ``[B, M]``: column m holds ``v[:, cols[m]]`` (zero where
+    ``cols[m]`` is -1), one gather however the columns are spread."""
+    if v is None:
+        return None
+    B = shape(v)[0]
+    idx = np.asarray(cols, np.int32)
+    if idx.tolist() == list(range(shape(v)[1])):
+        return v
+    indices = em.constant(np.maximum(idx, 0).reshape(-1, 1))
+    out = em.gather(v, indices, {"offset_dims": [0], "collapsed_slice_dims": [1],
+                                 "start_index_map": [1], "index_vector_dim": 1},
+                    [B, 1], [B, len(cols)])
+    if (idx < 0).any():
+        keep = em.constant(np.broadcast_to((idx >= 0).astype(np.float32), [B, len(cols)]).copy())
+        out = em.mul(out, em.convert(keep, out.type))
+    return out
+
+
+def first_connections(cols, B: int) -> np.ndarray:
+    """``[B, nnz]`` float32: 1 at the first connection into each neuron, else 0. As a
+    tangent of ``y`` it reaches each neuron with weight one (the columns of one neuron
+    all have that neuron's ∂h/∂y)."""
+    mask = np.zeros(len(cols), np.float32)
+    seen: set = set()
+    for c, n in enumerate(cols):
+        if n >= 0 and n not in seen:
+            seen.add(n)
+            mask[c] = 1.0
+    return np.broadcast_to(mask, [B, len(cols)]).copy()

@@ -160,6 +160,14 @@ class LearnStep:
         return {a: vjp(self.fn, {new_state[a]: self.ones(new_state[a])}, self.cut, wrt=[seed],
                        builder=em).get(seed) for a in prim}
 
+    def neuron_sources(self, seed, tangent, prim):
+        """∂(new state a)/∂(seed) laid out as the neurons, for a ``seed`` whose elements
+        each feed one neuron: forward mode with ``tangent`` picking one element per
+        neuron (a sparse relation's first connection into it)."""
+        tans = jvp(self.fn, {seed: tangent}, self.cut, wanted=[self.new_state[a] for a in prim],
+                   builder=self.em)
+        return {a: tans.get(self.new_state[a]) for a in prim}
+
     def update(self, key: TraceKey, make, source, D_rel: dict, prim):
         """The new trace ``key`` of state ``key.state``: the op ``make(jac, prev, source,
         type)`` builds from the carried part ``Σ_c D[a][c] ⊙ prev[c]`` and this step's
@@ -232,10 +240,12 @@ def relation_gradient(ls: LearnStep, rule, rp):
     rop = ls.op_map[rp.rel.op]
     em.loc = rop.location
     cols, prim = rp.cols and list(rp.cols), list(rp.states)
-    # D, δ and δ⁻ of the group, laid out as the relation's output (columns -> neurons)
-    v = View(D={k: layout.spread(em, d, cols) for k, d in ls.D.items() if k[0] in prim},
-             delta={a: layout.spread(em, ls.delta[a], cols) for a in prim},
-             delta_prev={c: layout.spread(em, ls.delta_prev[c], cols) for c in prim})
+    # D, δ and δ⁻ of the group, laid out as the relation's output (columns -> neurons);
+    # a sparse relation's rule lays them out itself (per neuron or per connection)
+    spread_as = None if rp.kind == Kind.SPARSE else cols
+    v = View(D={k: layout.spread(em, d, spread_as) for k, d in ls.D.items() if k[0] in prim},
+             delta={a: layout.spread(em, ls.delta[a], spread_as) for a in prim},
+             delta_prev={c: layout.spread(em, ls.delta_prev[c], spread_as) for c in prim})
     if rp.kind in (Kind.PER_NEURON, Kind.PER_ELEMENT):
         seed = p if rp.kind == Kind.PER_NEURON else ls.vmap.get(rp.rel.operand,
                                                                 rp.rel.operand)
@@ -248,6 +258,11 @@ def relation_gradient(ls: LearnStep, rule, rp):
         if rp.kind == Kind.GATHERED:  # E[idx] = one_hot(idx) @ E
             v.w, v.y = rop.operands[0], rop.results[0]
             v.x, v.w_t = layout.one_hot(em, rop.operands[1], layout.shape(v.w)[0]), v.w.type
+        elif rp.kind == Kind.SPARSE:  # y = x[:, pre] * w: w as used [B, nnz], x [B, I]
+            k, gather, _ = ls.g.sparse_relation(rp.rel.op)
+            v.w, v.y, v.w_t = rop.operands[k], rop.results[0], rop.operands[k].type
+            v.x = ls.op_map[gather].operands[0]
+            v.extra["x_gathered"] = rop.operands[1 - k]
         else:
             v.x, v.y, v.w = rop.operands[0], rop.results[0], rop.operands[1]
         if rp.kind == Kind.DENSE:
@@ -257,7 +272,7 @@ def relation_gradient(ls: LearnStep, rule, rp):
         if rp.kind == Kind.CONV:
             v.cp = conv_params(rop)
         v.Df = (ls.sources(v.y, None if rp.kind == Kind.CONV else cols, prim)
-                if rule.needs_df(rp) else None)
+                if rule.needs_df(rp) and rp.kind != Kind.SPARSE else None)
         em.loc = rop.location  # the trace ops point at the relation's line
         new, prev = rule.update_traces(ls, rp, v)
 

@@ -27,6 +27,7 @@ class Kind(str, Enum):
     CONV = "conv"              # y = conv(x, K)
     PER_NEURON = "per-neuron"  # a bias, time constant, threshold shaped like the neurons
     PER_ELEMENT = "per-element"  # a value per element of the relation's operand ([4H] bias)
+    SPARSE = "sparse"          # y = x[:, pre] * w, summed into the neurons post
 
 
 @dataclass(frozen=True)
@@ -80,12 +81,13 @@ class RelationPlan:
     param: int          # the parameter's index
     states: tuple       # the group's (primary) state indices
     cols: tuple | None  # the neuron each output column feeds; None: laid out as the neurons
+    pre: tuple | None = None  # sparse: the input column each connection reads
 
 
 def plan(g: StepGraph, relations: list[Relation], groups: list[dict], derived: dict,
          rule) -> tuple[Traces, list[RelationPlan], list[list[int]]]:
-    """Declare every trace (the rule declares those of dense, gathered and convolution
-    relations; element-wise parameters keep exact traces under every rule) and list the
+    """Declare every trace (the rule declares those of dense, gathered, sparse and
+    convolution relations; element-wise parameters keep exact traces under every rule) and list the
     relations per group. Returns (traces, relation plans, primary states per group)."""
     traces = Traces()
     name_idx = {n: i for i, n in enumerate(g.state_names)}
@@ -121,6 +123,13 @@ def plan(g: StepGraph, relations: list[Relation], groups: list[dict], derived: d
                 else:
                     layout.check_dense(rop, rel)
                 rp = make(Kind(rel.kind), layout.columns(g, rel, prim, y, group_labels(gi)))
+                rule.declare(g, rp, traces)
+            elif rel.kind == "sparse":
+                y = rop.results[0]
+                cols = layout.columns(g, rel, prim, y, group_labels(gi))
+                rp = RelationPlan(Kind.SPARSE, rel, ri, gi, pidx, tuple(prim),
+                                  tuple(range(layout.shape(y)[1])) if cols is None else tuple(cols),
+                                  tuple(layout.presynaptic(g, rel)))
                 rule.declare(g, rp, traces)
             elif rel.kind == "conv":
                 layout.conv_relation(g, rel, prim, group_labels(gi))
