@@ -6,6 +6,7 @@ handed to IREE keeps the model's locations) and the failing op.
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 import sys
@@ -21,7 +22,26 @@ AGGRESSIVE_FUSION = "--iree-dispatch-creation-enable-aggressive-fusion=true"
 _BENIGN = ("failed to move consumer into region",)
 
 
-def iree_flags(options: CompileOptions) -> list[str]:
+#: The bytes IREE's llvm-cpu code generation may keep on a dispatch's stack.
+STACK_LIMIT_BYTES = 32768
+
+
+def aggressive_fusion_fits(module) -> bool:
+    """Whether IREE's aggressive fusion may be used on ``module``: it fuses the
+    producer of a scatter's updates (a connection list's ``x[:, pre] * w``) into the
+    scatter's dispatch, which then holds all updates on its stack; past the stack limit
+    the llvm-cpu backend refuses the module. Such modules are compiled without it."""
+    from tracec.dialects import stablehlo as shlo
+
+    for op in module.walk():
+        if isinstance(op, shlo.ScatterOp):
+            updates = op.operands[-1].type
+            if math.prod(updates.get_shape()) * 4 > STACK_LIMIT_BYTES:
+                return False
+    return True
+
+
+def iree_flags(options: CompileOptions, aggressive_fusion: bool = True) -> list[str]:
     t = options.target
     if t in ("llvm-cpu", "vmvx"):
         flags = ["--iree-hal-target-device=local", f"--iree-hal-local-target-device-backends={t}"]
@@ -29,13 +49,19 @@ def iree_flags(options: CompileOptions) -> list[str]:
             if options.target_triple:
                 flags.append(f"--iree-llvmcpu-target-triple={options.target_triple}")
                 cpu = "generic" if options.cpu == "host" else options.cpu
+                if options.target_triple.startswith("riscv64") and options.cpu == "host":
+                    # LLVM's generic riscv64 has no floating point; the Linux ABI's
+                    # baseline (rv64gc, hard-float lp64d) is what boards run
+                    flags += ["--iree-llvmcpu-target-cpu-features=+m,+a,+f,+d,+c",
+                              "--iree-llvmcpu-target-abi=lp64d"]
             else:
                 cpu = options.cpu
             flags.append(f"--iree-llvmcpu-target-cpu={cpu}")
         # Fuse more producers and consumers into one dispatch: one ES-D-RTRL time step of
         # lif2's train_sequence runs 28 dispatches instead of 53, ~13% faster; results
         # equal to float rounding. See benchmarks/results/dispatch_profile.md.
-        flags.append(AGGRESSIVE_FUSION)
+        if aggressive_fusion:
+            flags.append(AGGRESSIVE_FUSION)
         return flags
     if t == "cuda":
         return ["--iree-hal-target-device=cuda", f"--iree-cuda-target={options.cuda_arch}"]
@@ -104,12 +130,13 @@ def _iree_error(diagnostics: str, target: str, options: CompileOptions | None = 
     return TracecError(f"the {target} backend (IREE) failed: {what[:300]}")
 
 
-def compile_iree(module_text: str, options: CompileOptions, source_file: str | None = None) -> bytes:
+def compile_iree(module_text: str, options: CompileOptions, source_file: str | None = None,
+                 aggressive_fusion: bool = True) -> bytes:
     """Run iree-compile on ``module_text``; its errors become tracec errors, its warnings
     (other than the benign ones) go to stderr."""
     from iree.compiler.tools.binaries import find_tool
 
-    flags = iree_flags(options) + ["--iree-input-type=stablehlo", "--mlir-print-op-on-diagnostic=false"]
+    flags = iree_flags(options, aggressive_fusion) + ["--iree-input-type=stablehlo", "--mlir-print-op-on-diagnostic=false"]
     p = subprocess.run([find_tool("iree-compile"), "-", *flags], input=module_text.encode(),
                        capture_output=True)
     diagnostics = p.stderr.decode(errors="replace")

@@ -331,7 +331,8 @@ def compile(source, options: CompileOptions | None = None, *, emit: str | None =
     if options.target == "xla":
         binary = backends.compile_xla(ir["xla-input"], manifest, options)
     else:
-        binary = backends.compile_iree(ir["iree-input"], options, source_file=source.get("file"))
+        binary = backends.compile_iree(ir["iree-input"], options, source_file=source.get("file"),
+                                       aggressive_fusion=backends.aggressive_fusion_fits(module))
     art = Artifact(options.target, manifest, ir, binary, list(warnings))
     if key is not None:
         _cache_store(key, art)
