@@ -8,7 +8,7 @@
 
 Sections (``--sections``; ``--accuracy`` adds the last one):
 
-- ``time``: per network (``--networks lif:64 lif:128 lif:256 alif:64``; ``lif_v:64``: the
+- ``time``: per network (``--networks lif_v:64 lif:64 lif:128 lif:256 alif:64``; ``lif_v``: the
   lif network as braintrace's own examples write it, see benchmarks/braintrace_side.py's
   ``build_idiomatic_net``; batch 32, T steps) the time per step of tracec ``forward_sequence`` and ``train_sequence``
   (ES-D-RTRL and D-RTRL, ``--optimizer`` SGD or Adam, ``--update-every T``) on IREE
@@ -74,7 +74,7 @@ LR_SGD = 1e-3
 MEMORY_CHUNK = 50  # tracec's memory rows feed the input this many steps per call
 
 # --quick: every section on tiny sizes, written beside the build outputs, not to results/.
-QUICK = dict(networks=["lif:16", "alif:32"], T=50, repeats=2, passes=1, bt_drtrl_T=20,
+QUICK = dict(networks=["lif_v:16", "lif:16", "alif:32"], T=50, repeats=2, passes=1, bt_drtrl_T=20,
              drtrl_max_H=16,
              memory_network="lif:16", memory_T=[50, 200], iterations=3,
              out_dir=os.path.join(ROOT, "build", "side_by_side_quick"))
@@ -530,7 +530,8 @@ def update_readme(out_dir: str, path: str = os.path.join(ROOT, "benchmarks", "RE
         return
     head, rest = text.split(README_BEGIN, 1)
     _, tail = rest.split(README_END, 1)
-    block = readme_block(load_results(os.path.join(out_dir, "side_by_side.json")))
+    block = readme_block(load_results(os.path.join(out_dir, "side_by_side.json")),
+                         os.path.relpath(os.path.join(out_dir, "side_by_side.md"), ROOT))
     common.write_text(path, head + README_BEGIN + "\n" + block + README_END + tail)
     log("side_by_side: README.md updated")
 
@@ -538,7 +539,7 @@ def update_readme(out_dir: str, path: str = os.path.join(ROOT, "benchmarks", "RE
 def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="tiny networks, T, repeats (lif:16 alif:32, T=50, 2 repeats, D-RTRL up to H=16, "
+    ap.add_argument("--quick", action="store_true", help="tiny networks, T, repeats (lif_v:16 lif:16 alif:32, T=50, 2 repeats, D-RTRL up to H=16, "
                     "memory T 50 200, 3 updates), written to build/side_by_side_quick/: an "
                     "end-to-end check")
     ap.add_argument("--sections", nargs="+", choices=SECTIONS, default=["time", "compile", "memory"],
@@ -551,7 +552,8 @@ def parse_args(argv):
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per subprocess")
     g = ap.add_argument_group("time")
     g.add_argument("--networks", type=network, nargs="+",
-                   default=["lif:64", "lif:128", "lif:256", "alif:64"], help="VARIANT:H ...")
+                   default=["lif_v:64", "lif:64", "lif:128", "lif:256", "alif:64"],
+                   help="VARIANT:H ... (lif_v: braintrace's idiomatic form of lif)")
     g.add_argument("--variant", nargs="+", choices=["lif", "alif"],
                    help="with --H: the networks are every VARIANT × H (instead of --networks)")
     g.add_argument("--H", type=int, nargs="+", help="with --variant (default lif)")

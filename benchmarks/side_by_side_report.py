@@ -327,8 +327,11 @@ NOTES = [
     "compiled inside the one jitted iteration. braintrace's rows come from each benchmark venv "
     "(0.2.6 on Python 3.11 and jax 0.10.2; the newest release on Python 3.12 and jax 0.12).",
     "speed-up vs braintrace: braintrace's µs/step over ours for the same rule on the same network "
-    "(> 1: tracec is faster; JAX BPTT is compared with brainstate BPTT). Where braintrace ran at "
-    "another T (D_RTRL is slow, --bt-drtrl-T), the cell says so.",
+    "(> 1: tracec is faster; JAX BPTT is compared with brainstate BPTT), per braintrace release "
+    "measured. Where braintrace ran at another T (D_RTRL is slow, --bt-drtrl-T), the cell says so. "
+    "Only `lif_v` measures braintrace as its authors write a network; on `lif` and `alif` its "
+    "network keeps the spike as a hidden state and feeds two braintrace.matmul, a slower form than "
+    "its best, so their speed-ups overstate tracec's lead.",
     "× own forward: train µs/step over the same tool's forward µs/step on the same target.",
     "compile: `tracec.compile(examples/lif2.py)` in a fresh process with jax already imported: "
     "cold (empty TRACEC_CACHE_DIR) / cached in the same process (re-traces the model, then hits "
@@ -366,9 +369,12 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-def readme_block(results: dict) -> str:
+def readme_block(results: dict, page: str = "benchmarks/results/side_by_side.md") -> str:
     dates = sorted(s["date"] for s in results["sections"].values())
-    return "\n".join([f"`python -m benchmarks.side_by_side`, measured {dates[0][:10]}"
+    commands = sorted({s["command"] for s in results["sections"].values()})
+    return "\n".join([f"{'; '.join(f'`{c}`' for c in commands)}, measured {dates[0][:10]}"
                       f"{'' if dates[0][:10] == dates[-1][:10] else ' to ' + dates[-1][:10]}; the full "
-                      "page with notes, accuracy and versions: `benchmarks/results/side_by_side.md`.",
-                      "", *targets(results), "", *main_table(results), ""])
+                      f"page with notes and versions: `{page}`.",
+                      "", *[t for t in targets(results)  # the targets this run measured
+                            if "| not measured |" not in t and "| slope | — |" not in t],
+                      "", *main_table(results), ""])
