@@ -37,6 +37,7 @@ from xdsl.passes import ModulePass
 
 from tracec.dialects import stablehlo as shlo
 from tracec.passes.autodiff.engine import remove_dead_code
+from tracec.passes.ir.attributes import compare_direction
 from tracec.passes.ir.builder import Builder
 from tracec.passes.ir.module import functions, op_error, op_name
 
@@ -56,11 +57,8 @@ def _scalar_constant(op: shlo.ConstantOp):
 
 
 def _direction(op: Operation) -> str | None:
-    text = str(op.properties.get("comparison_direction") or op.attributes.get("comparison_direction"))
-    for name in _COMPARE:
-        if f"comparison_direction {name}" in text or text.endswith(f" {name}>"):
-            return name
-    return None
+    name = compare_direction(op)
+    return name if name in _COMPARE else None
 
 
 def _evaluate(v: SSAValue, env: dict):
