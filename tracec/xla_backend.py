@@ -26,7 +26,7 @@ The module of one entry (what ``Exported.mlir_module()`` shows)::
   version ``WEEK_4`` of the jaxlib that builds it, as ``jax.export`` itself writes.
 - ``in_tree``: ``((a_0, ..., a_{n-1}), {})`` — flat positional arrays;
   ``out_tree``: a flat tuple. Calling convention version: jax's current default
-  (``jax_export_calling_convention_version``, 10 in jax 0.10.2).
+  (``jax_export_calling_convention_version``, 10 in jax 0.10.2 and 0.12.0.1).
 
 Container layout (all integers little-endian)::
 
