@@ -1,0 +1,119 @@
+"""Whole-brain scale: examples/connectome.py trained online with ES-D-RTRL at several
+sizes, each in fresh processes, reporting for every size:
+
+- compile time and the compiler's peak resident memory;
+- time per online step (``train_sequence`` over chunks of T steps, median of the chunks
+  after the first) and the learner's peak resident memory;
+- the bytes of state the binary carries between steps (parameters, neuron state,
+  traces, optimizer state, accumulated gradients), read from the manifest;
+- the loss of the first and of the last chunk.
+
+    .venv/bin/python -m benchmarks.scale                      # 10k, 50k, 139,255 neurons
+    .venv/bin/python -m benchmarks.scale --sizes 2000:40000   # neurons:connections
+
+Connections scale with the neurons (3 million at 139,255, as in the example).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+from benchmarks.common import ROOT
+
+DEFAULT_SIZES = ["10000:215437", "50000:1077188", "139255:3000000"]
+
+
+def _child(env: dict, code: str) -> dict:
+    """Run ``code`` in a fresh Python with ``env``; it prints one JSON line last."""
+    p = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, cwd=ROOT,
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(p.stderr[-2000:])
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+COMPILE = r"""
+import json, sys, time
+sys.path.insert(0, "benchmarks")
+import tracec
+from common import peak_rss_mib
+t0 = time.perf_counter()
+art = tracec.compile("examples/connectome.py", algorithm="es-d-rtrl", optimizer="adam",
+                     lr=0.003, update_every=10, decay=0.9, use_cache=False)
+seconds = time.perf_counter() - t0
+art.save({path!r})
+print(json.dumps({{"compile_s": seconds, "compile_rss_mib": peak_rss_mib()}}))
+"""
+
+TRAIN = r"""
+import json, sys, time
+import numpy as np
+sys.path.insert(0, "benchmarks"); sys.path.insert(0, "examples")
+import tracec.runtime
+from common import peak_rss_mib
+import connectome as C
+learner = tracec.runtime.load({path!r})
+m = learner.manifest
+carried = sum(int(np.prod(e["shape"])) * np.dtype(e["dtype"]).itemsize
+              for key in ("params", "state", "traces", "optimizer_state", "accumulators", "counters")
+              for e in m[key])
+traces = sum(int(np.prod(e["shape"])) * 4 for e in m["traces"])
+T, chunks = {steps}, {chunks}
+rng = np.random.default_rng(0)
+targets = np.stack([C.target_activity(t) for t in range(T)])
+times, losses = [], []
+for k in range(chunks):
+    xs = (rng.random((T, C.B, C.N_IN)) < 0.2).astype(np.float32)
+    t0 = time.perf_counter()
+    out = learner.train_sequence(xs, targets)
+    times.append((time.perf_counter() - t0) / T)
+    losses.append(float(np.mean(out)))
+print(json.dumps({{"step_ms": float(np.median(times[1:] or times)) * 1e3,
+                  "run_rss_mib": peak_rss_mib(), "carried_bytes": carried,
+                  "trace_bytes": traces, "loss_first": losses[0], "loss_last": losses[-1]}}))
+"""
+
+
+def measure(neurons: int, connections: int, steps: int, chunks: int) -> dict:
+    env = {"CONNECTOME_NEURONS": str(neurons), "CONNECTOME_CONNECTIONS": str(connections),
+           "CONNECTOME_BATCH": "1"}
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "connectome.vmfb")
+        out = {"neurons": neurons, "connections": connections}
+        out.update(_child(env, COMPILE.format(path=path)))
+        out.update(_child(env, TRAIN.format(path=path, steps=steps, chunks=chunks)))
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", nargs="*", default=DEFAULT_SIZES, help="neurons:connections")
+    ap.add_argument("--steps", type=int, default=50, help="steps per train_sequence chunk")
+    ap.add_argument("--chunks", type=int, default=5, help="chunks (the first is not timed)")
+    ap.add_argument("--json", help="also write the rows to this file")
+    args = ap.parse_args(argv)
+    rows = []
+    print("| neurons | connections | compile s | compile peak MiB | ms / step | run peak MiB "
+          "| carried state MiB (of it traces) | loss first -> last chunk |")
+    print("|---|---|---|---|---|---|---|---|")
+    for size in args.sizes:
+        n, c = (int(v) for v in size.split(":"))
+        r = measure(n, c, args.steps, args.chunks)
+        rows.append(r)
+        carried = f"{r['carried_bytes'] / 2**20:.1f} ({r['trace_bytes'] / 2**20:.1f})"
+        print(f"| {n:,} | {c:,} | {r['compile_s']:.0f} | {r['compile_rss_mib']:.0f} | "
+              f"{r['step_ms']:.2f} | {r['run_rss_mib']:.0f} | {carried} | "
+              f"{r['loss_first']:.4f} -> {r['loss_last']:.4f} |", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
