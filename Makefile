@@ -1,15 +1,16 @@
-# Two commands on a fresh machine (Python 3.11 + pip + gcc):
+# Two commands on a fresh machine (Python 3.11, 3.12 or 3.13 + pip + gcc):
 #   make demo   compile the bundled example and run it against JAX
-#   make test   run every test (pytest, filecheck, CMake/ctest)
+#   make test   run every test (pytest, filecheck, CMake/ctest), then pytest and filecheck
+#               again on Python 3.12 with its newer jax when a Python 3.12 is found
 # Each sets up its own virtual environment from pyproject.toml (the one place where
-# versions are pinned).
+# versions are pinned, per Python version where they differ).
 
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.tracec-installed
 
-.PHONY: demo test venv pytest filecheck ctest clean bench bench-venv parity bench-all bench-quick vulkan-driver aarch64-runtime
+.PHONY: demo test venv pytest filecheck ctest test312 venv312 clean bench bench-venv bench-venv-312 parity bench-all bench-quick vulkan-driver aarch64-runtime
 
 venv: $(STAMP)
 
@@ -18,6 +19,26 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
+
+# The second interpreter: Python 3.12, where pyproject.toml pins the newest jax. PYTHON312
+# if given, else pyenv's 3.12 (the newest patch release), else a python3.12 on PATH that
+# runs (a pyenv shim for a version that is not selected does not); empty when none is.
+ifeq ($(origin PYTHON312),undefined)
+PYTHON312 := $(shell for p in $$(ls -d "$$(pyenv root 2>/dev/null || echo "$${PYENV_ROOT:-$$HOME/.pyenv}")"/versions/3.12*/bin/python3 2>/dev/null | sort -rV) python3.12; do \
+  "$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' >/dev/null 2>&1 && { command -v "$$p"; break; }; done)
+endif
+VENV312  ?= .venv312
+PY312    := $(VENV312)/bin/python
+STAMP312 := $(VENV312)/.tracec-installed
+
+venv312: $(STAMP312)
+
+$(STAMP312): pyproject.toml
+	@[ -n "$(PYTHON312)" ] || { echo "no Python 3.12 found: install one (pyenv install 3.12) or set PYTHON312"; exit 1; }
+	$(PYTHON312) -m venv $(VENV312)
+	$(PY312) -m pip install -q --upgrade pip
+	$(PY312) -m pip install -q -e '.[test]'
+	touch $(STAMP312)
 
 demo: $(STAMP)
 	mkdir -p build
@@ -75,7 +96,24 @@ ctest: $(STAMP)
 	PATH="$(abspath $(VENV))/bin:$$PATH" cmake --build build/cmake
 	PATH="$(abspath $(VENV))/bin:$$PATH" ctest --test-dir build/cmake --output-on-failure
 
-test: filecheck pytest ctest
+# filecheck and pytest again on Python 3.12 (jax 0.12 there), in its own venv; skipped, and
+# said so, where no Python 3.12 is found or the main venv is already 3.12. PYTEST312_ARGS
+# narrows that pytest run if ever needed (default: every test).
+PYTEST312_ARGS ?= tests
+ifeq ($(PYTHON312),)
+test312:
+	@echo "skipping the Python 3.12 run: no Python 3.12 found (pyenv's versions/3.12*, python3.12 on PATH, or PYTHON312=...)"
+else
+test312: $(STAMP312)
+	@if [ -x $(PY) ] && $(PY) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))'; then \
+	  echo "skipping the second Python 3.12 run: $(VENV) is already Python 3.12"; \
+	else \
+	  echo "== Python 3.12 ($(PYTHON312)): filecheck and pytest" \
+	  && $(VENV312)/bin/lit -v tests/filecheck && $(PY312) -m pytest -q $(PYTEST312_ARGS); \
+	fi
+endif
+
+test: filecheck pytest ctest test312
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.forward_sequence
@@ -92,6 +130,21 @@ $(BENCH_STAMP): benchmarks/requirements-braintrace.txt
 	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
 	$(BENCH_VENV)/bin/python -m pip install -q -r benchmarks/requirements-braintrace.txt
 	touch $(BENCH_STAMP)
+
+# braintrace's newest release (0.2.7+ need Python >= 3.12) beside 0.2.6: a second benchmark
+# venv on Python 3.12 (BENCH_PYTHON312; default python3.12), pinned in its own requirements
+# file. The side-by-side runner and make parity use every benchmark venv that exists.
+BENCH_PYTHON312 ?= $(or $(PYTHON312),python3.12)
+BENCH_VENV312   ?= .venv-bench312
+BENCH312_STAMP  := $(BENCH_VENV312)/.braintrace-installed
+
+bench-venv-312: $(BENCH312_STAMP)
+
+$(BENCH312_STAMP): benchmarks/requirements-braintrace-312.txt
+	$(BENCH_PYTHON312) -m venv $(BENCH_VENV312)
+	$(BENCH_VENV312)/bin/python -m pip install -q --upgrade pip
+	$(BENCH_VENV312)/bin/python -m pip install -q -r benchmarks/requirements-braintrace-312.txt
+	touch $(BENCH312_STAMP)
 
 # tracec's D-RTRL / ES-D-RTRL gradients vs braintrace's on the same networks
 parity: $(STAMP) $(BENCH_STAMP)
