@@ -1,5 +1,6 @@
 """Sparse connectivity: connection lists written with gather/scatter (``x[:, pre] * w``
-summed into ``post`` with ``segment_sum`` or ``.at[...].add``).
+summed into ``post`` with ``segment_sum`` or ``.at[...].add``) or as a
+``jax.experimental.sparse`` BCOO matrix with trainable data.
 
 - The compile-time index maps of gather and scatter equal what JAX computes (JAX
   evaluates the same ops on an iota);
@@ -121,8 +122,8 @@ def sparse_model(seed: int, *, recurrent: bool, dense: bool = False):
     nnz_in, nnz_rec = int(rng.integers(I, 3 * I * H // 2)), int(rng.integers(H, 2 * H * H))
     pre_in, post_in = rng.integers(0, I, nnz_in), rng.integers(0, H, nnz_in)
     pre_rec, post_rec = rng.integers(0, H, nnz_rec), rng.integers(0, H, nnz_rec)
-    form = ["at_add", "segment_sum", "vmapped"][seed % 3]
-    spiking = seed % 2 == 0
+    form = ["at_add", "segment_sum", "vmapped", "bcoo"][seed % 4]
+    spiking = (seed // 4) % 2 == 0
     w_in0 = rng.normal(size=nnz_in).astype(np.float32) * 0.8
     w_rec0 = rng.normal(size=nnz_rec).astype(np.float32) * 0.4
     w_out0 = rng.normal(size=(H, 2)).astype(np.float32)
@@ -148,6 +149,11 @@ def sparse_model(seed: int, *, recurrent: bool, dense: bool = False):
     def syn(x, w, pre, post):
         if dense:
             return x @ w
+        if form == "bcoo":  # jax.experimental.sparse: the weights as a BCOO matrix's data
+            from jax.experimental import sparse
+
+            indices = np.stack([pre, post], axis=1).astype(np.int32)
+            return x @ sparse.BCOO((w, indices), shape=(x.shape[1], H))
         return _connect(x[:, pre] * w, post, B, H, form)
 
     def step(p, s, x):
@@ -187,7 +193,7 @@ def _learn(model, algorithm, tmp_path, seed):
     return {k: before[k] - after[k] for k in before}, (xs, targets, mask)
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(8))
 def test_sparse_input_learns_the_bptt_gradient(seed, tmp_path):
     """One neuron-intrinsic layer fed through a connection list: D-RTRL is exact."""
     from reference_rules import bptt_gradient
@@ -201,7 +207,7 @@ def test_sparse_input_learns_the_bptt_gradient(seed, tmp_path):
 
 
 @pytest.mark.parametrize("algorithm", ["d-rtrl", "es-d-rtrl"])
-@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("seed", range(4))
 def test_recurrent_sparse_network_equals_its_dense_form(seed, algorithm, tmp_path):
     """Both rules give each connection the gradient of its entry of the dense matrix."""
     sparse, (pre_in, post_in, pre_rec, post_rec) = sparse_model(seed, recurrent=True)

@@ -105,20 +105,36 @@ class StepGraph:
         return self._sparse[op]
 
     def _find_sparse(self, op: Operation):
-        if not isinstance(op, shlo.MultiplyOp):
+        if isinstance(op, shlo.DotGeneralOp):
+            from tracec.passes.ir.attributes import dot_dims
+
+            lb, rb, lc, rc = dot_dims(op)
+            # a product in disguise: no contraction, the parameter side batched on all
+            # its dimensions (a BCOO matmul's data times the gathered inputs)
+            if lc or rc or len(lb) != len(op.operands[0].type.get_shape()):
+                return None
+        elif not isinstance(op, shlo.MultiplyOp):
             return None
         for k in (0, 1):
             if op.operands[k] not in self.from_param or op.operands[1 - k] in self.from_param:
                 continue
             v, chain = op.operands[1 - k], []
-            while isinstance(v.owner, LAYOUT):
+            while isinstance(v.owner, LAYOUT) or self._passes_through(v.owner):
                 chain.append(v.owner)
-                v = v.owner.operands[0]
+                v = v.owner.operands[1 if isinstance(v.owner, shlo.SelectOp) else 0]
             gather = v.owner
             if (isinstance(gather, shlo.GatherOp) and self.static(gather.operands[1]) is not None
                     and self.static(gather.operands[0]) is None):
                 return k, gather, list(reversed(chain))
         return None
+
+    def _passes_through(self, op) -> bool:
+        """``select(mask, v, 0)`` with a mask known to be all true (a BCOO matmul's check
+        that its indices are in bounds): the value itself."""
+        if not isinstance(op, shlo.SelectOp):
+            return False
+        mask = self.static(op.operands[0])
+        return mask is not None and bool(np.all(mask))
 
     def routes(self, op: Operation) -> bool:
         """Whether every element of ``op``'s result is one element of one operand, or
@@ -222,7 +238,7 @@ def operand_index(g: StepGraph, op: Operation, k: int) -> np.ndarray:
             ints(op.start_indices), ints(op.limit_indices), ints(op.strides)))]
     if isinstance(op, shlo.ReshapeOp):
         return flat.reshape(out)
-    if isinstance(op, shlo.ConvertOp):
+    if isinstance(op, (shlo.ConvertOp, shlo.SelectOp)):
         return flat
     if isinstance(op, shlo.TransposeOp):
         return flat.transpose(ints(op.permutation))

@@ -41,6 +41,21 @@ def _dtype(t) -> type:
     return np.bool_ if getattr(et, "width", None) is not None and et.width.data == 1 else np.int64
 
 
+_REDUCE = {shlo.AndOp: np.logical_and, shlo.OrOp: np.logical_or, shlo.AddOp: np.add,
+           shlo.MaximumOp: np.maximum, shlo.MinimumOp: np.minimum, shlo.MultiplyOp: np.multiply}
+
+
+def _reduce(op, ins: list) -> np.ndarray | None:
+    """A one-input ``stablehlo.reduce`` whose body is one binary op of ``_REDUCE``."""
+    if len(ins) != 2:
+        return None
+    body = list(op.body.block.ops)
+    if len(body) != 2 or type(body[0]) not in _REDUCE:
+        return None
+    fn = _REDUCE[type(body[0])]
+    return fn(fn.reduce(ins[0], axis=tuple(ints(op.dimensions))), ins[1])
+
+
 def static_value(v: SSAValue, cache: dict | None = None) -> np.ndarray | None:
     """The value of ``v`` when it is computed from constants alone by the ops index
     arithmetic uses; else None."""
@@ -49,7 +64,10 @@ def static_value(v: SSAValue, cache: dict | None = None) -> np.ndarray | None:
         return cache[v]
     op = v.owner
     out = None
-    if isinstance(op, Operation) and len(op.results) == 1 and not op.regions:
+    if isinstance(op, shlo.ReduceOp) and len(op.results) == 1:
+        ins = [static_value(o, cache) for o in op.operands]
+        out = _reduce(op, ins) if all(i is not None for i in ins) else None
+    elif isinstance(op, Operation) and len(op.results) == 1 and not op.regions:
         if isinstance(op, shlo.ConstantOp):
             vals = np.asarray(op.value.get_values(), dtype=_dtype(v.type))
             if vals.size == 1:
@@ -73,6 +91,8 @@ def _evaluate(op: Operation, ins: list) -> np.ndarray | None:
     shape = _shape(op.results[0])
     if type(op) in _BINARY:
         return _BINARY[type(op)](ins[0], ins[1])
+    if isinstance(op, shlo.GatherOp):  # constants looked up at constant indices
+        return ins[0].reshape(-1)[gather_sources(op, ins[1])]
     if isinstance(op, shlo.RemainderOp):
         return np.fmod(ins[0], ins[1])  # the dividend's sign, as StableHLO
     if isinstance(op, shlo.NegateOp):

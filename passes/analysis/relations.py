@@ -8,6 +8,7 @@ ops. See the pass's docstring (docs/passes.md) for the kinds.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from xdsl.ir import Operation, SSAValue
@@ -48,7 +49,8 @@ class Relation:
         if self.param_side is not None:
             out["param_side"] = self.param_side
         if self.kind == "sparse":
-            out["nnz"] = self.y_shape[-1]  # connections: the gathered values per sample
+            # connections: the values the product makes per sample
+            out["nnz"] = math.prod(self.y_shape) // self.x_shape[0]
         out["op_index"] = _op_index(self.op)
         out["operand_index"] = self.operand_index
         return out
@@ -150,6 +152,17 @@ def _forward_states(g: StepGraph, start: SSAValue) -> tuple[set[int], set[int], 
     return ew, any_, breaking
 
 
+def sparse_input(g: StepGraph, op: Operation) -> tuple[SSAValue, list[Operation]]:
+    """The value a sparse relation's connection list reads from, before the layout ops
+    that lead to its gather (a BCOO matmul gathers rows of ``xᵀ``), and those ops."""
+    v, chain = g.sparse_relation(op)[1].operands[0], []
+    while isinstance(v.owner, (shlo.TransposeOp, shlo.ReshapeOp)) and len(_shape(v)) == 2 \
+            and len(_shape(v.owner.operands[0])) == 2:
+        chain.append(v.owner)
+        v = v.owner.operands[0]
+    return v, list(reversed(chain))
+
+
 def param_relations(g: StepGraph) -> tuple[list[Relation], list[str]]:
     """Every relation of every parameter, and the readout parameters (those that reach
     no new state)."""
@@ -162,10 +175,10 @@ def param_relations(g: StepGraph) -> tuple[list[Relation], list[str]]:
     for p, name in zip(g.param_args, g.param_names):
         reaches_state = False
         for op, operand in _uses(g, p):
-            if isinstance(op, shlo.DotGeneralOp):
-                kind = "dense"
-            elif g.sparse_relation(op) is not None:
+            if g.sparse_relation(op) is not None:
                 kind = "sparse"
+            elif isinstance(op, shlo.DotGeneralOp):
+                kind = "dense"
             elif isinstance(op, shlo.ConvolutionOp):
                 kind = "conv"
             elif isinstance(op, (shlo.DynamicSliceOp,)) or op_name(op) == "stablehlo.gather":
@@ -192,7 +205,7 @@ def param_relations(g: StepGraph) -> tuple[list[Relation], list[str]]:
                 x_shape = tuple(_shape(op.operands[1 - index]))
                 side = "lhs" if index == 0 else "rhs"
             elif kind == "sparse":  # x: the values the connection list gathers from
-                x_shape = tuple(_shape(g.sparse_relation(op)[1].operands[0]))
+                x_shape = tuple(_shape(sparse_input(g, op)[0]))
             relations.append(Relation(name, kind, op, index, tuple(_shape(y)),
                                       tuple(sorted({group_of[k] for k in ew})), loc_text(op),
                                       x_shape, side))

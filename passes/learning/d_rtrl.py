@@ -75,17 +75,25 @@ class DRtrl(Rule):
         """Per connection: D, δ and δ⁻ read at the connection's neuron, the source
         x[pre] · Df (Df per column: the columns of one neuron share it)."""
         em, cols, prim = ls.em, list(rp.cols), list(rp.states)
-        D = {k: layout.column_gather(em, d, cols) for k, d in v.D.items()}
+        axis = rp.sparse.batch_axis
+
+        def per_connection(d):  # a per-neuron value laid out as the relation's output
+            return layout.to_batch_first(em, layout.column_gather(em, d, cols), axis)
+        D = {k: per_connection(d) for k, d in v.D.items()}
         Df = ls.sources(v.y, cols, prim)
         new = {a: ls.update(key.of_state(a),
                             lambda j, pr, src, t: NeuronTraceOp(j, pr, src, t, 1.0, 1.0),
                             em.mul(Df[a], v.extra["x_gathered"]), D, prim) for a in prim}
-        v.delta = {a: layout.column_gather(em, d, cols) for a, d in v.delta.items()}
-        v.delta_prev = {c: layout.column_gather(em, d, cols) for c, d in v.delta_prev.items()}
+        v.delta = {a: per_connection(d) for a, d in v.delta.items()}
+        v.delta_prev = {c: per_connection(d) for c, d in v.delta_prev.items()}
         return new, {c: ls.trace_arg[key.of_state(c)] for c in prim}
 
     def contract(self, ls, rp: RelationPlan, v: View, pairs: list, previous: bool):
         ds, es = [d for d, _ in pairs], [e for _, e in pairs]
+        if rp.kind == Kind.SPARSE:  # per connection and sample, then as the weight is used
+            G = ls.em.insert(TraceGradOp(ds, es, v.y.type)).results[0]
+            axis = rp.sparse.batch_axis
+            return layout.to_operand(ls.em, layout.to_batch_first(ls.em, G, axis), v.w, axis)
         if rp.kind != Kind.CONV:
             return ls.em.insert(TraceGradOp(ds, es, v.w_t)).results[0]
         J, N = layout.shape(v.extra["patches"])[2], math.prod(layout.shape(v.y)[1:])

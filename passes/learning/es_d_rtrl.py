@@ -91,8 +91,9 @@ class EsDRtrl(Rule):
                  else self.owner.get((rp.index, rp.group), rp.index))
         key = TraceKey("ef", owner, rp.group)
         if rp.kind == Kind.SPARSE:  # Df per neuron: y's first connection into each
-            B = layout.shape(v.y)[0]
-            v.Df = ls.neuron_sources(v.y, ls.em.constant(layout.first_connections(rp.cols, B)),
+            axis = rp.sparse.batch_axis
+            mask = layout.first_connections(rp.cols, layout.shape(v.y)[axis])
+            v.Df = ls.neuron_sources(v.y, ls.em.constant(mask if axis == 0 else mask.T.copy()),
                                      list(rp.states))
         if owner != rp.index:  # shared with the relation that owns it
             new = {a: ls.new_trace[key.of_state(a)] for a in rp.states}
@@ -112,8 +113,9 @@ class EsDRtrl(Rule):
             sig = em.sum_all([em.mul(d, e) for d, e in pairs])
             if corr is not None:
                 sig = em.mul(sig, em.broadcast_in_dim(corr, layout.shape(sig), []))
-            return em.mul(layout.column_gather(em, ex, rp.pre),
-                          layout.column_gather(em, sig, rp.cols))
+            G = em.mul(layout.column_gather(em, ex, rp.sparse.pre),
+                       layout.column_gather(em, sig, rp.cols))
+            return layout.to_operand(em, G, v.w, rp.sparse.batch_axis)
         if rp.kind != Kind.CONV:
             return em.insert(FactoredGradOp(ex, [d for d, _ in pairs], [e for _, e in pairs],
                                             corr, v.w_t)).results[0]

@@ -9,6 +9,7 @@ per-neuron value out as ``y``. Used by the rule modules and the learning step bu
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, TensorType, f32
@@ -26,7 +27,7 @@ def shape(v) -> list[int]:
     return list(t.get_shape())
 
 
-def columns(g: StepGraph, rel: dict, prim: list[int], y, labels: dict) -> list[int] | None:
+def columns(g: StepGraph, rel, prim: list[int], y, labels: dict, key=None) -> list[int] | None:
     """Which neuron of its batch row each column of the relation's output ``y`` [B, M]
     feeds (-1: none of this group's); None when ``y`` is laid out as the neurons.
     ``labels``: ``neuron_labels`` of the group."""
@@ -34,7 +35,7 @@ def columns(g: StepGraph, rel: dict, prim: list[int], y, labels: dict) -> list[i
     states = [g.state_results[a] for a in prim]
     sshape = shape(states[0])
     same = all(shape(s) == sshape for s in states)
-    found = labels.get(y)
+    found = labels.get(y if key is None else key)
     neuron = np.full(shape(y), UNREACHED, np.int64) if found is None else found
     if same and shape(y) == sshape and (neuron == np.arange(neuron.size).reshape(sshape)).all():
         return None
@@ -221,29 +222,82 @@ def check_dense(op, rel: dict) -> None:
 # -- sparse relations: y = x[:, pre] * w, each column c summed into neuron post[c]
 
 
-def presynaptic(g: StepGraph, rel) -> list[int]:
-    """The column of ``x [B, I]`` each connection (column of ``y [B, nnz]``) reads: the
-    gather's index map composed with the layout ops between it and the product; an
-    error unless every sample uses the same connection list."""
+@dataclass(frozen=True)
+class SparseLayout:
+    """A sparse relation's connection list as the rules use it: ``x [B, I]`` the values
+    it reads (a value of ``@step``), ``pre[c]`` the column of ``x`` connection c reads,
+    ``batch_axis`` the batch axis of the relation's output ([B, nnz]: 0; a BCOO
+    matmul's [nnz, B]: 1)."""
+
+    x: object
+    pre: tuple
+    batch_axis: int
+
+
+def sparse_layout(g: StepGraph, rel) -> SparseLayout:
+    """The gather's index map composed with the layout ops around it, checked: every
+    sample reads the same connection list from its own row of ``x``."""
+    from tracec.passes.analysis.relations import sparse_input
+
     k, gather, chain = g.sparse_relation(rel.op)
-    y, x = rel.op.results[0], gather.operands[0]
+    x, before = sparse_input(g, rel.op)
+    y = rel.op.results[0]
     what = f"the sparse relation of '{rel.param}'"
-    if len(shape(y)) != 2 or len(shape(x)) != 2 or shape(x)[0] != shape(y)[0]:
+    if len(shape(y)) != 2 or len(shape(x)) != 2:
         raise op_error(rel.op, f"insert-eligibility-traces: {what} has input {shape(x)} and "
-                               f"output {shape(y)}; the online rules need x [B, I] gathered "
-                               "into y [B, nnz]",
+                               f"output {shape(y)}; the online rules need x [B, I] and one "
+                               "value per connection and sample",
                        hint="write the connections as x[:, pre] * w with the batch first")
     index = np.arange(math.prod(shape(y)), dtype=np.int64).reshape(shape(y))
     for op in reversed(chain):  # element of y -> element of the gather's result
         index = operand_index(g, op, 0).reshape(-1)[index]
-    flat = gather_sources(gather, g.static(gather.operands[1])).reshape(-1)[index]
+    index = gather_sources(gather, g.static(gather.operands[1])).reshape(-1)[index]
+    for op in reversed(before):  # element of the gather's operand -> element of x
+        index = operand_index(g, op, 0).reshape(-1)[index]
     B, I = shape(x)
-    rows, cols = flat // I, flat % I
-    if (rows != np.arange(B)[:, None]).any() or (cols != cols[0]).any():
-        raise op_error(rel.op, f"insert-eligibility-traces: {what} reads other samples' "
-                               "inputs or a different connection list per sample",
-                       hint="index the neurons axis only, with one connection list for all")
-    return [int(c) for c in cols[0]]
+    rows, cols = index // I, index % I
+    for axis in (0, 1):
+        if shape(y)[axis] != B:
+            continue
+        batch = np.arange(B).reshape([B, 1] if axis == 0 else [1, B])
+        per_sample = cols if axis == 0 else cols.T
+        if (rows == batch).all() and (per_sample == per_sample[0]).all():
+            return SparseLayout(x, tuple(int(c) for c in per_sample[0]), axis)
+    raise op_error(rel.op, f"insert-eligibility-traces: {what} reads other samples' inputs "
+                           "or a different connection list per sample",
+                   hint="index the neurons axis only, with one connection list for all")
+
+
+def sparse_columns(g: StepGraph, rel, prim: list[int], labels: dict, batch_axis: int) -> list[int]:
+    """The neuron each connection feeds (``columns`` of the relation's output seen
+    batch first)."""
+    y = rel.op.results[0]
+    if batch_axis == 0:
+        cols = columns(g, rel, prim, y, labels)
+        return list(range(shape(y)[1])) if cols is None else cols
+    flipped = {y: labels[y].T} if y in labels else {}
+    cols = columns(g, rel, prim, _Transposed(y), flipped, key=y)
+    return list(range(shape(y)[0])) if cols is None else cols
+
+
+class _Transposed:
+    """A 2-D value seen transposed, for ``columns``."""
+
+    def __init__(self, v):
+        self.type = TensorType(v.type.element_type, shape(v)[::-1])
+
+
+def to_batch_first(em: Builder, v, batch_axis: int):
+    return v if v is None or batch_axis == 0 else em.transpose(v, [1, 0])
+
+
+def to_operand(em: Builder, G, operand, batch_axis: int):
+    """A gradient per connection and sample, batch first, as the relation's parameter
+    operand: summed over the batch where the operand has none (a BCOO matmul's data),
+    else laid out as the relation's output."""
+    if len(shape(operand)) == 1:
+        return em.reduce_sum(G, [0])
+    return to_batch_first(em, G, batch_axis)
 
 
 def column_gather(em: Builder, v, cols) -> object:

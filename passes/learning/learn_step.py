@@ -258,10 +258,10 @@ def relation_gradient(ls: LearnStep, rule, rp):
         if rp.kind == Kind.GATHERED:  # E[idx] = one_hot(idx) @ E
             v.w, v.y = rop.operands[0], rop.results[0]
             v.x, v.w_t = layout.one_hot(em, rop.operands[1], layout.shape(v.w)[0]), v.w.type
-        elif rp.kind == Kind.SPARSE:  # y = x[:, pre] * w: w as used [B, nnz], x [B, I]
-            k, gather, _ = ls.g.sparse_relation(rp.rel.op)
+        elif rp.kind == Kind.SPARSE:  # y = x[:, pre] * w (or a BCOO matmul's products)
+            k = ls.g.sparse_relation(rp.rel.op)[0]
             v.w, v.y, v.w_t = rop.operands[k], rop.results[0], rop.operands[k].type
-            v.x = ls.op_map[gather].operands[0]
+            v.x = ls.vmap.get(rp.sparse.x, rp.sparse.x)
             v.extra["x_gathered"] = rop.operands[1 - k]
         else:
             v.x, v.y, v.w = rop.operands[0], rop.results[0], rop.operands[1]

@@ -81,7 +81,7 @@ class RelationPlan:
     param: int          # the parameter's index
     states: tuple       # the group's (primary) state indices
     cols: tuple | None  # the neuron each output column feeds; None: laid out as the neurons
-    pre: tuple | None = None  # sparse: the input column each connection reads
+    sparse: object = None  # a sparse relation's layout.SparseLayout (its x, pre, batch axis)
 
 
 def plan(g: StepGraph, relations: list[Relation], groups: list[dict], derived: dict,
@@ -125,11 +125,9 @@ def plan(g: StepGraph, relations: list[Relation], groups: list[dict], derived: d
                 rp = make(Kind(rel.kind), layout.columns(g, rel, prim, y, group_labels(gi)))
                 rule.declare(g, rp, traces)
             elif rel.kind == "sparse":
-                y = rop.results[0]
-                cols = layout.columns(g, rel, prim, y, group_labels(gi))
-                rp = RelationPlan(Kind.SPARSE, rel, ri, gi, pidx, tuple(prim),
-                                  tuple(range(layout.shape(y)[1])) if cols is None else tuple(cols),
-                                  tuple(layout.presynaptic(g, rel)))
+                sp = layout.sparse_layout(g, rel)
+                cols = layout.sparse_columns(g, rel, prim, group_labels(gi), sp.batch_axis)
+                rp = RelationPlan(Kind.SPARSE, rel, ri, gi, pidx, tuple(prim), tuple(cols), sp)
                 rule.declare(g, rp, traces)
             elif rel.kind == "conv":
                 layout.conv_relation(g, rel, prim, group_labels(gi))
