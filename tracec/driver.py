@@ -96,15 +96,15 @@ class Artifact:
 
 def _import(source, options: CompileOptions, model_name: str | None):
     """(module, source description) from a tracec.Model, a model.py or a .mlir/.mlirbc file."""
-    from tracec.frontends.assemble import assemble, assemble_mlir_file
+    from tracec.frontends.assemble import assemble
     from tracec.frontends.stablehlo_io import display_path
 
     if isinstance(source, str):
         path = source
         if path.endswith((".mlir", ".mlirbc")):
-            from tracec.frontends.stablehlo_io import read_mlir_file
-
             from tracec.frontends.assemble import loss_target_spec
+            from tracec.frontends.mlir_input import assemble_mlir_file
+            from tracec.frontends.stablehlo_io import read_mlir_file
 
             module = assemble_mlir_file(path, read_mlir_file(path))
             desc = {"file": display_path(path), "sha256": _file_hash(path)}
@@ -349,11 +349,10 @@ def _require_loss(module, source: dict, algorithm: str) -> None:
         return
     shown = source.get("file") or ""
     if shown.endswith((".mlir", ".mlirbc")):
+        from tracec.frontends.mlir_input import missing_loss_hint
+
         raise TracecError(f"{shown} has no @loss function; training (--algorithm {algorithm}) "
-                          "needs one",
-                          hint="add func.func private @loss(outputs..., target) -> tensor<f32> "
-                               "with tracec.role attributes (see docs/abi.md), or compile with "
-                               "--algorithm forward")
+                          "needs one", hint=missing_loss_hint(module))
     # (a model without loss: insert-eligibility-traces says so)
 
 
