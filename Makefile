@@ -17,7 +17,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[compiler,test]'
 	touch $(STAMP)
 
 # The second interpreter: Python 3.12, where pyproject.toml pins the newest jax. PYTHON312
@@ -37,7 +37,7 @@ $(STAMP312): pyproject.toml
 	@[ -n "$(PYTHON312)" ] || { echo "no Python 3.12 found: install one (pyenv install 3.12) or set PYTHON312"; exit 1; }
 	$(PYTHON312) -m venv $(VENV312)
 	$(PY312) -m pip install -q --upgrade pip
-	$(PY312) -m pip install -q -e '.[test]'
+	$(PY312) -m pip install -q -e '.[compiler,test]'
 	touch $(STAMP312)
 
 demo: $(STAMP)

@@ -297,11 +297,32 @@ def _main(argv) -> int:
     return _compile_main(argv)
 
 
+def _compiler_installed(prog: str) -> bool:
+    """The compiler's packages are an extra (``pip install 'tracec[compiler]'``); without
+    them say so in one line instead of failing on an import deep inside."""
+    import importlib.util
+
+    missing = [m for m in ("jax", "xdsl", "iree.compiler")
+               if importlib.util.find_spec(m.split(".")[0]) is None
+               or (m == "iree.compiler" and importlib.util.find_spec(m) is None)]
+    if missing:
+        print(f"{prog}: error: the compiler is not installed (missing {', '.join(missing)}); "
+              "this install has the runtime only (tracec.runtime); install the compiler with "
+              "pip install 'tracec[compiler]'", file=sys.stderr)
+        return False
+    return True
+
+
 def main(argv=None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] != ["--version"] and not _compiler_installed("tracec"):
+        sys.exit(1)
     sys.exit(_run(_main, argv))
 
 
 def opt_main(argv=None) -> int:
+    if not _compiler_installed("tracec-opt"):
+        sys.exit(1)
     sys.exit(_run(_opt_main, argv))
 
 
