@@ -30,7 +30,7 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute, Block, Region
 
-from tracec.diagnostics import SourceLoc, TracecError
+from tracec.diagnostics import TracecError
 from tracec.dialects.stablehlo import CompositeOp, ConstantOp
 from tracec.frontends.lower_jax import LoweredModel, TensorSpec
 from tracec.frontends.stablehlo_io import display_path, import_text
@@ -148,77 +148,8 @@ def add_loss_function(module: ModuleOp, lowered: LoweredModel) -> None:
     main.res_attrs = ArrayAttr([role_attrs("loss", "loss")])
 
 
-def assemble_mlir_file(path: str, generic_text: str) -> ModuleOp:
-    """A StableHLO file: the step is ``@step`` or ``@main``, with ``tracec.role`` attributes."""
-    shown = display_path(path)
-    module = import_text(generic_text, source_file=path, source_name=shown)
-    step = _find_main(module)
-    roles = []
-    if step.arg_attrs is not None:
-        for d in step.arg_attrs.data:
-            r = d.data.get(ROLE)
-            roles.append(r.data if isinstance(r, StringAttr) else None)
-    if not roles or any(r is None for r in roles):
-        raise TracecError(
-            f"the step function @{step.sym_name.data} must mark every argument with "
-            "{tracec.role = \"param\" | \"state\" | \"input\", tracec.name = \"...\"}",
-            loc=SourceLoc(shown),
-            hint="see docs/abi.md, 'StableHLO input files'")
-    _default_result_roles(step, shown)
-    step.sym_name = StringAttr("step")
-    step.sym_visibility = StringAttr("private")
-    names = {op.sym_name.data for op in module.ops if isinstance(op, func.FuncOp)}
-    inputs = step.function_type.inputs.data
-    for fn_name, role in (("init_params", "param"), ("init_state", "state")):
-        if fn_name in names:
-            continue
-        specs, values = [], []
-        for d, t in zip(step.arg_attrs.data, inputs):
-            if d.data[ROLE].data != role:
-                continue
-            name = d.data[NAME].data if NAME in d.data else f"{role}{len(specs)}"
-            shape = tuple(t.get_shape())
-            dtype = next(k for k, v in _ELEMENT_TYPES.items() if v == t.element_type)
-            specs.append(TensorSpec(name, shape, dtype))
-            values.append(np.zeros(shape, dtype))
-        module.body.block.add_op(constant_function(fn_name, specs, values, role))
-    return module
-
-
 def _dtype_name(t) -> str | None:
     return next((k for k, v in _ELEMENT_TYPES.items() if v == t.element_type), None)
-
-
-def _default_result_roles(step: func.FuncOp, shown: str) -> None:
-    """Results without ``tracec.role`` get the default roles: the new value of each state
-    argument, in argument order, then the outputs. Partly marked results are an error."""
-    results = step.function_type.outputs.data
-    marked = []
-    if step.res_attrs is not None:
-        marked = [isinstance(d.data.get(ROLE), StringAttr) for d in step.res_attrs.data]
-    if marked and all(marked):
-        return
-    if any(marked):
-        raise TracecError(
-            f"the step function @{step.sym_name.data} marks some results with tracec.role "
-            "and not others", loc=SourceLoc(shown),
-            hint="mark every result (\"state\" then \"output\") or none (then the first "
-                 "results are the new states in argument order, the rest outputs)")
-    states = [(d.data[NAME].data if NAME in d.data else f"state{i}", t)
-              for i, (d, t) in enumerate(zip(step.arg_attrs.data, step.function_type.inputs.data))
-              if d.data[ROLE].data == "state"]
-    if len(results) <= len(states) or any(r != t for r, (_, t) in zip(results, states)):
-        want = ", ".join(f"{n}: {t}" for n, t in states)
-        raise TracecError(
-            f"the step function @{step.sym_name.data} has no tracec.role on its results, and "
-            f"they do not start with the new state ({want}) followed by at least one output",
-            loc=SourceLoc(shown),
-            hint="return the new states in argument order, then the outputs, or mark the "
-                 "results with {tracec.role = \"state\" | \"output\", tracec.name = \"...\"}")
-    n_out = len(results) - len(states)
-    out_names = ["output"] if n_out == 1 else [f"output/{i}" for i in range(n_out)]
-    step.res_attrs = ArrayAttr([role_attrs("state", n) for n, _ in states]
-                               + [role_attrs("output", n) for n in out_names])
 
 
 def loss_target_spec(module: ModuleOp) -> dict | None:
