@@ -83,7 +83,7 @@ def spread(em: Builder, v, cols: list[int] | None):
     return em.concatenate(parts, 1)
 
 
-def row_lookup(op, rel: dict) -> int:
+def row_lookup(op, rel) -> int:
     """The number of rows V of a gathered relation that looks up one row of a [V, H]
     parameter per batch element (``E[idx]``, ``jnp.take(E, idx, axis=0)``); an error
     for any other gather."""
@@ -135,7 +135,7 @@ def entry(y):
     return v
 
 
-def conv_relation(g: StepGraph, rel: dict, prim: list[int], labels: dict) -> ConvParams:
+def conv_relation(g: StepGraph, rel, prim: list[int], labels: dict) -> ConvParams:
     """The convolution of a relation, checked: kernel = the parameter, batch first,
     output laid out as the neurons, no feature or batch groups."""
     rop, what = rel.op, f"the convolution relation of '{rel.param}'"
@@ -205,7 +205,7 @@ def inverse(spec) -> list[int]:
     return inv
 
 
-def check_dense(op, rel: dict) -> None:
+def check_dense(op, rel) -> None:
     """A dense relation the rules take: ``y = x @ W`` (or ``x @ Wᵀ`` in one dot_general)
     with ``x [B, I]``, ``y [B, M]`` and the (transformed) parameter on the right."""
     from tracec.passes.ir.attributes import dot_dims
