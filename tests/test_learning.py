@@ -257,3 +257,28 @@ def test_xla_target_trains_like_iree(tmp_path):
                                b.train_sequence(xs, targets, mask), rtol=1e-5, atol=1e-6)
     for k in a.params:
         np.testing.assert_allclose(a.params[k], b.params[k], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("update_every", [1, 3])
+def test_adam_applies_the_accumulated_gradient(tmp_path, update_every):
+    """Adam's first update equals numpy's Adam on the gradient SGD(lr=1) applies after
+    the same K steps (with K > 1 the optimizer runs inside a branch taken only when due)."""
+    model = _module("lif_recompute").model
+    xs, targets, _ = _data(model)
+    K = update_every
+    changes = {}
+    for opt, lr in (("sgd", 1.0), ("adam", 0.01)):
+        path = str(tmp_path / f"{opt}.vmfb")
+        tracec.compile(os.path.join(ZOO, "lif_recompute.py"), algorithm="es-d-rtrl",
+                       optimizer=opt, lr=lr, update_every=K).save(path)
+        learner = tracec.runtime.load(path)
+        p0 = learner.params
+        learner.train_sequence(xs[:K], targets[:K])
+        changes[opt] = {k: learner.params[k] - p0[k] for k in p0}
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    for k, neg_g in changes["sgd"].items():
+        g = -neg_g.astype(np.float64)
+        mhat = (1 - b1) * g / (1 - b1)
+        vhat = (1 - b2) * g * g / (1 - b2)
+        want = -0.01 * mhat / (np.sqrt(vhat) + eps)
+        np.testing.assert_allclose(changes["adam"][k], want, rtol=1e-4, atol=1e-6, err_msg=k)
