@@ -41,3 +41,19 @@ def lif2_vmfb(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("art") / "lif2.vmfb")
     tracec.compile(os.path.join(EXAMPLES, "lif2.py"), algorithm="forward").save(path)
     return path
+
+
+def zoo_module(name: str):
+    """Import a model of examples/zoo; its helper ``common`` must be the zoo's, not a
+    same-named module another test directory put in ``sys.modules`` first."""
+    import sys
+
+    zoo = os.path.join(EXAMPLES, "zoo")
+    if zoo not in sys.path:
+        sys.path.insert(0, zoo)
+    common = sys.modules.get("common")
+    if common is not None and os.path.dirname(os.path.abspath(common.__file__)) != zoo:
+        del sys.modules["common"]
+        sys.modules.pop(name, None)
+    __import__(name)
+    return sys.modules[name]

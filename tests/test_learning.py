@@ -18,7 +18,7 @@ import pytest
 
 import tracec
 import tracec.runtime
-from conftest import EXAMPLES, MODELS
+from conftest import EXAMPLES, MODELS, zoo_module
 from reference_rules import rules_gradient
 
 ZOO = os.path.join(EXAMPLES, "zoo")
@@ -61,14 +61,7 @@ def _data(model, seed=0):
 
 
 def _module(name):
-    """Import a zoo model; its helper `common` must be the zoo's, not a same-named module
-    another test directory put in sys.modules."""
-    common = sys.modules.get("common")
-    if common is not None and os.path.dirname(os.path.abspath(common.__file__)) != ZOO:
-        del sys.modules["common"]
-        sys.modules.pop(name, None)
-    __import__(name)
-    return sys.modules[name]
+    return zoo_module(name)
 
 
 @pytest.mark.parametrize("algorithm", ["d-rtrl", "es-d-rtrl"])

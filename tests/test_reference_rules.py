@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import EXAMPLES, MODELS
+from conftest import EXAMPLES, MODELS, zoo_module
 from reference_rules import bptt_gradient, cosine, rules_gradient
 
 sys.path.insert(0, MODELS)
@@ -66,7 +66,7 @@ def test_d_rtrl_equals_bptt_without_recurrent_weights(name, recurrent, states):
     shares its kernel over positions (the reference keeps a trace per kernel entry and
     neuron). With the recurrent weights at zero no path runs through the recurrent
     mixing, so D-RTRL is exact for every parameter: it must equal jax.grad through time."""
-    m = __import__(name)
+    m = zoo_module(name)
     params = dict(m.init_params(jax.random.PRNGKey(3)))
     params[recurrent] = jax.numpy.zeros_like(params[recurrent])
     if "b" in params:
