@@ -113,42 +113,18 @@ class InsertOptimizerPass(ModulePass):
     def _update(self, em: Builder, due, p_args, o_args, acc_args, grads):
         """The parameters, optimizer state and accumulators after this step: each gradient
         is added to its accumulator; when ``due``, the optimizer applies the sum and the
-        accumulator restarts from zero. With an update every step (``update_every`` 1,
-        always due) the update is plain; otherwise it sits in a ``stablehlo.if``, so the
-        steps in between pay for the accumulation alone (a network with millions of
-        weights spends most of a step in Adam's arithmetic otherwise)."""
-        totals = [em.add(acc, gr) for acc, gr in zip(acc_args, grads)]
-        new_acc = [em.select(em.broadcast_in_dim(due, p.type.get_shape(), []), em.zeros(s), s)
-                   for p, s in zip(p_args, totals)]
-        if self.update_every == 1:
-            new_params, new_opt = self._apply(em, p_args, o_args, totals, due)
-            return new_params, new_opt, new_acc
-        then, keep = Block(), Block()
-        tb = Builder(then, loc=em.loc)
-        new_params, new_opt = self._apply(tb, p_args, o_args, totals, None)
-        tb.ret([*new_params, *new_opt])
-        Builder(keep, loc=em.loc).ret([*p_args, *o_args])
-        branch = em.raw("stablehlo.if", [due], [v.type for v in [*p_args, *o_args]],
-                        regions=[Region(then), Region(keep)])
-        out = list(branch.results)
-        return out[:len(p_args)], out[len(p_args):], new_acc
-
-    def _apply(self, em: Builder, p_args, o_args, totals, due):
-        """SGD or Adam applied to the accumulated gradients ``totals``; ``due`` (when given)
-        selects between the update and the old values element by element."""
+        accumulator restarts from zero."""
         n_p = len(p_args)
-
-        def pick(new, old):
-            return new if due is None else em.select(
-                em.broadcast_in_dim(due, old.type.get_shape(), []), new, old)
-        new_params, new_opt = [], list(o_args)
+        new_params, new_opt, new_acc = [], list(o_args), []
         if self.kind == "adam":
             t_arg = o_args[-1]
             t_inc = em.add(t_arg, em.full(1.0, t_arg))
-            new_opt[-1] = t_inc if due is None else em.select(due, t_inc, t_arg)
+            new_opt[-1] = em.select(due, t_inc, t_arg)
             bc1 = em.sub(em.full(1.0, t_arg), em.binary(shlo.PowerOp, em.full(BETA1, t_arg), t_inc))
             bc2 = em.sub(em.full(1.0, t_arg), em.binary(shlo.PowerOp, em.full(BETA2, t_arg), t_inc))
-        for i, (p, total) in enumerate(zip(p_args, totals)):
+        for i, (p, acc, gr) in enumerate(zip(p_args, acc_args, grads)):
+            total = em.add(acc, gr)
+            pred = em.broadcast_in_dim(due, p.type.get_shape(), [])
             if self.kind == "sgd":
                 updated = em.sub(p, em.mul(em.full(self.lr, p), total))
             else:
@@ -160,7 +136,8 @@ class InsertOptimizerPass(ModulePass):
                 vhat = em.div(v1, em.broadcast_in_dim(bc2, v.type.get_shape(), []))
                 step = em.div(mhat, em.add(em.unary(shlo.SqrtOp, vhat), em.full(EPS, vhat)))
                 updated = em.sub(p, em.mul(em.full(self.lr, p), step))
-                new_opt[i] = pick(m1, m)
-                new_opt[n_p + i] = pick(v1, v)
-            new_params.append(pick(updated, p))
-        return new_params, new_opt
+                new_opt[i] = em.select(pred, m1, m)
+                new_opt[n_p + i] = em.select(pred, v1, v)
+            new_params.append(em.select(pred, updated, p))
+            new_acc.append(em.select(pred, em.zeros(total), total))
+        return new_params, new_opt, new_acc

@@ -255,7 +255,7 @@ def test_xla_target_trains_like_iree(tmp_path):
 @pytest.mark.parametrize("update_every", [1, 3])
 def test_adam_applies_the_accumulated_gradient(tmp_path, update_every):
     """Adam's first update equals numpy's Adam on the gradient SGD(lr=1) applies after
-    the same K steps (with K > 1 the optimizer runs inside a branch taken only when due)."""
+    the same K steps."""
     model = _module("lif_recompute").model
     xs, targets, _ = _data(model)
     K = update_every
