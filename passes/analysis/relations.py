@@ -26,13 +26,14 @@ class Relation:
     """One use of a parameter that feeds hidden groups element-wise."""
 
     param: str                 # the parameter's name
-    kind: str                  # "dense", "conv", "element-wise" or "gathered"
+    kind: str                  # "dense", "sparse", "conv", "element-wise" or "gathered"
     op: Operation              # the op that uses the (transformed) parameter
     operand_index: int         # which of its operands that value is
     y_shape: tuple[int, ...]   # the op's result
     groups: tuple[int, ...]    # the hidden groups it reaches element-wise
     loc: str                   # the user's line
-    x_shape: tuple[int, ...] | None = None  # dense/conv: the other operand
+    x_shape: tuple[int, ...] | None = None  # dense/conv: the other operand; sparse: the
+    #                                         values the connection list reads
     param_side: str | None = None           # dense/conv: "lhs" or "rhs"
 
     @property
