@@ -50,14 +50,6 @@ def make_model(H: int = 64, variant: str = "lif", batch: int = 32) -> tracec.Mod
     if variant == "lif_v":
         return _make_lif_v(H, batch)
 
-    def init_params(key):
-        k = jax.random.split(key, 5)
-        return {"l1": {"w_in": _dense(k[0], N_IN, H, 2.0), "w_rec": _dense(k[1], H, H, 0.5),
-                       "b": jnp.zeros((H,), jnp.float32)},
-                "l2": {"w_in": _dense(k[2], H, H, 2.0), "w_rec": _dense(k[3], H, H, 0.5),
-                       "b": jnp.zeros((H,), jnp.float32)},
-                "out": {"w": _dense(k[4], H, N_OUT)}}
-
     def init_state(b):
         zeros = lambda n: jnp.zeros((b, n), jnp.float32)  # noqa: E731
         layer = lambda: ({"v": zeros(H), "z": zeros(H), "a": zeros(H)} if alif  # noqa: E731
@@ -79,11 +71,7 @@ def make_model(H: int = 64, variant: str = "lif", batch: int = 32) -> tracec.Mod
         y = TAU_OUT * state["out"]["y"] + s2["z"] @ params["out"]["w"]
         return {"l1": s1, "l2": s2, "out": {"y": y}}, y
 
-    def loss(output, target):
-        logp = jax.nn.log_softmax(output, axis=-1)
-        return -jnp.mean(jnp.sum(jax.nn.one_hot(target, output.shape[-1]) * logp, axis=-1))
-
-    return tracec.Model(init_params=init_params, init_state=init_state, step=step, loss=loss,
+    return tracec.Model(init_params=_init_params(H), init_state=init_state, step=step, loss=_loss,
                         input=jax.ShapeDtypeStruct((batch, N_IN), jnp.float32),
                         target=jax.ShapeDtypeStruct((batch,), jnp.int32))
 
