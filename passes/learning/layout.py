@@ -323,10 +323,8 @@ def first_connections(cols, B: int) -> np.ndarray:
     """``[B, nnz]`` float32: 1 at the first connection into each neuron, else 0. As a
     tangent of ``y`` it reaches each neuron with weight one (the columns of one neuron
     all have that neuron's ∂h/∂y)."""
+    cols = np.asarray(cols)
     mask = np.zeros(len(cols), np.float32)
-    seen: set = set()
-    for c, n in enumerate(cols):
-        if n >= 0 and n not in seen:
-            seen.add(n)
-            mask[c] = 1.0
+    _, first = np.unique(cols, return_index=True)
+    mask[first[cols[first] >= 0]] = 1.0
     return np.broadcast_to(mask, [B, len(cols)]).copy()
