@@ -110,11 +110,14 @@ def _compile_parser() -> argparse.ArgumentParser:
         epilog="other commands: 'tracec inspect MODEL' shows the hidden groups, relations and "
                "cuts the compiler finds (tracec inspect --help); 'tracec plan M.vmfb -o DIR' "
                "writes a sh driver that runs and trains M with iree-run-module, no Python "
-               "(tracec plan --help); 'tracec-opt FILE.mlir -p "
+               "(tracec plan --help); 'tracec export-nir graph.nir --checkpoint C.npz -o "
+               "out.nir' writes a model as a NIR graph with trained parameters (tracec "
+               "export-nir --help); 'tracec-opt FILE.mlir -p "
                "PIPELINE' runs passes on a .mlir file.")
     p.add_argument("--version", action=_Version, nargs=0,
                    help="print the versions of tracec, jax, xdsl and IREE and exit")
-    p.add_argument("input", nargs="?", help="model.py, or a StableHLO .mlir/.mlirbc file")
+    p.add_argument("input", nargs="?",
+                   help="model.py, a StableHLO .mlir/.mlirbc file, or a NIR graph .nir")
     p.add_argument("-o", "--output", help="output file (default: stdout for IR stages)")
     p.add_argument("--model", help="name of the tracec.Model in model.py, if it has several")
     d = CompileOptions()  # every default lives there
@@ -153,6 +156,21 @@ def _compile_parser() -> argparse.ArgumentParser:
                         "(default: %(default)s)")
     p.add_argument("--seed", type=int, default=d.seed,
                    help="key given to init_params (default: %(default)s)")
+    from tracec.frontends.nir_input import DEFAULT_BATCH, DEFAULT_DT, DEFAULT_LOSS, LOSSES
+
+    p.add_argument("--dt", type=float, default=DEFAULT_DT, metavar="SECONDS",
+                   help="NIR input: the forward-Euler time step of one step (docs/nir.md) "
+                        "(default: %(default)s)")
+    p.add_argument("--batch", type=int, default=DEFAULT_BATCH,
+                   help="NIR input: the batch size the step is compiled for "
+                        "(default: %(default)s)")
+    p.add_argument("--loss", choices=LOSSES, default=DEFAULT_LOSS,
+                   help="NIR input: the per-step loss of the Output node's value: mse "
+                        "(target shaped like the output) or cross-entropy (output [batch, "
+                        "classes], int32 class target) (default: %(default)s)")
+    p.add_argument("--loss-file", metavar="LOSS.py",
+                   help="NIR input: a Python file defining loss(output, target) (and "
+                        "optionally target = jax.ShapeDtypeStruct(...)); replaces --loss")
     p.add_argument("--emit", choices=STAGES, help="stop after this stage and write its output")
     p.add_argument("--print-ir-after", action="append", default=[], metavar="PASS",
                    help="print the IR after this pass to stderr (repeatable)")
@@ -202,10 +220,24 @@ def _compile_main(argv) -> int:
         seed=args.seed, cpu=args.cpu,
         target_triple=args.target_triple, cuda_arch=args.cuda_arch, rocm_arch=args.rocm_arch,
         vulkan_target=args.vulkan_target)
+    nir_options = None
+    from tracec.frontends.nir_input import NirOptions
+
+    if not args.input.endswith(".nir"):
+        given = [flag for flag, value, default in (
+            ("--dt", args.dt, NirOptions.dt), ("--batch", args.batch, NirOptions.batch),
+            ("--loss", args.loss, NirOptions.loss), ("--loss-file", args.loss_file, None))
+            if value != default]
+        if given:
+            raise TracecError(f"{given[0]} applies to NIR graphs (.nir) only",
+                              hint="a model.py or .mlir file sets its batch and loss itself")
+    else:
+        nir_options = NirOptions(dt=args.dt, batch=args.batch, loss=args.loss,
+                                 loss_file=args.loss_file)
     printer = _Printer(args.print_ir_after, args.print_ir_after_all, args.dump_dir)
     art = tracec_compile(args.input, options, emit=args.emit, pipeline=args.pipeline,
                          callback=printer if printer.active else None, model_name=args.model,
-                         use_cache=not args.no_cache)
+                         use_cache=not args.no_cache, nir_options=nir_options)
     if args.output and args.output != "-":
         # Also the helper modules the model imported from its own folder.
         refuse_overwriting_inputs(args.output, _model_folder_modules(args.input))
@@ -294,6 +326,10 @@ def _main(argv) -> int:
         from tracec.plan import main as plan_main
 
         return plan_main(argv[1:])
+    if argv and argv[0] == "export-nir":
+        from tracec.nir_export import main as export_nir_main
+
+        return export_nir_main(argv[1:])
     return _compile_main(argv)
 
 

@@ -94,8 +94,9 @@ class Artifact:
 # Front: model -> xDSL module
 
 
-def _import(source, options: CompileOptions, model_name: str | None):
-    """(module, source description) from a tracec.Model, a model.py or a .mlir/.mlirbc file."""
+def _import(source, options: CompileOptions, model_name: str | None, nir_options=None):
+    """(module, source description) from a tracec.Model, a model.py, a .mlir/.mlirbc file
+    or a NIR graph (.nir; ``nir_options``: frontends/nir_input.NirOptions)."""
     from tracec.frontends.assemble import assemble
     from tracec.frontends.stablehlo_io import display_path
 
@@ -112,13 +113,18 @@ def _import(source, options: CompileOptions, model_name: str | None):
             if target is not None:
                 desc["target"] = target
             return module, desc
-        if not path.endswith(".py"):
-            raise TracecError(f"don't know how to compile '{path}'",
-                              hint="give a model.py, a .mlir or a .mlirbc file")
-        from tracec.frontends.model_loader import load_model
+        if path.endswith(".nir"):
+            from tracec.frontends.nir_input import load_nir_model
 
-        model, _ = load_model(path, model_name)
-        model_file = path
+            model, model_file = load_nir_model(path, nir_options), path
+        elif not path.endswith(".py"):
+            raise TracecError(f"don't know how to compile '{path}'",
+                              hint="give a model.py, a .mlir, a .mlirbc or a NIR .nir file")
+        else:
+            from tracec.frontends.model_loader import load_model
+
+            model, _ = load_model(path, model_name)
+            model_file = path
     else:
         model = source
         import inspect
@@ -264,12 +270,14 @@ def _cache_store(key: str, art: Artifact) -> None:
 def compile(source, options: CompileOptions | None = None, *, emit: str | None = None,
             pipeline: str | None = None, callback: IrCallback | None = None,
             model_name: str | None = None, use_cache: bool = True, keep_module: bool = False,
-            **option_kwargs) -> Artifact:
+            nir_options=None, **option_kwargs) -> Artifact:
     """Compile a ``tracec.Model`` (or a model.py / .mlir path) into an :class:`Artifact`.
 
     ``options`` or keyword options (``algorithm=``, ``target=``, ``seed=``, ...);
     ``emit`` stops after a stage; ``pipeline`` replaces the default passes of the
-    IR stages; ``callback(stage, pass, ir)`` sees the IR after every pass.
+    IR stages; ``callback(stage, pass, ir)`` sees the IR after every pass;
+    ``nir_options`` (``tracec.frontends.nir_input.NirOptions``: dt, batch, loss) say how
+    a ``.nir`` graph becomes a step (docs/nir.md).
     """
     from tracec.frontends.stablehlo_io import print_generic
 
@@ -287,7 +295,7 @@ def compile(source, options: CompileOptions | None = None, *, emit: str | None =
         raise TracecError(f"unknown stage '{emit}' for target {options.target}",
                           hint=f"--emit takes one of {', '.join(valid)}")
 
-    module, source = _import(source, options, model_name)
+    module, source = _import(source, options, model_name, nir_options)
     if emit == final_stage and options.algorithm != "forward":
         _require_loss(module, source, options.algorithm)
     input_ir = print_generic(module)
