@@ -66,6 +66,11 @@ def _leading_sums_to_dot():
     return LeadingSumsToDotPass
 
 
+def _guard_scatter_indices():
+    from tracec.passes.guard_scatter_indices import GuardScatterIndicesPass
+    return GuardScatterIndicesPass
+
+
 def _strip_tracec_attributes():
     from tracec.passes.strip_tracec_attributes import StripTracecAttributesPass
     return StripTracecAttributesPass
@@ -113,6 +118,7 @@ PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "lower-scan-to-iree": _lower_scan_to_iree,
     "lower-traces-to-stablehlo": _lower_traces_to_stablehlo,
     "leading-sums-to-dot": _leading_sums_to_dot,
+    "guard-scatter-indices": _guard_scatter_indices,
     "strip-tracec-attributes": _strip_tracec_attributes,
     "differentiate": _differentiate,
 }

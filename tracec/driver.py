@@ -49,8 +49,9 @@ def stage_passes(options: CompileOptions, stage: str, manifest: str = "{}") -> l
         lower_scan = (make("lower-scan-to-iree", unroll=options.scan_unroll,
                            fuse_steps=bool(options.fuse_steps)) if stage == "iree-input"
                       else make("lower-scan-to-stablehlo"))
+        guard = [make("guard-scatter-indices")] if stage == "iree-input" else []
         return [make("lower-traces-to-stablehlo"), make("leading-sums-to-dot"), lower_scan,
-                make("strip-tracec-attributes")]
+                *guard, make("strip-tracec-attributes")]
     raise TracecError(f"unknown IR stage '{stage}'")
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from xdsl.dialects.builtin import AnyFloat
+from xdsl.dialects.builtin import AnyFloat, TensorType
 from xdsl.ir import Operation, SSAValue
 
 from tracec.dialects import stablehlo as shlo
@@ -62,6 +62,8 @@ def static_value(v: SSAValue, cache: dict | None = None) -> np.ndarray | None:
     cache = {} if cache is None else cache
     if v in cache:
         return cache[v]
+    if not isinstance(v.type, TensorType):  # an index, a token, ...: not index arithmetic
+        return None
     op = v.owner
     out = None
     if isinstance(op, shlo.ReduceOp) and len(op.results) == 1:
