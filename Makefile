@@ -146,6 +146,23 @@ $(BENCH312_STAMP): benchmarks/requirements-braintrace-312.txt
 	$(BENCH_VENV312)/bin/python -m pip install -q -r benchmarks/requirements-braintrace-312.txt
 	touch $(BENCH312_STAMP)
 
+# PyTorch + torch-mlir for examples/torch (a PyTorch step exported to StableHLO) and
+# tests/test_torch_mlir.py: its own venv on Python 3.11 (torch-mlir's one wheel is cp311),
+# pinned in examples/torch/requirements.txt; without it that test skips and says why.
+TORCH_PYTHON ?= python3.11
+TORCH_VENV   ?= .venv-torch
+TORCH_STAMP  := $(TORCH_VENV)/.torch-mlir-installed
+
+.PHONY: torch-venv
+torch-venv: $(TORCH_STAMP)
+
+$(TORCH_STAMP): examples/torch/requirements.txt
+	$(TORCH_PYTHON) -m venv $(TORCH_VENV)
+	echo '*' > $(TORCH_VENV)/.gitignore
+	$(TORCH_VENV)/bin/python -m pip install -q --upgrade pip
+	$(TORCH_VENV)/bin/python -m pip install -q -r examples/torch/requirements.txt
+	touch $(TORCH_STAMP)
+
 # tracec's D-RTRL / ES-D-RTRL gradients vs braintrace's on the same networks
 parity: $(STAMP) $(BENCH_STAMP)
 	$(PY) -m benchmarks.braintrace_parity
@@ -159,6 +176,19 @@ bench-all: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(PY) -m benchmarks.side_by_side --quick --accuracy $(BENCH_ARGS)
+
+# snnTorch in its own venv, the independent NIR producer/consumer of tests/test_nir.py
+# (pinned in examples/nir/requirements-nir-interop.txt); without it those two tests skip.
+NIR_VENV  ?= .venv-nir
+NIR_STAMP := $(NIR_VENV)/.tracec-installed
+.PHONY: nir-venv
+nir-venv: $(NIR_STAMP)
+
+$(NIR_STAMP): examples/nir/requirements-nir-interop.txt
+	$(PYTHON) -m venv $(NIR_VENV)
+	$(NIR_VENV)/bin/python -m pip install -q --upgrade pip
+	$(NIR_VENV)/bin/python -m pip install -q -r examples/nir/requirements-nir-interop.txt
+	touch $(NIR_STAMP)
 
 clean:
 	rm -rf build .cache
