@@ -15,16 +15,25 @@ passes see the same module as for a JAX model (frontends/assemble.py):
   are the step's outputs in order and the last the target.
 - ``@init_params`` / ``@init_state``: no arguments, one result per parameter / state
   (missing ones: zeros).
+
+What other producers write is read as it comes: torch-mlir's ``@main`` with unnamed
+``%arg`` arguments (the defaults above), its tensor ``arith.constant`` (made
+``stablehlo.constant`` here) and ``dense_resource`` constants (inlined when the file is
+read, frontends/stablehlo_io.py); an op's location is the producer's, e.g. the line of
+the PyTorch or JAX source that wrote it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from xdsl.dialects import func
-from xdsl.dialects.builtin import (ArrayAttr, DictionaryAttr, FileLineColLoc, ModuleOp, StringAttr,
-                                   TensorType, f32)
+from xdsl.dialects.builtin import (ArrayAttr, DenseIntOrFPElementsAttr, DictionaryAttr,
+                                   FileLineColLoc, ModuleOp, StringAttr, TensorType,
+                                   UnregisteredOp, f32)
+from xdsl.rewriter import Rewriter
 
 from tracec.diagnostics import SourceLoc, TracecError
+from tracec.dialects import stablehlo as shlo
 from tracec.frontends.assemble import _ELEMENT_TYPES, NAME, ROLE, constant_function
 from tracec.frontends.lower_jax import TensorSpec
 from tracec.frontends.stablehlo_io import display_path, import_text
@@ -254,11 +263,29 @@ class _File:
         loss.sym_visibility = StringAttr("private")
 
 
+def _as_stablehlo_constants(module: ModuleOp) -> None:
+    """``arith.constant`` of a tensor (torch-mlir writes every literal so) becomes the
+    ``stablehlo.constant`` it means: the passes fold, differentiate and move constants
+    by that op's type. Other ``arith`` ops are left as they are."""
+    for op in list(module.walk()):
+        if (isinstance(op, UnregisteredOp) and op.op_name.data == "arith.constant"
+                and len(op.results) == 1 and isinstance(op.results[0].type, TensorType)
+                and isinstance(op.properties.get("value"), DenseIntOrFPElementsAttr)
+                and op.results[0].type == op.properties["value"].type):
+            const = shlo.ConstantOp(op.properties["value"])
+            const.location = op.location
+            Rewriter.replace_op(op, const)
+
+
 def assemble_mlir_file(path: str, generic_text: str) -> ModuleOp:
     """The module of a StableHLO file: ``@step`` (private) with every role and name
     written out, ``@init_params`` / ``@init_state`` (zeros where the file has none) and,
     if the file has one, ``@loss`` with its roles."""
-    f = _File(path, import_text(generic_text, source_file=path, source_name=display_path(path)))
+    # A location is what the producer recorded: the model's own source line where it
+    # wrote one (torch-mlir and jax.export record the Python line of each op), else the
+    # op's line in this file; library frames are skipped either way.
+    f = _File(path, import_text(generic_text, source_file=None, source_name=display_path(path)))
+    _as_stablehlo_constants(f.module)
     step = f.find_step()
     f.argument_roles(step)
     f.result_roles(step)

@@ -5,7 +5,9 @@ Import: any producer's MLIR (text or bytecode) is printed by the MLIR bindings i
 ``"file":line:col`` (xDSL cannot read MLIR's ``callsite``/range forms, and people
 want the user's line, not JAX's internals), hex float literals are made safe for
 xDSL (docs/design.md section 4: xDSL reads ``dense<0xFF800000>`` as the integer
-4286578688), then xDSL parses it with tracec's typed dialects registered.
+4286578688), constants kept in the file's resource section (``dense_resource``, as
+torch-mlir writes parameters) are inlined, then xDSL parses it with tracec's typed
+dialects registered.
 
 Export: xDSL prints generic form with locations; both IREE and jaxlib's MLIR parser
 accept it.
@@ -269,10 +271,54 @@ def mlir_to_generic_text(source: str | bytes, name: str) -> str:
             detail = next((m.strip() for m in msg if "error:" in m), msg[-1] if msg else "")
             raise TracecError(f"{name} is not valid MLIR: {detail}", loc=SourceLoc(name)) from e
         text = mlir_to_generic(module)
+        if "dense_resource<" in text:
+            text = inline_dense_resources(text, _resource_section(module), name)
     # The bindings name the parsed buffer "-"; ops without a loc() of their own get
     # their position in the file: name the file, so diagnostics point into it.
     shown = name.replace("\\", "\\\\").replace('"', '\\"')
     return text.replace('loc("-":', f'loc("{shown}":')
+
+
+# ---------------------------------------------------------------------------------
+# Constants whose data sits in the file's resource section
+
+_RESOURCE_ENTRY = re.compile(r'(?:"((?:[^"\\]|\\.)*)"|([^\s:"{}]+))\s*:\s*"0x([0-9A-Fa-f]*)"')
+_RESOURCE_REF = re.compile(r'dense_resource<(?:"((?:[^"\\]|\\.)*)"|([^>\s"]+))>')
+
+
+def _resource_section(mlir_module) -> str:
+    """The ``{-# dialect_resources: ... #-}`` section of an MLIR-bindings module (printed
+    only with the module's own scope, not in the local-scope text tracec reads)."""
+    text = mlir_module.operation.get_asm(enable_debug_info=False)
+    start = text.rfind("{-#")
+    return text[start:] if start >= 0 else ""
+
+
+def inline_dense_resources(text: str, section: str, name: str) -> str:
+    """Replace every ``dense_resource<key>`` by ``dense<"0x...">`` with the key's bytes.
+
+    Producers write large constants (torch-mlir every tensor it freezes: parameters,
+    buffers, constants of the model) as ``dense_resource`` whose bytes are in the
+    ``builtin`` entry of the file's resource section, as hex after MLIR's 4-byte
+    alignment header. Neither xDSL nor tracec's printed IR carries that section, so the
+    bytes go inline. A constant without data (``__elided__``) is an error naming it."""
+    blobs: dict[str, str] = {}
+    builtin = re.search(r"\bbuiltin\s*:\s*\{", section)
+    if builtin is not None:
+        body = section[builtin.end():section.find("}", builtin.end())]
+        for m in _RESOURCE_ENTRY.finditer(body):
+            blobs[m.group(1) if m.group(1) is not None else m.group(2)] = m.group(3)[8:]
+
+    def inline(m: re.Match) -> str:
+        key = m.group(1) if m.group(1) is not None else m.group(2)
+        if key not in blobs:
+            raise TracecError(f"{name} has a constant dense_resource<{key}> whose data is not in "
+                              "the file", loc=SourceLoc(name),
+                              hint="write the file with its resources (not elided), or with the "
+                                   "constants inline (dense<...>)")
+        return f'dense<"0x{blobs[key].upper()}">'
+
+    return _RESOURCE_REF.sub(inline, text)
 
 
 def import_text(generic_text: str, *, source_file: str | None, source_name: str) -> ModuleOp:

@@ -218,3 +218,47 @@ def test_argument_roles_need_marks_or_init_functions(tmp_path):
     with pytest.raises(tracec.TracecError) as e:
         tracec.compile(_write(tmp_path, bad, "bad.mlir"), use_cache=False)
     _one_line(e, "bad.mlir:")
+
+
+W_IN = "[[1.00, -0.91, 0.75, 1.17],\n                                    [-0.87, 0.59, 0.72, -1.03],\n                                    [1.66, 0.89, -1.29, 0.13]]"
+
+
+def _as_torch_mlir_writes_it(text, w_in, key="torch_tensor_3_4_torch.float32"):
+    """The example with constants as torch-mlir writes them: ``arith.constant``, the
+    initial w_in as a ``dense_resource`` whose bytes are in the resource section (after
+    MLIR's 4-byte alignment header), the step a public @main."""
+    const = f"%w_in = stablehlo.constant dense<{W_IN}> : tensor<3x4xf32>"
+    assert const in text and "func.func @step(" in text
+    text = text.replace(const, f"%w_in = arith.constant dense_resource<{key}> : tensor<3x4xf32>")
+    text = text.replace("func.func @step(", "func.func @main(")
+    for name in ("%one", "%tau", "%tenth"):
+        text = text.replace(f"{name} = stablehlo.constant", f"{name} = arith.constant")
+    blob = (4).to_bytes(4, "little") + np.asarray(w_in, "<f4").tobytes()
+    return text + ("{-#\n  dialect_resources: {\n    builtin: {\n"
+                   f'      torch_tensor_3_4_torch.float32: "0x{blob.hex().upper()}"\n'
+                   "    }\n  }\n#-}\n")
+
+
+def test_torch_mlir_constants_are_read(d_rtrl, tmp_path):
+    """arith.constant and dense_resource (torch-mlir's spelling of every constant) are
+    stablehlo.constant with the data inline: the initial parameters are the resource's
+    bytes and the step computes what the example computes with them."""
+    w_in = np.arange(12, dtype=np.float32).reshape(I, H) / 10 - 0.5
+    path = _write(tmp_path, _as_torch_mlir_writes_it(_example(), w_in))
+    out = str(tmp_path / "m.vmfb")
+    tracec.compile(path, use_cache=False).save(out)
+    learner, reference = tracec.runtime.load(out), tracec.runtime.load(d_rtrl)
+    np.testing.assert_array_equal(learner.params["w_in"], w_in)
+    reference.set_params({"w_in": w_in})
+    xs, _, _ = _data(3)
+    np.testing.assert_allclose(learner.forward_sequence(xs), reference.forward_sequence(xs),
+                               rtol=1e-6, atol=1e-7)
+    ir = tracec.compile(path, emit="stablehlo", use_cache=False).ir["stablehlo"]
+    assert "arith.constant" not in ir and "dense_resource" not in ir
+
+
+def test_a_resource_without_data_is_one_line(tmp_path):
+    text = _as_torch_mlir_writes_it(_example(), np.zeros((I, H)), key="__elided__")
+    with pytest.raises(tracec.TracecError) as e:
+        tracec.compile(_write(tmp_path, text), use_cache=False)
+    _one_line(e, "step.mlir", "dense_resource<__elided__>", "not in the file")
