@@ -263,6 +263,29 @@ class _File:
         loss.sym_visibility = StringAttr("private")
 
 
+#: dialects that torch-mlir writes for its other output types: a file in one of them
+#: was exported for another backend
+_OTHER_OUTPUT_TYPES = {"torch": "torch", "tosa": "tosa", "linalg": "linalg_on_tensors",
+                       "tm_tensor": "linalg_on_tensors"}
+
+
+def _check_stablehlo(f: _File) -> None:
+    """A file exported to torch-mlir's torch, tosa or linalg form is refused at its first
+    such op, saying how to export StableHLO instead."""
+    for op in f.module.walk():
+        name = op.op_name.data if isinstance(op, UnregisteredOp) else op.name
+        dialect = name.split(".", 1)[0]
+        if dialect in _OTHER_OUTPUT_TYPES:
+            loc = op.location
+            where = (SourceLoc(loc.filename.data, loc.line.data, loc.column.data)
+                     if isinstance(loc, FileLineColLoc) else SourceLoc(f.shown))
+            raise TracecError(
+                f"{f.shown} holds {name}, an op of the {dialect} dialect, not StableHLO",
+                loc=where, hint="export it with output_type=\"stablehlo\" "
+                                "(torch_mlir.fx.export_and_import(...)); docs/abi.md, "
+                                "'From PyTorch (torch-mlir)'")
+
+
 def _as_stablehlo_constants(module: ModuleOp) -> None:
     """``arith.constant`` of a tensor (torch-mlir writes every literal so) becomes the
     ``stablehlo.constant`` it means: the passes fold, differentiate and move constants
@@ -285,6 +308,7 @@ def assemble_mlir_file(path: str, generic_text: str) -> ModuleOp:
     # wrote one (torch-mlir and jax.export record the Python line of each op), else the
     # op's line in this file; library frames are skipped either way.
     f = _File(path, import_text(generic_text, source_file=None, source_name=display_path(path)))
+    _check_stablehlo(f)
     _as_stablehlo_constants(f.module)
     step = f.find_step()
     f.argument_roles(step)

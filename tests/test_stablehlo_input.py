@@ -262,3 +262,15 @@ def test_a_resource_without_data_is_one_line(tmp_path):
     with pytest.raises(tracec.TracecError) as e:
         tracec.compile(_write(tmp_path, text), use_cache=False)
     _one_line(e, "step.mlir", "dense_resource<__elided__>", "not in the file")
+
+
+def test_torch_dialect_is_refused_saying_how_to_export(tmp_path):
+    """torch-mlir's other output types (here output_type="torch") are not StableHLO."""
+    text = ("func.func @main(%arg0: !torch.vtensor<[2],f32>) -> !torch.vtensor<[2],f32> {\n"
+            "  %none = torch.constant.none\n"
+            "  return %arg0 : !torch.vtensor<[2],f32>\n"
+            "}\n")
+    with pytest.raises(tracec.TracecError) as e:
+        tracec.compile(_write(tmp_path, text), use_cache=False)
+    _one_line(e, "step.mlir:2:", "holds torch.constant.none, an op of the torch dialect, not "
+              "StableHLO", 'output_type="stablehlo"')
