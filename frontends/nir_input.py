@@ -29,8 +29,8 @@ def display_path(path: str) -> str:
 
     return shown(path)
 
-#: forward-Euler time step in seconds (NIR's usual convention, e.g. snnTorch's and
-#: Spyx's exporters use it when they turn a decay factor into a time constant)
+#: forward-Euler time step in seconds (NIR's usual convention: snnTorch's exporter and
+#: importer use it to turn a decay factor into a time constant and back)
 DEFAULT_DT = 1e-4
 DEFAULT_BATCH = 1
 LOSSES = ("mse", "cross-entropy")
@@ -520,5 +520,4 @@ def build_model(graph: Graph, options: NirOptions):
 
     model = Model(init_params=init_params, init_state=init_state, step=step, loss=loss,
                   input=x_spec, target=target)
-    model.nir_graph = graph  # what export-nir reads back (tracec/nir_export.py)
     return model
