@@ -6,7 +6,9 @@ A model compiled from a NIR graph (``tracec graph.nir``) is written back as that
 with every trainable field (Affine/Linear/Conv weights and biases, Scale factors) read
 from the checkpoint (``Learner.save_checkpoint``: ``param:<node>/<field>``); everything
 else (neuron constants, edges, shapes, metadata) is the graph's own, so the round trip is
-exact. A ``model.py`` is refused with a one-line error (docs/nir.md, "NIR out").
+exact. A ``model.py`` is read by tracec/nir_from_jax.py where its step is made of LIF
+layers with a reset to zero, leaky readouts and weights; otherwise the error names the
+construct and line that have no NIR node (docs/nir.md, "NIR out").
 """
 
 from __future__ import annotations
@@ -100,9 +102,11 @@ def write_graph(graph, out: str) -> None:
             os.unlink(tmp)
 
 
-def export_nir(model_path: str, out: str, checkpoint: str | None = None) -> None:
+def export_nir(model_path: str, out: str, checkpoint: str | None = None,
+               dt: float = 1e-4) -> None:
     """Write the model of ``model_path`` (a .nir graph, or a model.py) as a NIR graph,
-    with the checkpoint's parameters if one is given."""
+    with the checkpoint's parameters if one is given; ``dt`` turns a model.py's decay
+    factors into time constants."""
     shown = _display(model_path)
     if model_path.endswith(".nir"):
         from tracec.frontends.nir_input import Graph, read_graph
@@ -120,10 +124,11 @@ def export_nir(model_path: str, out: str, checkpoint: str | None = None) -> None
         write_graph(graph, out)
         return
     if model_path.endswith(".py"):
-        raise TracecError(f"{shown}: export-nir writes models compiled from a NIR graph; the "
-                          "step of a JAX model.py is not read back into NIR nodes",
-                          hint="build the network as a NIR graph (docs/nir.md, 'NIR out'), "
-                               "compile that, and export it with its checkpoint")
+        from tracec.nir_from_jax import graph_of_model
+
+        params = read_checkpoint_params(checkpoint)[1] if checkpoint is not None else None
+        write_graph(graph_of_model(model_path, params, dt=dt, checkpoint=checkpoint or ""), out)
+        return
     raise TracecError(f"export-nir: don't know how to read '{model_path}'",
                       hint="give the .nir graph or the model.py the artifact was compiled from")
 
@@ -138,6 +143,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", metavar="CKPT",
                    help="a checkpoint (Learner.save_checkpoint) whose parameters replace the "
                         "model's initial ones (default: none, the initial parameters)")
+    p.add_argument("--dt", type=float, default=1e-4, metavar="SECONDS",
+                   help="model.py: the time step its decay factors a become time constants "
+                        "with, tau = dt/(1-a) (default: %(default)s)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
@@ -147,5 +155,5 @@ def main(argv) -> int:
     from tracec.fileio import refuse_overwriting_inputs
 
     refuse_overwriting_inputs(args.output, [args.model] + ([args.checkpoint] if args.checkpoint else []))
-    export_nir(args.model, args.output, args.checkpoint)
+    export_nir(args.model, args.output, args.checkpoint, dt=args.dt)
     return 0
