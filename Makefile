@@ -186,6 +186,7 @@ nir-venv: $(NIR_STAMP)
 
 $(NIR_STAMP): examples/nir/requirements-nir-interop.txt
 	$(PYTHON) -m venv $(NIR_VENV)
+	echo '*' > $(NIR_VENV)/.gitignore   # git ignores the venv whatever .gitignore says
 	$(NIR_VENV)/bin/python -m pip install -q --upgrade pip
 	$(NIR_VENV)/bin/python -m pip install -q -r examples/nir/requirements-nir-interop.txt
 	touch $(NIR_STAMP)

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import EXAMPLES, ROOT, run_cli
 
-import nir  # noqa: E402  (pinned in pyproject.toml's compiler extra)
+import nir  # pinned in pyproject.toml's compiler extra
 
 DT = 1e-4
 T = 24
