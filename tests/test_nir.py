@@ -445,6 +445,15 @@ def test_cli_losses_and_options(tmp_path, nir_files):
                    "--emit", "stablehlo")
     assert proc.returncode == 0, proc.stderr
     assert "func.func" in proc.stdout and "tensor<2xi32>" in proc.stdout
+    vmfb = str(tmp_path / "m.vmfb")
+    proc = run_cli(nir_files["rec_lif"], "-o", vmfb, "--algorithm", "es-d-rtrl", "--batch", "4",
+                   "--optimizer", "adam", "--lr", "0.01")
+    assert proc.returncode == 0, proc.stderr
+    import tracec.runtime
+
+    learner = tracec.runtime.load(vmfb)
+    loss, _ = learner.train_step(np.ones((4, 5), np.float32), np.zeros((4, 3), np.float32))
+    assert np.isfinite(loss) and learner.algorithm == "es-d-rtrl"
     a = run_cli(nir_files["ff_lif"], "--emit", "stablehlo", "--dt", "1e-4")
     b = run_cli(nir_files["ff_lif"], "--emit", "stablehlo", "--dt", "2e-4")
     assert a.returncode == 0 and b.returncode == 0 and a.stdout != b.stdout
