@@ -82,25 +82,46 @@ def graph_cuba():
 
 
 def graph_conv2d():
-    """Conv2d -> SumPool2d -> IF -> AvgPool2d -> Flatten -> Affine."""
+    """Conv2d -> IF -> SumPool2d -> AvgPool2d -> Flatten -> Affine."""
     rng = np.random.default_rng(4)
     nodes = {"input": nir.Input(input_type=np.array([1, 8, 8])),
              "conv": nir.Conv2d(input_shape=(8, 8), weight=_w(rng, 2, 1, 3, 3, gain=2.0),
                                 stride=1, padding=1, dilation=1, groups=1,
                                 bias=np.array([0.1, -0.1], np.float32)),
+             "if": nir.IF(r=np.full((2, 8, 8), 1e4, np.float32),
+                          v_threshold=np.full((2, 8, 8), 1.0, np.float32)),
              "pool": nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]),
                                    padding=np.array([0, 0])),
-             "if": nir.IF(r=np.full((2, 4, 4), 2e4, np.float32),
-                          v_threshold=np.full((2, 4, 4), 1.0, np.float32)),
              "avg": nir.AvgPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]),
                                   padding=np.array([0, 0])),
              "flat": nir.Flatten(input_type={"input": np.array([2, 2, 2])}, start_dim=0,
                                  end_dim=-1),
              "fc": nir.Affine(weight=_w(rng, 3, 8), bias=_full(3, 0.0)),
              "output": nir.Output(output_type=np.array([3]))}
-    edges = [("input", "conv"), ("conv", "pool"), ("pool", "if"), ("if", "avg"), ("avg", "flat"),
-             ("flat", "fc"), ("fc", "output")]
-    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False), list(nodes)
+    names = list(nodes)
+    return (nir.NIRGraph(nodes=nodes, edges=list(zip(names[:-1], names[1:])), type_check=False),
+            names)
+
+
+def graph_conv_li():
+    """Conv2d (stride 2, groups 1) -> IF -> AvgPool2d -> Flatten -> Affine -> LI readout,
+    the convolutional graph the training test learns."""
+    rng = np.random.default_rng(6)
+    nodes = {"input": nir.Input(input_type=np.array([1, 9, 9])),
+             "conv": nir.Conv2d(input_shape=(9, 9), weight=_w(rng, 2, 1, 3, 3, gain=2.0),
+                                stride=2, padding=1, dilation=1, groups=1,
+                                bias=np.array([0.2, 0.0], np.float32)),
+             "if": nir.IF(r=np.full((2, 5, 5), 1e4, np.float32),
+                          v_threshold=np.full((2, 5, 5), 1.0, np.float32)),
+             "avg": nir.AvgPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]),
+                                  padding=np.array([0, 0])),
+             "flat": nir.Flatten(input_type={"input": np.array([2, 2, 2])}, start_dim=0),
+             "fc": nir.Affine(weight=_w(rng, 3, 8, gain=3.0), bias=_full(3, 0.0)),
+             "li": nir.LI(tau=_full(3, 1e-3), r=_full(3, 10.0), v_leak=_full(3, 0.0)),
+             "output": nir.Output(output_type=np.array([3]))}
+    names = list(nodes)
+    return (nir.NIRGraph(nodes=nodes, edges=list(zip(names[:-1], names[1:])), type_check=False),
+            names)
 
 
 def graph_conv1d():
@@ -122,7 +143,7 @@ def graph_conv1d():
 
 
 GRAPHS = {"ff_lif": graph_ff_lif, "rec_lif": graph_rec_lif, "cuba": graph_cuba,
-          "conv2d": graph_conv2d, "conv1d": graph_conv1d}
+          "conv2d": graph_conv2d, "conv_li": graph_conv_li, "conv1d": graph_conv1d}
 DTS = {"cuba": 1e-3}
 
 
@@ -366,6 +387,22 @@ def test_es_d_rtrl_trains_and_export_nir_writes_the_trained_weights(compiled, ni
     want = learner.forward_sequence(xs)
     got, _ = simulate(back, ["input", "fc", "lif", "rec", "out", "output"], xs)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_a_convolutional_graph_trains(compiled):
+    """Conv2d -> IF -> AvgPool2d -> Affine -> LI: the convolution's kernel learns."""
+    import tracec.runtime
+
+    learner = tracec.runtime.load(compiled("conv_li", algorithm="es-d-rtrl"))
+    xs = _inputs("conv_li", seed=8)
+    targets = np.broadcast_to(np.array([1.0, 0.0, -1.0], np.float32), (T, 2, 3)).copy()
+    before = learner.params["conv/weight"]
+    losses = []
+    for _ in range(8):
+        learner.reset()
+        losses.append(float(np.mean(learner.train_sequence(xs, targets))))
+    assert losses[-1] < 0.7 * losses[0], losses
+    assert not np.array_equal(learner.params["conv/weight"], before)
 
 
 def test_export_refuses_a_checkpoint_of_another_model(compiled, nir_files, tmp_path):
