@@ -113,31 +113,99 @@ class InsertOptimizerPass(ModulePass):
     def _update(self, em: Builder, due, p_args, o_args, acc_args, grads):
         """The parameters, optimizer state and accumulators after this step: each gradient
         is added to its accumulator; when ``due``, the optimizer applies the sum and the
-        accumulator restarts from zero."""
+        accumulator restarts from zero. With an update every step (``update_every`` 1)
+        the update is computed and selected element by element; otherwise each updated
+        tensor comes out of its own ``stablehlo.if`` taken when due, so the steps in
+        between pay for the accumulation alone (a network with millions of weights
+        spends most of a step in Adam's arithmetic otherwise)."""
+        if self.update_every == 1:
+            return self._selected(em, due, p_args, o_args, acc_args, grads)
+        return self._branched(em, due, p_args, o_args, acc_args, grads)
+
+    def _bias_corrections(self, em: Builder, due, t_arg):
+        """Adam's ``t`` after this step and the corrections ``1 - β^t`` of its update."""
+        t_inc = em.add(t_arg, em.full(1.0, t_arg))
+        t_new = em.select(due, t_inc, t_arg)
+        bc1 = em.sub(em.full(1.0, t_arg), em.binary(shlo.PowerOp, em.full(BETA1, t_arg), t_inc))
+        bc2 = em.sub(em.full(1.0, t_arg), em.binary(shlo.PowerOp, em.full(BETA2, t_arg), t_inc))
+        return t_new, bc1, bc2
+
+    @staticmethod
+    def _first_moment(b: Builder, m, total):
+        return b.add(b.mul(b.full(BETA1, m), m), b.mul(b.full(1 - BETA1, m), total))
+
+    @staticmethod
+    def _second_moment(b: Builder, v, total):
+        return b.add(b.mul(b.full(BETA2, v), v), b.mul(b.full(1 - BETA2, v), b.mul(total, total)))
+
+    def _step(self, b: Builder, p, total, m1=None, v1=None, bc1=None, bc2=None):
+        """``p`` after SGD on ``total``, or after Adam with the new moments ``m1``, ``v1``."""
+        if self.kind == "sgd":
+            return b.sub(p, b.mul(b.full(self.lr, p), total))
+        mhat = b.div(m1, b.broadcast_in_dim(bc1, m1.type.get_shape(), []))
+        vhat = b.div(v1, b.broadcast_in_dim(bc2, v1.type.get_shape(), []))
+        step = b.div(mhat, b.add(b.unary(shlo.SqrtOp, vhat), b.full(EPS, vhat)))
+        return b.sub(p, b.mul(b.full(self.lr, p), step))
+
+    def _selected(self, em: Builder, due, p_args, o_args, acc_args, grads):
+        """The update computed every step and selected where ``due``."""
         n_p = len(p_args)
         new_params, new_opt, new_acc = [], list(o_args), []
         if self.kind == "adam":
-            t_arg = o_args[-1]
-            t_inc = em.add(t_arg, em.full(1.0, t_arg))
-            new_opt[-1] = em.select(due, t_inc, t_arg)
-            bc1 = em.sub(em.full(1.0, t_arg), em.binary(shlo.PowerOp, em.full(BETA1, t_arg), t_inc))
-            bc2 = em.sub(em.full(1.0, t_arg), em.binary(shlo.PowerOp, em.full(BETA2, t_arg), t_inc))
+            new_opt[-1], bc1, bc2 = self._bias_corrections(em, due, o_args[-1])
         for i, (p, acc, gr) in enumerate(zip(p_args, acc_args, grads)):
             total = em.add(acc, gr)
             pred = em.broadcast_in_dim(due, p.type.get_shape(), [])
             if self.kind == "sgd":
-                updated = em.sub(p, em.mul(em.full(self.lr, p), total))
+                updated = self._step(em, p, total)
             else:
                 m, v = o_args[i], o_args[n_p + i]
-                m1 = em.add(em.mul(em.full(BETA1, m), m), em.mul(em.full(1 - BETA1, m), total))
-                v1 = em.add(em.mul(em.full(BETA2, v), v),
-                            em.mul(em.full(1 - BETA2, v), em.mul(total, total)))
-                mhat = em.div(m1, em.broadcast_in_dim(bc1, m.type.get_shape(), []))
-                vhat = em.div(v1, em.broadcast_in_dim(bc2, v.type.get_shape(), []))
-                step = em.div(mhat, em.add(em.unary(shlo.SqrtOp, vhat), em.full(EPS, vhat)))
-                updated = em.sub(p, em.mul(em.full(self.lr, p), step))
+                m1, v1 = self._first_moment(em, m, total), self._second_moment(em, v, total)
+                updated = self._step(em, p, total, m1, v1, bc1, bc2)
                 new_opt[i] = em.select(pred, m1, m)
                 new_opt[n_p + i] = em.select(pred, v1, v)
             new_params.append(em.select(pred, updated, p))
             new_acc.append(em.select(pred, em.zeros(total), total))
+        return new_params, new_opt, new_acc
+
+    def _branched(self, em: Builder, due, p_args, o_args, acc_args, grads):
+        """The update computed only when ``due``: one ``stablehlo.if`` per updated tensor,
+        each returning that tensor alone, behind an optimization barrier.
+
+        Why one tensor per branch: IREE (3.13) packs the results a branch computes into
+        one buffer and passes that buffer once per result to the block after the branch;
+        its VM bytecode then moves the buffer out of a register that holds another of
+        those results, which is left null ("ref is null" in ``hal.buffer_view.create``
+        when the branch is taken; benchmarks/results/optimizer_if_repro.mlir). The
+        barrier keeps the branches from being merged back into one (MLIR combines
+        adjacent ``scf.if`` ops on the same condition). A branch's untaken side returns
+        the old value; Adam's ``t`` and the corrections are scalars and stay outside."""
+        n_p = len(p_args)
+        totals = [em.add(acc, gr) for acc, gr in zip(acc_args, grads)]
+        new_acc = [em.select(em.broadcast_in_dim(due, p.type.get_shape(), []), em.zeros(s), s)
+                   for p, s in zip(p_args, totals)]
+
+        def when_due(old, compute):
+            then, keep = Block(), Block()
+            tb = Builder(then, loc=em.loc)
+            tb.ret([compute(tb)])
+            Builder(keep, loc=em.loc).ret([old])
+            branch = em.raw("stablehlo.if", [due], [old.type], regions=[Region(then), Region(keep)])
+            return em.raw("stablehlo.optimization_barrier", [branch.results[0]],
+                          [old.type]).results[0]
+
+        new_params, new_opt = [], list(o_args)
+        if self.kind == "adam":
+            new_opt[-1], bc1, bc2 = self._bias_corrections(em, due, o_args[-1])
+        for i, (p, total) in enumerate(zip(p_args, totals)):
+            if self.kind == "sgd":
+                new_params.append(when_due(p, lambda b, p=p, total=total: self._step(b, p, total)))
+                continue
+            m, v = o_args[i], o_args[n_p + i]
+            m1 = when_due(m, lambda b, m=m, total=total: self._first_moment(b, m, total))
+            v1 = when_due(v, lambda b, v=v, total=total: self._second_moment(b, v, total))
+            # Inside the parameter's branch (taken when due) m1 and v1 are the new moments.
+            new_params.append(when_due(p, lambda b, p=p, total=total, m1=m1, v1=v1:
+                                       self._step(b, p, total, m1, v1, bc1, bc2)))
+            new_opt[i], new_opt[n_p + i] = m1, v1
         return new_params, new_opt, new_acc

@@ -255,7 +255,7 @@ def test_xla_target_trains_like_iree(tmp_path):
 @pytest.mark.parametrize("update_every", [1, 3])
 def test_adam_applies_the_accumulated_gradient(tmp_path, update_every):
     """Adam's first update equals numpy's Adam on the gradient SGD(lr=1) applies after
-    the same K steps."""
+    the same K steps (with K > 1 the optimizer runs inside branches taken only when due)."""
     model = _module("lif_recompute").model
     xs, targets, _ = _data(model)
     K = update_every
@@ -275,3 +275,78 @@ def test_adam_applies_the_accumulated_gradient(tmp_path, update_every):
         vhat = (1 - b2) * g * g / (1 - b2)
         want = -0.01 * mhat / (np.sqrt(vhat) + eps)
         np.testing.assert_allclose(changes["adam"][k], want, rtol=1e-4, atol=1e-6, err_msg=k)
+
+
+def _read_ck(path):
+    import json
+    d = np.load(path)
+    meta = json.loads(bytes(d["__meta__"]).decode())
+    return meta, {k: d[f"v{i}"] for i, k in enumerate(meta["keys"])}
+
+
+def _write_ck(path, meta, arrays):
+    import json
+    meta = dict(meta, keys=sorted(arrays))
+    np.savez(path, __meta__=np.frombuffer(json.dumps(meta).encode(), np.uint8),
+             **{f"v{i}": arrays[k] for i, k in enumerate(meta["keys"])})
+
+
+@pytest.mark.parametrize("name,target", [("alif", "llvm-cpu"), ("lif_recompute", "llvm-cpu"),
+                                         ("alif", "xla")])
+def test_train_step_update_every_against_numpy_adam(tmp_path, name, target):
+    """train_step with Adam and K = 3 over three windows: the parameters, Adam's m, v and
+    t stay as they were on the steps in between and on the K-th step equal numpy's Adam
+    applied to the window's summed gradient (so each optimizer branch runs both ways,
+    several times, in the train_step entry). The summed gradient comes from an SGD
+    artifact that never updates (K = 1000), started each window from the Adam learner's
+    checkpoint, whose accumulators then hold exactly the sum."""
+    K, lr, b1, b2, eps = 3, 0.01, 0.9, 0.999, 1e-8
+    model = _module(name).model
+    rng = np.random.default_rng(7)
+    n = 3 * K
+    xs = (rng.random((n,) + tuple(model.input.shape)) < 0.3).astype(np.float32)
+    targets = rng.integers(0, 4, (n, model.input.shape[0])).astype(np.int32)
+    paths = {}
+    for opt, every in (("adam", K), ("sgd", 1000)):
+        paths[opt] = str(tmp_path / f"{opt}.{'xla' if target == 'xla' else 'vmfb'}")
+        tracec.compile(os.path.join(ZOO, f"{name}.py"), algorithm="es-d-rtrl", optimizer=opt,
+                       lr=lr, update_every=every, target=target).save(paths[opt])
+    adam = tracec.runtime.load(paths["adam"])
+    probe = tracec.runtime.load(paths["sgd"])
+    ck, pk = str(tmp_path / "adam.npz"), str(tmp_path / "probe.npz")
+    names = list(adam.params)
+    t = 0
+    for w in range(3):
+        adam.save_checkpoint(ck)
+        meta, before = _read_ck(ck)
+        # The probe starts the window where Adam starts it, with an empty accumulator.
+        start = {k: (np.zeros_like(v) if k.startswith("accum:") else v)
+                 for k, v in before.items() if not k.startswith("opt:")}
+        _write_ck(pk, meta, start)
+        probe.load_checkpoint(pk)
+        for s in range(K):
+            i = w * K + s
+            la = adam.train_step(xs[i], targets[i])[0]
+            lp = probe.train_step(xs[i], targets[i])[0]
+            np.testing.assert_allclose(la, lp, rtol=1e-6)
+            adam.save_checkpoint(ck)
+            _, now = _read_ck(ck)
+            if s < K - 1:  # not due: nothing the optimizer owns has changed
+                for k in now:
+                    if k.startswith(("param:", "opt:")):
+                        np.testing.assert_array_equal(now[k], before[k], err_msg=f"{k} step {i}")
+        probe.save_checkpoint(pk)
+        _, summed = _read_ck(pk)
+        t += 1
+        assert now["opt:t"] == t
+        for p in names:
+            g = summed[f"accum:{p}"].astype(np.float64)
+            m = b1 * before[f"opt:m/{p}"] + (1 - b1) * g
+            v = b2 * before[f"opt:v/{p}"] + (1 - b2) * g * g
+            mhat, vhat = m / (1 - b1 ** t), v / (1 - b2 ** t)
+            want = before[f"param:{p}"] - lr * mhat / (np.sqrt(vhat) + eps)
+            assert not np.array_equal(now[f"param:{p}"], before[f"param:{p}"]), p
+            np.testing.assert_allclose(now[f"opt:m/{p}"], m, rtol=1e-5, atol=1e-9, err_msg=p)
+            np.testing.assert_allclose(now[f"opt:v/{p}"], v, rtol=1e-5, atol=1e-12, err_msg=p)
+            np.testing.assert_allclose(now[f"param:{p}"], want, rtol=1e-6, atol=1e-6, err_msg=p)
+            assert np.all(now[f"accum:{p}"] == 0)

@@ -1,8 +1,45 @@
 // RUN: tracec-opt %S/Inputs/learn.mlir -p 'identify-recurrent-state,find-hidden-groups,find-param-relations,insert-eligibility-traces{algorithm=d-rtrl decay=0.0},insert-optimizer{kind=sgd lr=0.5 update-every=3}' | filecheck %s
+// RUN: tracec-opt %S/Inputs/learn.mlir -p 'identify-recurrent-state,find-hidden-groups,find-param-relations,insert-eligibility-traces{algorithm=d-rtrl decay=0.0},insert-optimizer{kind=adam lr=0.5 update-every=3}' | filecheck %s --check-prefix=ADAM
+// RUN: tracec-opt %S/Inputs/learn.mlir -p 'identify-recurrent-state,find-hidden-groups,find-param-relations,insert-eligibility-traces{algorithm=d-rtrl decay=0.0},insert-optimizer{kind=adam lr=0.5 update-every=1}' | filecheck %s --check-prefix=EVERY
 
 // Accumulate, count k, and when k+1 >= 3 apply θ - lr·accum and clear the accumulator.
 // CHECK: sym_name = "train_core"
 // CHECK-SAME: arg_attrs = [{tracec.role = "param", tracec.name = "w"}, {tracec.role = "state", tracec.name = "v"}, {tracec.role = "trace", tracec.name = "eps/w/v"}, {tracec.role = "accum", tracec.name = "w"}, {tracec.role = "counter", tracec.name = "n"}, {tracec.role = "counter", tracec.name = "k"}, {tracec.role = "input", tracec.name = "x"}, {tracec.role = "target", tracec.name = "target"}, {tracec.role = "mask", tracec.name = "mask"}]
-// CHECK: "stablehlo.compare"({{.*}}) <{comparison_direction = #stablehlo<comparison_direction GE>, compare_type = #stablehlo<comparison_type SIGNED>}>
-// CHECK: "stablehlo.constant"() <{value = dense<5.000000e-01> : tensor<2x3xf32>}>
-// CHECK: "stablehlo.select"
+// The optimizer runs inside a stablehlo.if on "due": the steps in between only add to the
+// accumulator (and the accumulator restarts from zero when due). The branch returns the
+// one tensor it updates (the old one when not due), behind an optimization barrier.
+// CHECK: %[[DUE:[0-9]+]] = "stablehlo.compare"({{.*}}) <{comparison_direction = #stablehlo<comparison_direction GE>, compare_type = #stablehlo<comparison_type SIGNED>}>
+// CHECK: %[[ACC:[0-9]+]] = "stablehlo.select"(%{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}) : (tensor<2x3xi1>, tensor<2x3xf32>, tensor<2x3xf32>)
+// CHECK-NEXT: %[[IF:[0-9]+]] = "stablehlo.if"(%[[DUE]]) ({
+// CHECK-NEXT: "stablehlo.constant"() <{value = dense<5.000000e-01> : tensor<2x3xf32>}>
+// CHECK: %[[NEW:[0-9]+]] = "stablehlo.subtract"(%[[W:[0-9]+]],
+// CHECK-NEXT: "stablehlo.return"(%[[NEW]])
+// CHECK-NEXT: }, {
+// CHECK-NEXT: "stablehlo.return"(%[[W]])
+// CHECK-NEXT: }) : (tensor<i1>) -> tensor<2x3xf32>
+// CHECK-NEXT: %[[OUT:[0-9]+]] = "stablehlo.optimization_barrier"(%[[IF]])
+// CHECK-NEXT: "func.return"(%[[OUT]], {{.*}}, %[[ACC]],
+
+// Adam: t counts updates (a select); m, v and the parameter each in their own branch,
+// the parameter's branch reading the new moments.
+// ADAM: %[[DUE:[0-9]+]] = "stablehlo.compare"({{.*}}) <{comparison_direction = #stablehlo<comparison_direction GE>
+// ADAM: %[[T:[0-9]+]] = "stablehlo.select"(%[[DUE]], %{{[0-9]+}}, %{{[0-9]+}}) : (tensor<i1>, tensor<f32>, tensor<f32>)
+// ADAM: %[[IFM:[0-9]+]] = "stablehlo.if"(%[[DUE]]) ({
+// ADAM: }) : (tensor<i1>) -> tensor<2x3xf32>
+// ADAM-NEXT: %[[M:[0-9]+]] = "stablehlo.optimization_barrier"(%[[IFM]])
+// ADAM-NEXT: %[[IFV:[0-9]+]] = "stablehlo.if"(%[[DUE]]) ({
+// ADAM: }) : (tensor<i1>) -> tensor<2x3xf32>
+// ADAM-NEXT: %[[V:[0-9]+]] = "stablehlo.optimization_barrier"(%[[IFV]])
+// ADAM-NEXT: %[[IFP:[0-9]+]] = "stablehlo.if"(%[[DUE]]) ({
+// ADAM: "stablehlo.divide"(%[[M]],
+// ADAM: "stablehlo.divide"(%[[V]],
+// ADAM: }) : (tensor<i1>) -> tensor<2x3xf32>
+// ADAM-NEXT: %[[P:[0-9]+]] = "stablehlo.optimization_barrier"(%[[IFP]])
+// ADAM-NEXT: "func.return"(%[[P]], %[[M]], %[[V]], %[[T]],
+
+// With an update every step there is no branch: the update is selected.
+// EVERY: sym_name = "train_core"
+// EVERY-NOT: stablehlo.if
+// EVERY-NOT: optimization_barrier
+// EVERY: "stablehlo.select"
+// EVERY-NOT: stablehlo.if
