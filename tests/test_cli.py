@@ -62,7 +62,7 @@ def test_dump_dir_writes_one_numbered_file_per_pass(tmp_path):
                          "03-extract-step.mlir", "04-check-backend-ops.mlir",
                          "05-make-entry-points.mlir", "06-lower-traces-to-stablehlo.mlir",
                          "07-leading-sums-to-dot.mlir", "08-lower-scan-to-iree.mlir",
-                         "09-strip-tracec-attributes.mlir"]
+                         "09-guard-scatter-indices.mlir", "10-strip-tracec-attributes.mlir"]
 
 
 def test_list_passes_and_pipeline():
