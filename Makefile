@@ -10,7 +10,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.tracec-installed
 
-.PHONY: demo test venv pytest filecheck ctest test312 venv312 clean bench bench-venv bench-venv-312 parity bench-all bench-quick vulkan-driver aarch64-runtime
+.PHONY: demo test venv pytest interop-venvs filecheck ctest test312 venv312 clean bench bench-venv bench-venv-312 parity bench-all bench-quick vulkan-driver aarch64-runtime
 
 venv: $(STAMP)
 
@@ -45,8 +45,16 @@ demo: $(STAMP)
 	$(VENV)/bin/tracec examples/lif2.py -o build/lif2.vmfb --algorithm forward
 	$(PY) examples/run_lif2.py build/lif2.vmfb
 
-pytest: $(STAMP) vulkan-driver aarch64-runtime
+pytest: $(STAMP) vulkan-driver aarch64-runtime interop-venvs
 	$(PY) -m pytest -q tests
+
+# The optional venvs of the interop tests (snnTorch for NIR, PyTorch + torch-mlir): made
+# when their pinned packages install here; where they do not, those tests skip and say why.
+interop-venvs:
+	@$(MAKE) --no-print-directory nir-venv >/dev/null 2>&1 || { rm -rf $(NIR_VENV); \
+	  echo "could not make $(NIR_VENV) (snnTorch): the snnTorch interop tests will skip"; }
+	@$(MAKE) --no-print-directory torch-venv >/dev/null 2>&1 || { rm -rf $(TORCH_VENV); \
+	  echo "could not make $(TORCH_VENV) (torch-mlir): the torch-mlir tests will skip"; }
 
 # A Vulkan device on the CPU (Mesa's lavapipe) for tests/test_vulkan.py, installed with apt
 # when running as root; elsewhere those tests skip and say why.
