@@ -731,6 +731,42 @@ def _gather_jvp(em, op, t):
                       shape(_res(op)), op.indices_are_sorted)]
 
 
+#: Largest number of classes the derivative of a per-row pick (``take_along_axis``)
+#: writes as a one-hot select instead of a scatter.
+ONE_HOT_MAX_CLASSES = 1024
+
+
+def _per_row_pick(op) -> bool:
+    """A gather that picks ``K`` elements of each row of a ``[B, C]`` operand by
+    ``indices [B, K(, 1)]`` (``jnp.take_along_axis(x, i, axis=1)``, a loss's
+    ``logp[target]``)."""
+    g = shlo.struct_fields(op.dimension_numbers)
+    xs, ish = shape(op.operand), shape(op.start_indices)
+    ivd = g.get("index_vector_dim", 0)
+    return (len(xs) == 2 and xs[1] <= ONE_HOT_MAX_CLASSES and ints(op.slice_sizes) == [1, 1]
+            and g.get("operand_batching_dims", []) == [0]
+            and g.get("start_indices_batching_dims", []) == [0]
+            and g.get("collapsed_slice_dims", []) == [1] and g.get("start_index_map", []) == [1]
+            and not g.get("offset_dims", []) and len(ish) in (2, 3) and ish[0] == xs[0]
+            and (ivd == 2 and (len(ish) == 2 or ish[2] == 1)))
+
+
+def _per_row_pick_vjp(em, op, ct):
+    """``dx[b, c] = sum_k ct[b, k] * (i[b, k] == c)``: element-wise selects that fuse
+    with their neighbours (a scatter is a kernel of its own, with a copy to build its
+    index vectors, on IREE)."""
+    x = op.operand
+    b, classes = shape(x)
+    idx = _clamped_indices(em, op.start_indices, 2, [1], [b, classes], [1, 1])
+    k = shape(idx)[1]
+    idx = em.reshape(idx, [b, k])
+    grid = [b, k, classes]
+    hit = em.compare(em.broadcast_in_dim(idx, grid, [0, 1]),
+                     em.iota(TensorType(idx.type.element_type, grid), 2), "EQ")
+    picked = em.select(hit, em.broadcast_in_dim(em.reshape(ct, [b, k]), grid, [0, 1]), None)
+    return em.reshape(picked, [b, classes]) if k == 1 else em.reduce_sum(picked, [1])
+
+
 def _gather_vjp(em, op, c, n):
     """Scatter-add of the cotangent into zeros at the (clamped) indices the gather used,
     built in the one form IREE's scatter takes in every case: the operand's indexed
@@ -738,6 +774,8 @@ def _gather_vjp(em, op, c, n):
     from an iota, a window along an indexed dimension becomes one index vector per
     window position), the other windows whole (padded with zeros), updates
     ``[batch.., window..]``; the result is transposed back."""
+    if _per_row_pick(op):
+        return [_per_row_pick_vjp(em, op, c[0])]
     g = shlo.struct_fields(op.dimension_numbers)
     x, sizes, ct = op.operand, ints(op.slice_sizes), c[0]
     xs = shape(x)
