@@ -6,13 +6,14 @@ A relation whose presynaptic operand is a spike tensor ``z [B, N]`` (0/1) can sk
 silent neurons: compact the active (batch, neuron) pairs into a list of at most K
 entries, gather those rows of ``W [N, H]`` and add them into their batch row. With
 static shapes (what IREE and XLA compile) K is a capacity fixed at compile time; here
-K = 1.5 x the expected number of spikes + 1 % of B x N. The compaction is written in
-plain JAX (``jnp.nonzero(size=K)``: a cumulative sum and a scatter) and compiled by IREE
-llvm-cpu (local-sync, this CPU), and timed against ``z @ W`` in the same process,
-medians of 5 runs of 50 calls; the results equal the dense product (checked). A
-compaction by a stable ``argsort`` of the spikes is far slower on IREE (N = H = 64,
-5 %: 37 ms against 14 µs dense), so it is not measured further. Writes
-benchmarks/results/event_driven.md.
+K = 1.5 x the expected number of spikes + 1 % of B x N. Two compactions, written in plain
+JAX and compiled by IREE llvm-cpu (local-sync, this CPU): ``nonzero``
+(``jnp.nonzero(size=K)``: JAX's cumulative sum, a ``reduce_window``, and a scatter) and
+``scan`` (a prefix sum in log2(B x N) shifted adds, then a scatter of positions into K
+slots and a spare). Each is timed against ``z @ W`` in the same process, medians of 5
+runs of 50 calls; the results equal the dense product (checked). A compaction by a
+stable ``argsort`` of the spikes is far slower on IREE (N = H = 64, 5 %: 37 ms against
+14 µs dense), so it is not measured. Writes benchmarks/results/event_driven.md.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ import numpy as np
 from benchmarks.common import ROOT, write_text
 
 
+KINDS = ("nonzero", "scan")
+
+
 def _dense(z, w):
     return z @ w
 
@@ -39,6 +43,17 @@ def _event(kind: str, capacity: int):
         flat = z.reshape(-1)
         if kind == "nonzero":
             (idx,) = jnp.nonzero(flat > 0, size=capacity, fill_value=0)
+        elif kind == "scan":
+            # an inclusive prefix sum in log2(B*N) shifted adds, then each active entry
+            # writes its position into slot count-1 (the rest into a spare slot K)
+            on = (flat > 0).astype(jnp.int32)
+            csum, shift = on, 1
+            while shift < on.shape[0]:
+                csum = csum + jnp.pad(csum[:-shift], (shift, 0))
+                shift *= 2
+            slot = jnp.where((on > 0) & (csum <= capacity), csum - 1, capacity)
+            idx = jnp.zeros(capacity + 1, jnp.int32).at[slot].set(
+                jnp.arange(on.shape[0], dtype=jnp.int32))[:capacity]
         else:  # "sort"
             idx = jnp.argsort(-flat, stable=True)[:capacity]
         active = jnp.arange(capacity) < jnp.sum(flat > 0)  # the fill entries add nothing
@@ -84,8 +99,8 @@ def main(argv=None) -> int:
              f"Command: `python -m benchmarks.event_driven --sizes {args.sizes} --rates "
              f"{args.rates}`; B = {args.batch}; µs per call, medians of 5 runs of 50 calls, "
              "one process; ratio = dense / event (> 1: event-driven wins).", "",
-             "| N x H | rate | capacity K | dense `z @ W` | event-driven | ratio |",
-             "|---|---|---|---|---|---|"]
+             "| N x H | rate | capacity K | dense `z @ W` | nonzero | ratio | scan | ratio |",
+             "|---|---|---|---|---|---|---|---|"]
     for size in args.sizes.split(","):
         n, h = (int(v) for v in size.split("x"))
         w = rng.standard_normal((n, h)).astype(np.float32)
@@ -97,7 +112,7 @@ def main(argv=None) -> int:
             row = [f"{n} x {h}", f"{rate:g}", str(k)]
             t_dense = _median_us(dense, (z, w))
             row.append(f"{t_dense:.0f}")
-            for kind in ("nonzero",):
+            for kind in KINDS:
                 call = _compiled(_event(kind, k), z, w)
                 got = np.asarray(call(z, w))
                 np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
