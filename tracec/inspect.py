@@ -143,7 +143,9 @@ def write_graph(info: dict, path: str) -> None:
             import cairosvg  # optional; not a tracec dependency
         except ImportError as e:
             raise TracecError("--graph FILE.png needs the optional package cairosvg",
-                              hint="write FILE.svg instead (any browser shows it)") from e
+                              hint="pip install cairosvg (it needs the Cairo library: "
+                                   "apt-get install libcairo2), or write FILE.svg instead "
+                                   "(any browser shows it)") from e
         atomic_write(path, cairosvg.svg2png(bytestring=svg.encode()))
         return
     raise TracecError(f"--graph: unknown format of '{path}'", hint="use a .svg (or .png) file name")
