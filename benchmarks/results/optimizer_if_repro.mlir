@@ -16,8 +16,6 @@
 // annotated bytecode, --iree-vm-bytecode-module-output-format=annotated-mlir-text, shows
 // the taken branch's `vm.br` with operands r2, R3, r2, R2 into block arguments r0..r3 and
 // remaps R3->r1, r2->r0, R2->r3: r2 is argument 2's register and is moved out.)
-// IREE's pull request iree-org/iree#24781 ("[VM] Fix ref ownership in branch remaps",
-// for issue #24753, open when this was written) describes this case.
 // (`--iree-hal-local-target-device-backends=vmvx` fails the same way; so do
 // --iree-opt-level=O0, --iree-vm-target-optimize-for-stack-size,
 // --iree-stream-resource-alias-mutable-bindings and --iree-stream-partitioning-favor=debug.
