@@ -76,7 +76,8 @@ def main(argv=None) -> int:
              f"Command: `python -m benchmarks.dispatch_profile --T {args.T}`. Counted in IREE's "
              "stream IR of the entry's loop body (compiled with `--scan-unroll 1`, so the body "
              "is one time step), the optimizer's per-parameter update "
-             "included (it runs every step and keeps its result only when due).", "",
+             "counted too, though its branches run only every T-th step (7 of the learning "
+             "rules' dispatches here).", "",
              "| rule | entry | dispatches | by kind | trace bytes read+written per step |",
              "|---|---|---|---|---|"]
     for alg, entry, kinds, nbytes in rows:
