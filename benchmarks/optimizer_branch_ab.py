@@ -4,8 +4,8 @@ computed every step and selected (the form before) against the update inside a
 is built by the same compiler with the pass's update as it was at commit 7bb8c13 (read
 with git, so this runs in a checkout with history).
 
-    .venv/bin/python benchmarks/results/optimizer_branch_ab.py connectome --neurons 10000
-    .venv/bin/python benchmarks/results/optimizer_branch_ab.py lif2      # K = 1: same IR?
+    .venv/bin/python -m benchmarks.optimizer_branch_ab connectome --neurons 10000
+    .venv/bin/python -m benchmarks.optimizer_branch_ab lif2      # K = 1: same IR?
 
 connectome: examples/connectome.py (ES-D-RTRL, Adam lr 0.003, K = 10, decay 0.9, batch 1)
 trained with train_sequence over chunks of --steps steps, the two learners interleaved,
@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks.common import ROOT
 
 
 BEFORE = "7bb8c13"  # the select form, the last version before the branches
