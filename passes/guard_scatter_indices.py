@@ -36,126 +36,75 @@ from tracec.dialects import stablehlo as shlo
 from tracec.passes.analysis.dataflow import is_scatter_add
 from tracec.passes.analysis.index_maps import static_value
 from tracec.passes.ir.builder import Builder, shape
+from tracec.passes.ir.indexing import in_bounds, scatter_as_gather, values_in_bounds
 
 
-@dataclass(frozen=True)
-class _Layout:
-    """What a scatter's dimension numbers say about its indices."""
-
-    ivd: int            # index_vector_dim (== rank of the indices: scalar index vectors)
-    to_operand: list    # component k indexes result dimension to_operand[k]
-    highest: list       # the largest in-range value of component k
-    update_scatter_dims: list  # the updates' dimensions that follow the index batch
-
-
-def _layout(op: Operation) -> _Layout | None:
-    f = shlo.struct_fields(op.scatter_dimension_numbers)
-    n_in = (len(op.operands) - 1) // 2
-    result, idx, updates = (shape(op.operands[0]), shape(op.operands[n_in]),
-                            shape(op.operands[n_in + 1]))
-    if any(d < 0 for d in result + idx + updates):
-        return None
-    window_dims = list(f.get("update_window_dims", []))
-    excluded = set(f.get("inserted_window_dims", [])) | set(f.get("input_batching_dims", []))
-    window = [1] * len(result)
-    for d, ud in zip([d for d in range(len(result)) if d not in excluded], window_dims):
-        window[d] = updates[ud]
-    to_operand = list(f.get("scatter_dims_to_operand_dims", []))
-    highest = [result[d] - window[d] for d in to_operand]
-    if any(h < 0 for h in highest):
-        return None  # no index is in range: the verifier's business, not ours
-    return _Layout(int(f.get("index_vector_dim", len(idx))), to_operand, highest,
-                   [d for d in range(len(updates)) if d not in window_dims])
-
-
-def _components(values: np.ndarray, lay: _Layout) -> list[np.ndarray]:
-    if lay.ivd == values.ndim:
-        return [values]
-    return [np.take(values, k, axis=lay.ivd) for k in range(len(lay.to_operand))]
-
-
-def _known_in_range(idx, lay: _Layout) -> bool:
-    def within(lo: np.ndarray, hi: np.ndarray) -> bool:
-        return all(np.all(a >= 0) and np.all(b <= h)
-                   for a, b, h in zip(_components(lo, lay), _components(hi, lay), lay.highest))
-
-    values = static_value(idx)
-    if values is not None:
-        return within(values, values)
-    if isinstance(idx.owner, shlo.ClampOp):
-        lo, _, hi = idx.owner.operands
-        lo_v, hi_v = static_value(lo), static_value(hi)
-        if lo_v is not None and hi_v is not None:
-            full = shape(idx)
-            return within(np.broadcast_to(lo_v, full), np.broadcast_to(hi_v, full))
-    return False
-
-
-def _in_range(em: Builder, idx, lay: _Layout):
-    """i1, shaped like the indices with the index-vector dimension kept at size 1 (or
-    like the indices when index vectors are scalars): the whole vector is in range."""
+def _clamped_in_range(idx, ivd: int, bounds: list) -> bool:
+    """``idx`` is a ``stablehlo.clamp`` whose constant bounds keep every component ``k``
+    in ``[0, bounds[k]]`` (JAX's ``mode="clip"``, tracec's own derivative rules)."""
+    if not isinstance(idx.owner, shlo.ClampOp):
+        return False
+    lo, _, hi = idx.owner.operands
+    lo_v, hi_v = static_value(lo), static_value(hi)
+    if lo_v is None or hi_v is None:
+        return False
     full = shape(idx)
-    ok = None
-    for k, top in enumerate(lay.highest):
-        if lay.ivd == len(full):
-            comp = idx
-        else:
-            start = [0] * len(full)
-            limit = list(full)
-            start[lay.ivd], limit[lay.ivd] = k, k + 1
-            comp = em.slice(idx, start, limit)
-        inside = em.logical_and(em.compare(comp, em.zeros(comp), "GE"),
-                                em.compare(comp, em.full(top, comp), "LE"))
-        ok = inside if ok is None else em.logical_and(ok, inside)
-    return ok
+    return values_in_bounds(np.broadcast_to(lo_v, full), np.broadcast_to(hi_v, full), ivd, bounds)
 
 
 def guard(op: Operation) -> bool:
     """Rewrite one scatter; False (and no change) where its indices are safe already."""
     n_in = (len(op.operands) - 1) // 2
-    idx = op.operands[n_in]
-    lay = _layout(op)
-    if lay is None or _known_in_range(idx, lay):
+    inputs, idx, upd = list(op.operands[:n_in]), op.operands[n_in], op.operands[n_in + 1]
+    res_shape = shape(inputs[0])
+    if any(d < 0 for d in res_shape + shape(idx) + shape(upd)):
         return False
+    fields = shlo.struct_fields(op.scatter_dimension_numbers)
+    dims, sizes = scatter_as_gather(fields, res_shape, shape(upd))
+    ivd, index_map = dims["index_vector_dim"], dims["start_index_map"]
+    bounds = [res_shape[d] - sizes[d] for d in index_map]
+    if any(b < 0 for b in bounds) or _clamped_in_range(idx, ivd, bounds):
+        return False  # no index fits (the verifier's business), or every index does
     em = Builder(op.parent_block(), before=op)
     em.loc = op.location
+    ok = in_bounds(em, idx, ivd, index_map, res_shape, sizes)  # per index vector
+    if ok is None:  # constants in range
+        return False
     full = shape(idx)
-    ok = _in_range(em, idx, lay)
-    ok_full = em.broadcast_in_dim(ok, full, range(len(full)))
+    batch_dims = [d for d in range(len(full)) if d != ivd]
+    ok_full = em.broadcast_in_dim(ok, full, batch_dims)
     props = dict(op.properties)
     for claim in ("indices_are_sorted", "unique_indices"):  # redirected indices repeat
         if claim in props:
             props[claim] = IntegerAttr(0, IntegerType(1))
     if is_scatter_add(op):
-        batch = [n for d, n in enumerate(full) if d != lay.ivd]
-        ok_batch = em.reshape(ok, batch)
-        upd = op.operands[2]
-        upd_ok = em.broadcast_in_dim(ok_batch, shape(upd), lay.update_scatter_dims)
-        op.operands = [op.operands[0], em.select(ok_full, idx, em.zeros(idx)),
+        window = fields.get("update_window_dims", [])
+        upd_ok = em.broadcast_in_dim(ok, shape(upd), [d for d in range(len(shape(upd)))
+                                                      if d not in window])
+        op.operands = [inputs[0], em.select(ok_full, idx, em.zeros(idx)),
                        em.select(upd_ok, upd, em.zeros(upd))]
         op.properties.update(props)
         return True
-    # any other combiner: out-of-range vectors land in padding that is sliced away
+    # any other combiner: out-of-range vectors point into padding that is sliced away
     outside = np.zeros(full, np.int64)
-    for k, d in enumerate(lay.to_operand):
-        if lay.ivd == len(full):
-            outside[...] = shape(op.operands[0])[d]
+    for k, d in enumerate(index_map):
+        if ivd == len(full):
+            outside[...] = res_shape[d]
         else:
-            outside[(slice(None),) * lay.ivd + (k,)] = shape(op.operands[0])[d]
+            outside[(slice(None),) * ivd + (k,)] = res_shape[d]
     safe = em.select(ok_full, idx, em.constant(outside, idx.type))
-    inputs = list(op.operands[:n_in])
-    res_shape = shape(inputs[0])
     high = [0] * len(res_shape)
-    for d, top in zip(lay.to_operand, lay.highest):
-        high[d] = res_shape[d] - top  # the window size on that dimension
-    padded = [em.pad(x, em.zeros(TensorType(x.type.element_type, [])), [0] * len(res_shape),
-                     high, [0] * len(res_shape)) for x in inputs]
+    for d in index_map:
+        high[d] = sizes[d]  # room for a whole window past the end
+    zeros = [0] * len(res_shape)
+    padded = [em.pad(x, em.zeros(TensorType(x.type.element_type, [])), zeros, high, zeros)
+              for x in inputs]
     new = em.insert(shlo.ScatterOp.create(
         operands=[*padded, safe, *op.operands[n_in + 1:]],
         result_types=[x.type for x in padded], properties=props,
         regions=[op.regions[0].clone()]))
     for old, value in zip(op.results, new.results):
-        old.replace_all_uses_with(em.slice(value, [0] * len(res_shape), res_shape))
+        old.replace_all_uses_with(em.slice(value, zeros, res_shape))
     op.detach()
     op.erase()
     return True

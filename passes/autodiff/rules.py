@@ -31,6 +31,7 @@ from tracec.dialects import stablehlo as shlo
 from tracec.passes.ir.attributes import (ConvParams, compare_direction, conv_params, dot_dims, ints,
                                          uniform_precision)
 from tracec.passes.ir.builder import Builder, dilate, is_float, shape
+from tracec.passes.ir.indexing import clamped_indices, in_bounds, scatter_as_gather
 from tracec.passes.ir.module import op_error
 from tracec.surrogates import DEFAULT_ALPHA, DEFAULT_SURROGATE, SURROGATES, problem
 
@@ -661,71 +662,6 @@ REDUCE = Rule(select=lambda op: REDUCE_BODIES.get(type(reduce_body_op(op))) or _
 # is zero there.
 
 
-def _constant_array(v):
-    owner = v.owner
-    if not isinstance(owner, shlo.ConstantOp):
-        return None
-    values = np.asarray(owner.value.get_values())
-    return np.broadcast_to(values, shape(v)) if values.size == 1 else values.reshape(shape(v))
-
-
-def _index_bounds(em, indices, ivd, bounds):
-    """``bounds`` (the largest start per index component) as a tensor like ``indices``."""
-    ish = shape(indices)
-    if ivd == len(ish):  # an implicit trailing index vector of one component
-        return em.full(bounds[0], indices)
-    vec = em.constant(bounds, TensorType(indices.type.element_type, [len(bounds)]))
-    return em.broadcast_in_dim(vec, ish, [ivd])
-
-
-def _statically_in_bounds(indices, ivd, bounds) -> bool:
-    values = _constant_array(indices)
-    if values is None:
-        return False
-    vec = np.moveaxis(values[..., None] if ivd == values.ndim else values, ivd, -1)
-    return bool(((vec >= 0) & (vec <= np.asarray(bounds))).all())
-
-
-def _clamped_indices(em, indices, ivd, index_map, operand_shape, sizes):
-    """The start indices as a gather uses them: clamped so the window fits."""
-    bounds = [operand_shape[d] - sizes[d] for d in index_map]
-    if _statically_in_bounds(indices, ivd, bounds):
-        return indices
-    return em.clamp(em.zeros(indices), indices, _index_bounds(em, indices, ivd, bounds))
-
-
-def _in_bounds(em, indices, ivd, index_map, operand_shape, sizes):
-    """Per index vector (``indices`` without ``index_vector_dim``): whether its whole
-    window lies in the operand (i1), or None when the indices are constants that do."""
-    bounds = [operand_shape[d] - sizes[d] for d in index_map]
-    if _statically_in_bounds(indices, ivd, bounds):
-        return None
-    hi = _index_bounds(em, indices, ivd, bounds)
-    ok = em.logical_and(em.compare(indices, em.zeros(indices), "GE"), em.compare(indices, hi, "LE"))
-    return em.reduce(ok, [ivd], shlo.AndOp, 1) if ivd < len(shape(indices)) else ok
-
-
-def _scatter_as_gather(s: dict, operand_shape, updates_shape):
-    """The gather that reads where a scatter writes, and its slice sizes (JAX's
-    transpose of scatter-add)."""
-    window = s.get("update_window_dims", [])
-    inserted = s.get("inserted_window_dims", [])
-    batching = s.get("input_batching_dims", [])
-    dims = {"offset_dims": window, "collapsed_slice_dims": inserted,
-            "operand_batching_dims": batching,
-            "start_indices_batching_dims": s.get("scatter_indices_batching_dims", []),
-            "start_index_map": s.get("scatter_dims_to_operand_dims", []),
-            "index_vector_dim": s.get("index_vector_dim", 0)}
-    sizes, pos = [], 0
-    for d in range(len(operand_shape)):
-        if d in inserted or d in batching:
-            sizes.append(1)
-        else:
-            sizes.append(updates_shape[window[pos]])
-            pos += 1
-    return dims, sizes
-
-
 def _gather_jvp(em, op, t):
     return [em.gather(t[0], op.start_indices, op.dimension_numbers, ints(op.slice_sizes),
                       shape(_res(op)), op.indices_are_sorted)]
@@ -757,7 +693,7 @@ def _per_row_pick_vjp(em, op, ct):
     index vectors, on IREE)."""
     x = op.operand
     b, classes = shape(x)
-    idx = _clamped_indices(em, op.start_indices, 2, [1], [b, classes], [1, 1])
+    idx = clamped_indices(em, op.start_indices, 2, [1], [b, classes], [1, 1])
     k = shape(idx)[1]
     idx = em.reshape(idx, [b, k])
     grid = [b, k, classes]
@@ -784,7 +720,7 @@ def _gather_vjp(em, op, c, n):
     ivd = g.get("index_vector_dim", 0)
     offset = g.get("offset_dims", [])
     batching = g.get("operand_batching_dims", [])
-    idx = _clamped_indices(em, op.start_indices, ivd, index_map, xs, sizes)
+    idx = clamped_indices(em, op.start_indices, ivd, index_map, xs, sizes)
     it = idx.type.element_type
     # indices -> [b.., K]
     ish = shape(idx)
@@ -844,11 +780,11 @@ def _read_back(em, op, c, mask_dropped=True):
     """``c`` gathered where the scatter wrote (the updates' shape); zero for windows
     the scatter dropped unless ``mask_dropped`` is False."""
     x, idx, u, s = _scatter_parts(op)
-    dims, sizes = _scatter_as_gather(s, shape(x), shape(u))
+    dims, sizes = scatter_as_gather(s, shape(x), shape(u))
     g = em.gather(c, idx, dims, sizes, shape(u), op.indices_are_sorted)
     if not mask_dropped or g is None:
         return g
-    ok = _in_bounds(em, idx, dims["index_vector_dim"], dims["start_index_map"], shape(x), sizes)
+    ok = in_bounds(em, idx, dims["index_vector_dim"], dims["start_index_map"], shape(x), sizes)
     if ok is None:
         return g
     scatter_dims = [d for d in range(len(shape(u))) if d not in s.get("update_window_dims", [])]
@@ -883,7 +819,7 @@ def _winners(em, op):
     ids = em.broadcast_in_dim(em.reshape(ids, ids_shape), us, range(len(us)))
     scattered = em.scatter(em.zeros(TensorType(i32, shape(x))), idx, ids,
                            op.scatter_dimension_numbers, "set", op.indices_are_sorted)
-    dims, sizes = _scatter_as_gather(s, shape(x), us)
+    dims, sizes = scatter_as_gather(s, shape(x), us)
     back = em.gather(scattered, idx, dims, sizes, us, op.indices_are_sorted)
     return em.compare(scattered, em.zeros(scattered), "EQ"), em.compare(ids, back, "EQ")
 

@@ -32,14 +32,17 @@ func.func public @main(%x: tensor<8x4xf32>, %i: tensor<5x1xi32>, %u: tensor<5x4x
 }
 
 // CHECK: ^bb0(%[[X:.*]]: tensor<8x4xf32>{{.*}}, %[[I:.*]]: tensor<5x1xi32>{{.*}}, %[[U:.*]]: tensor<5x4xf32>{{.*}}, %[[J:.*]]: tensor<5xi32>
+// CHECK: %[[SEVEN:.*]] = "stablehlo.constant"() <{value = dense<7> : tensor<1xi32>}>
+// CHECK: %[[TOP:.*]] = "stablehlo.broadcast_in_dim"(%[[SEVEN]]) {{.*}} -> tensor<5x1xi32>
 // CHECK: %[[ZI:.*]] = "stablehlo.constant"() <{value = dense<0> : tensor<5x1xi32>}>
 // CHECK: %[[GE:.*]] = "stablehlo.compare"(%[[I]], %[[ZI]]) <{comparison_direction = #stablehlo<comparison_direction GE>
-// CHECK: %[[TOP:.*]] = "stablehlo.constant"() <{value = dense<7> : tensor<5x1xi32>}>
 // CHECK: %[[LE:.*]] = "stablehlo.compare"(%[[I]], %[[TOP]]) <{comparison_direction = #stablehlo<comparison_direction LE>
-// CHECK: %[[OK:.*]] = "stablehlo.and"(%[[GE]], %[[LE]])
-// CHECK: %[[OKB:.*]] = "stablehlo.reshape"(%[[OK]]) : (tensor<5x1xi1>) -> tensor<5xi1>
-// CHECK: %[[OKU:.*]] = "stablehlo.broadcast_in_dim"(%[[OKB]]) <{broadcast_dimensions = array<i64: 0>}> : (tensor<5xi1>) -> tensor<5x4xi1>
-// CHECK: %[[SI:.*]] = "stablehlo.select"(%[[OK]], %[[I]], %[[ZI]])
+// CHECK: %[[BOTH:.*]] = "stablehlo.and"(%[[GE]], %[[LE]])
+// CHECK: %[[OK:.*]] = "stablehlo.reduce"(%[[BOTH]], %{{.*}}) <{dimensions = array<i64: 1>}>
+// CHECK: }) : (tensor<5x1xi1>, tensor<i1>) -> tensor<5xi1>
+// CHECK: %[[OKI:.*]] = "stablehlo.broadcast_in_dim"(%[[OK]]) <{broadcast_dimensions = array<i64: 0>}> : (tensor<5xi1>) -> tensor<5x1xi1>
+// CHECK: %[[OKU:.*]] = "stablehlo.broadcast_in_dim"(%[[OK]]) <{broadcast_dimensions = array<i64: 0>}> : (tensor<5xi1>) -> tensor<5x4xi1>
+// CHECK: %[[SI:.*]] = "stablehlo.select"(%[[OKI]], %[[I]], %[[ZI]])
 // CHECK: %[[SU:.*]] = "stablehlo.select"(%[[OKU]], %[[U]], %{{.*}})
 // CHECK: %[[A:.*]] = "stablehlo.scatter"(%[[X]], %[[SI]], %[[SU]]) <{indices_are_sorted = false,
 // CHECK: }) : (tensor<8x4xf32>, tensor<5x1xi32>, tensor<5x4xf32>) -> tensor<8x4xf32> loc("model.py":7:8)
