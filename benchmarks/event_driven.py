@@ -13,7 +13,7 @@ JAX and compiled by IREE llvm-cpu (local-sync, this CPU): ``nonzero``
 slots and a spare). Each is timed against ``z @ W`` in the same process, medians of 5
 runs of 50 calls; the results equal the dense product (checked). A compaction by a
 stable ``argsort`` of the spikes is far slower on IREE (N = H = 64, 5 %: 37 ms against
-14 µs dense), so it is not measured. Writes benchmarks/results/event_driven.md.
+14 µs dense; ``--kinds sort``), so it is not measured by default. Writes benchmarks/results/event_driven.md.
 """
 
 from __future__ import annotations
@@ -26,9 +26,6 @@ import time
 import numpy as np
 
 from benchmarks.common import ROOT, write_text
-
-
-KINDS = ("nonzero", "scan")
 
 
 def _dense(z, w):
@@ -92,15 +89,19 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", default="256x256,1024x1024", help="N x H pairs")
     ap.add_argument("--rates", default="0.01,0.05,0.2", help="firing rates")
     ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--kinds", default="nonzero,scan",
+                    help="compactions to measure: nonzero, scan, sort (sort is very slow)")
     ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "event_driven.md"))
     args = ap.parse_args(argv)
     rng = np.random.default_rng(0)
+    kinds = args.kinds.split(",")
     lines = ["# Event-driven relations on IREE llvm-cpu", "",
              f"Command: `python -m benchmarks.event_driven --sizes {args.sizes} --rates "
              f"{args.rates}`; B = {args.batch}; µs per call, medians of 5 runs of 50 calls, "
              "one process; ratio = dense / event (> 1: event-driven wins).", "",
-             "| N x H | rate | capacity K | dense `z @ W` | nonzero | ratio | scan | ratio |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| N x H | rate | capacity K | dense `z @ W` | "
+             + " | ".join(f"{k} | ratio" for k in kinds) + " |",
+             "|---|---|---|---|" + "---|---|" * len(kinds)]
     for size in args.sizes.split(","):
         n, h = (int(v) for v in size.split("x"))
         w = rng.standard_normal((n, h)).astype(np.float32)
@@ -112,7 +113,7 @@ def main(argv=None) -> int:
             row = [f"{n} x {h}", f"{rate:g}", str(k)]
             t_dense = _median_us(dense, (z, w))
             row.append(f"{t_dense:.0f}")
-            for kind in KINDS:
+            for kind in kinds:
                 call = _compiled(_event(kind, k), z, w)
                 got = np.asarray(call(z, w))
                 np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
