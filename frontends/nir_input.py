@@ -19,15 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tracec.diagnostics import SourceLoc, TracecError
+from tracec.diagnostics import SourceLoc, TracecError, display_path
 
-
-def display_path(path: str) -> str:
-    """How diagnostics name a file (stablehlo_io's rule, imported only when needed: the
-    command line reads this module's defaults without loading xDSL)."""
-    from tracec.frontends.stablehlo_io import display_path as shown
-
-    return shown(path)
 
 #: forward-Euler time step in seconds (NIR's usual convention: snnTorch's exporter and
 #: importer use it to turn a decay factor into a time constant and back)

@@ -28,7 +28,7 @@ from xdsl.parser import Parser
 from xdsl.printer import Printer
 from xdsl.utils.exceptions import ParseError
 
-from tracec.diagnostics import SourceLoc, TracecError
+from tracec.diagnostics import SourceLoc, TracecError, display_path
 from tracec.dialects import make_context
 
 # ---------------------------------------------------------------------------------
@@ -221,15 +221,6 @@ def print_generic(module: ModuleOp, *, debuginfo: bool = True) -> str:
     Printer(stream=stream, print_generic_format=True, print_debuginfo=debuginfo).print_op(module)
     stream.write("\n")
     return stream.getvalue()
-
-
-def display_path(path: str) -> str:
-    """How a file is named in diagnostics: relative to the working directory if inside it."""
-    try:
-        rel = os.path.relpath(path)
-    except ValueError:
-        return path
-    return path if rel.startswith("..") else rel
 
 
 def mlir_to_generic(mlir_module) -> str:

@@ -8,6 +8,8 @@ Passes never print: they leave warnings in the module attribute ``tracec.warning
 
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass
 
 
@@ -60,3 +62,12 @@ class Diagnostic:
     def __str__(self) -> str:
         where = f"{self.loc}: " if self.loc else ""
         return f"{where}{self.severity}: {self.message}"
+
+
+def display_path(path: str) -> str:
+    """How a file is named in diagnostics: relative to the working directory if inside it."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if rel.startswith("..") else rel

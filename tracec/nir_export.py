@@ -19,13 +19,7 @@ import os
 
 import numpy as np
 
-from tracec.diagnostics import TracecError
-
-
-def _display(path: str) -> str:
-    from tracec.frontends.stablehlo_io import display_path
-
-    return display_path(path)
+from tracec.diagnostics import TracecError, display_path
 
 
 def trainable_fields(graph) -> dict[str, tuple]:
@@ -107,7 +101,7 @@ def export_nir(model_path: str, out: str, checkpoint: str | None = None,
     """Write the model of ``model_path`` (a .nir graph, or a model.py) as a NIR graph,
     with the checkpoint's parameters if one is given; ``dt`` turns a model.py's decay
     factors into time constants."""
-    shown = _display(model_path)
+    shown = display_path(model_path)
     if model_path.endswith(".nir"):
         from tracec.frontends.nir_input import Graph, read_graph
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tracec.diagnostics import SourceLoc, TracecError
+from tracec.diagnostics import SourceLoc, TracecError, display_path
 
 
 class _Refused(Exception):
@@ -257,7 +257,6 @@ def graph_of_model(path: str, checkpoint_params: dict | None = None, dt: float =
     import jax.numpy as jnp
 
     from tracec.frontends.model_loader import load_model
-    from tracec.frontends.stablehlo_io import display_path
     from tracec.runtime.learner import _flatten
 
     shown = display_path(path)
