@@ -71,6 +71,11 @@ def _guard_scatter_indices():
     return GuardScatterIndicesPass
 
 
+def _event_driven_relations():
+    from tracec.passes.event_driven_relations import EventDrivenRelationsPass
+    return EventDrivenRelationsPass
+
+
 def _strip_tracec_attributes():
     from tracec.passes.strip_tracec_attributes import StripTracecAttributesPass
     return StripTracecAttributesPass
@@ -119,6 +124,7 @@ PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "lower-traces-to-stablehlo": _lower_traces_to_stablehlo,
     "leading-sums-to-dot": _leading_sums_to_dot,
     "guard-scatter-indices": _guard_scatter_indices,
+    "event-driven-relations": _event_driven_relations,
     "strip-tracec-attributes": _strip_tracec_attributes,
     "differentiate": _differentiate,
 }

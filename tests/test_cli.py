@@ -60,9 +60,10 @@ def test_dump_dir_writes_one_numbered_file_per_pass(tmp_path):
     assert files[0] == "00-import.mlir"
     assert files[1:] == ["01-strip-sharding.mlir", "02-inline-private-functions.mlir",
                          "03-extract-step.mlir", "04-check-backend-ops.mlir",
-                         "05-make-entry-points.mlir", "06-lower-traces-to-stablehlo.mlir",
-                         "07-leading-sums-to-dot.mlir", "08-lower-scan-to-iree.mlir",
-                         "09-guard-scatter-indices.mlir", "10-strip-tracec-attributes.mlir"]
+                         "05-make-entry-points.mlir", "06-event-driven-relations.mlir",
+                         "07-lower-traces-to-stablehlo.mlir", "08-leading-sums-to-dot.mlir",
+                         "09-lower-scan-to-iree.mlir", "10-guard-scatter-indices.mlir",
+                         "11-strip-tracec-attributes.mlir"]
 
 
 def test_list_passes_and_pipeline():

@@ -101,7 +101,7 @@ def version_line() -> str:
 
 
 def _compile_parser() -> argparse.ArgumentParser:
-    from tracec.options import ALGORITHMS, OPTIMIZERS, STAGES, TARGETS, CompileOptions
+    from tracec.options import ALGORITHMS, EVENT_MODES, OPTIMIZERS, STAGES, TARGETS, CompileOptions
 
     p = argparse.ArgumentParser(
         prog="tracec",
@@ -140,6 +140,13 @@ def _compile_parser() -> argparse.ArgumentParser:
                    help="IREE: fuse kernels across the unrolled time steps (faster "
                         "sequences; for training about twice the compile time). Default: "
                         "on for --algorithm forward, off for the learning rules")
+    p.add_argument("--event-driven", choices=EVENT_MODES, default=d.event_driven,
+                   help="IREE: relations fed by spikes (z @ W) work over the nonzero "
+                        "entries only, falling back to the dense product when a step has "
+                        "more; auto: where N >= 1024 (default: %(default)s)")
+    p.add_argument("--event-capacity", type=float, default=d.event_capacity, metavar="F",
+                   help="IREE: nonzero entries per batch row the event-driven form holds, "
+                        "as a fraction of N (default: %(default)s)")
     p.add_argument("--target", choices=TARGETS, default=d.target,
                    help="backend the binary is compiled for (default: %(default)s)")
     p.add_argument("--cpu", default=d.cpu,
@@ -216,7 +223,8 @@ def _compile_main(argv) -> int:
     options = CompileOptions(
         algorithm=args.algorithm, decay=args.decay, optimizer=args.optimizer, lr=args.lr,
         update_every=args.update_every, scan_unroll=args.scan_unroll,
-        fuse_steps=args.fuse_steps, target=args.target,
+        fuse_steps=args.fuse_steps, event_driven=args.event_driven,
+        event_capacity=args.event_capacity, target=args.target,
         seed=args.seed, cpu=args.cpu,
         target_triple=args.target_triple, cuda_arch=args.cuda_arch, rocm_arch=args.rocm_arch,
         vulkan_target=args.vulkan_target)

@@ -15,6 +15,7 @@ ALGORITHMS = ("forward", "d-rtrl", "es-d-rtrl")
 OPTIMIZERS = ("sgd", "adam")
 # Targets and how each is compiled: IREE's backends, or XLA through jax.export.
 TARGETS = ("llvm-cpu", "vmvx", "cuda", "rocm", "vulkan", "xla")
+EVENT_MODES = ("auto", "always", "never")
 STAGES = ("stablehlo", "tracec", "iree-input", "xla-input", "vmfb", "xla")
 
 
@@ -34,6 +35,12 @@ class CompileOptions:
     # unrolled step reuses the one-step body's kernels. None (the default): on for
     # forward-only artifacts (a few seconds of compile at most), off for training ones.
     fuse_steps: bool | None = None
+    # IREE: relations fed by spikes (z @ W) do work over the nonzero entries only, with
+    # a dense fallback at run time; "auto" where N >= 1024 (where it was measured to
+    # win), "always", or "never". event_capacity: the nonzero entries per batch row the
+    # event-driven form holds, as a fraction of N (passes/event_driven_relations.py).
+    event_driven: str = "auto"
+    event_capacity: float = 0.02
     target: str = "llvm-cpu"
     seed: int = 0
     # llvm-cpu: "host" (fastest, this CPU only) or an LLVM CPU name / "generic".
@@ -76,6 +83,16 @@ class CompileOptions:
         if not isinstance(self.fuse_steps, bool):
             raise TracecError("fuse_steps (--fuse-steps / --no-fuse-steps) must be True, False "
                               f"or None, got {self.fuse_steps!r}")
+
+        if self.event_driven not in EVENT_MODES:
+            raise TracecError(f"unknown event_driven (--event-driven) '{self.event_driven}'",
+                              hint=f"choose one of {', '.join(EVENT_MODES)}")
+        if (not isinstance(self.event_capacity, (int, float)) or isinstance(self.event_capacity, bool)
+                or not (0.0 < self.event_capacity <= 1.0)):
+            raise TracecError("event_capacity (--event-capacity) must be in (0, 1], "
+                              f"got {self.event_capacity!r}",
+                              hint="the fraction of a spike tensor's row the event-driven "
+                                   "form holds, e.g. 0.02")
 
     def as_dict(self) -> dict:
         return asdict(self)
