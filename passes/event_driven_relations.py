@@ -14,7 +14,8 @@ Which operands count as spikes: the result of ``tracec.spike``, a 0/1 tensor con
 from a comparison (``(v > th).astype(float)``, PyTorch's ``(v > th).float()``), and
 values carried from such a result: through ``stablehlo.optimization_barrier``, a
 ``tracec.scan``'s carried value whose yielded value is a spike, or a step function's
-state argument whose new value (the result of the same name) is a spike.
+state argument whose new value (the result of the same name) is a spike. An input
+declared boolean and converted to float in the step counts; a float input does not.
 
 Options: ``mode`` (``auto``: relations with ``N >= min-size``; ``always``: every relation
 fed by spikes; ``never``), ``capacity`` (``C`` as a fraction of ``N``, at least one slot)

@@ -170,3 +170,43 @@ def test_bad_event_options_say_what_to_do(kw, match):
 
     with pytest.raises(tracec.TracecError, match=match):
         tracec.CompileOptions(**kw)
+
+
+BOOL_MODEL = textwrap.dedent(f'''
+    import jax
+    import jax.numpy as jnp
+    import tracec
+
+    B, N, H = {B}, {N}, {H}
+
+    def init_params(key):
+        return {{"w": jax.random.normal(key, (N, H))}}
+
+    def init_state(batch):
+        return {{"v": jnp.zeros((batch, H))}}
+
+    def step(p, s, x):                       # x: declared boolean, so spikes
+        v = 0.9 * s["v"] + x.astype(jnp.float32) @ p["w"]
+        return {{"v": v}}, v
+
+    model = tracec.Model(init_params=init_params, init_state=init_state, step=step,
+                         input=jax.ShapeDtypeStruct((B, N), jnp.bool_))
+''')
+
+
+def test_an_input_declared_boolean_is_event_driven(tmp_path):
+    import tracec
+    from tracec.frontends.model_loader import load_model
+
+    path = tmp_path / "model.py"
+    path.write_text(BOOL_MODEL)
+    art = tracec.compile(str(path), event_driven="always", event_capacity=CAPACITY)
+    forward_ir = art.ir["iree-input"].split('sym_name = "forward_sequence"')[0]
+    assert forward_ir.split('sym_name = "forward"')[1].count('"stablehlo.if"') == 1
+    art.save(str(tmp_path / "m.vmfb"))
+    learner = tracec.runtime.load(str(tmp_path / "m.vmfb"))
+    rng = np.random.default_rng(5)
+    xs = np.concatenate([_inputs(rng, 5, 2), _inputs(rng, 5, 9)]) > 0  # fits, then not
+    model, _ = load_model(str(path))
+    np.testing.assert_allclose(learner.forward_sequence(xs),
+                               _jax_outputs(model, dict(learner.params), xs), rtol=1e-5, atol=1e-5)
