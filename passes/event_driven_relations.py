@@ -17,7 +17,8 @@ values carried from such a result: through ``stablehlo.optimization_barrier``, a
 state argument whose new value (the result of the same name) is a spike. An input
 declared boolean and converted to float in the step counts; a float input does not.
 
-Options: ``mode`` (``auto``: relations with ``N >= min-size``; ``always``: every relation
+Options: ``mode`` (``auto``: relations with ``N >= min-size`` and ``C <= H / 8``, see
+:func:`pays`; ``always``: every relation
 fed by spikes; ``never``), ``capacity`` (``C`` as a fraction of ``N``, at least one slot)
 and ``min-size`` (``N`` from which ``auto`` rewrites). Before: any module at the
 backend-input stage (before ``lower-scan-to-iree``). After: each such
@@ -160,6 +161,14 @@ def capacity_of(n: int, fraction: float) -> int:
     return max(1, min(n, math.ceil(fraction * n)))
 
 
+def pays(n: int, h: int, cap: int, min_size: int) -> bool:
+    """Whether ``auto`` rewrites an ``[N] -> [H]`` relation with ``cap`` slots: ``N`` is
+    large (below ``min_size`` the gather costs more than the dense product at any rate)
+    and the compaction's ``B·C·N`` compares are small next to the dense ``B·N·H``
+    multiply-adds (``C <= H / 8``; a narrow readout such as ``[N, 10]`` stays dense)."""
+    return n >= min_size and 8 * cap <= h
+
+
 @dataclass(frozen=True)
 class EventDrivenRelationsPass(ModulePass):
     name = "event-driven-relations"
@@ -181,8 +190,9 @@ class EventDrivenRelationsPass(ModulePass):
             rel = _relation(o)
             if rel is None or not is_spike(rel[0]):
                 continue
-            if self.mode == "auto" and rel[3] < self.min_size:
+            cap = capacity_of(rel[3], self.capacity)
+            if self.mode == "auto" and not pays(rel[3], rel[4], cap, self.min_size):
                 continue
-            todo.append((o, capacity_of(rel[3], self.capacity)))
+            todo.append((o, cap))
         for o, cap in todo:
             rewrite(o, cap)

@@ -1,10 +1,11 @@
 // RUN: tracec-opt %s -p 'event-driven-relations{mode=always capacity=0.25}' | filecheck %s
 // RUN: tracec-opt %s -p event-driven-relations | filecheck %s --check-prefix=AUTO
+// RUN: tracec-opt %s -p 'event-driven-relations{min-size=8}' | filecheck %s --check-prefix=WIDE
 
 // A relation fed by a spike (z = tracec.spike(v)) becomes an if: the event-driven
 // product when no row has more than ceil(0.25 * 8) = 2 nonzero entries, else the dense
 // dot. A relation fed by a plain input stays dense. The default mode (auto) leaves
-// relations with N < 1024 alone.
+// relations with N < 1024 alone, and narrow ones (C = 1 slot > H / 8 for H = 3) too.
 func.func private @spike(%v: tensor<4x8xf32>) -> tensor<4x8xf32> {
   %zero = stablehlo.constant dense<0.0> : tensor<4x8xf32>
   %gt = stablehlo.compare GT, %v, %zero : (tensor<4x8xf32>, tensor<4x8xf32>) -> tensor<4x8xi1>
@@ -12,12 +13,13 @@ func.func private @spike(%v: tensor<4x8xf32>) -> tensor<4x8xf32> {
   return %z : tensor<4x8xf32>
 }
 
-func.func public @main(%v: tensor<4x8xf32>, %w: tensor<8x3xf32>, %x: tensor<4x8xf32>)
-    -> (tensor<4x3xf32>, tensor<4x3xf32>) {
+func.func public @main(%v: tensor<4x8xf32>, %w: tensor<8x3xf32>, %x: tensor<4x8xf32>, %w2: tensor<8x16xf32>)
+    -> (tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x16xf32>) {
   %z = "stablehlo.composite"(%v) <{name = "tracec.spike", decomposition = @spike, composite_attributes = {alpha = 4.0 : f64, surrogate = "sigmoid"}}> : (tensor<4x8xf32>) -> tensor<4x8xf32>
   %a = stablehlo.dot_general %z, %w, contracting_dims = [1] x [0] : (tensor<4x8xf32>, tensor<8x3xf32>) -> tensor<4x3xf32> loc("model.py":9:4)
   %b = stablehlo.dot_general %x, %w, contracting_dims = [1] x [0] : (tensor<4x8xf32>, tensor<8x3xf32>) -> tensor<4x3xf32>
-  return %a, %b : tensor<4x3xf32>, tensor<4x3xf32>
+  %c = stablehlo.dot_general %z, %w2, contracting_dims = [1] x [0] : (tensor<4x8xf32>, tensor<8x16xf32>) -> tensor<4x16xf32>
+  return %a, %b, %c : tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x16xf32>
 }
 
 // CHECK: ^bb0(%[[V:.*]]: tensor<4x8xf32>{{.*}}, %[[W:.*]]: tensor<8x3xf32>{{.*}}, %[[X:.*]]: tensor<4x8xf32>
@@ -42,10 +44,21 @@ func.func public @main(%v: tensor<4x8xf32>, %w: tensor<8x3xf32>, %x: tensor<4x8x
 // CHECK: "stablehlo.return"(%[[D]])
 // CHECK: }) : (tensor<i1>) -> tensor<4x3xf32> loc("model.py":9:4)
 // CHECK: %[[B:.*]] = "stablehlo.dot_general"(%[[X]], %[[W]])
-// CHECK-NOT: stablehlo.if
-// CHECK: "func.return"(%[[A]], %[[B]])
+// CHECK: "stablehlo.if"
+// CHECK: }) : (tensor<i1>) -> tensor<4x16xf32>
+// CHECK: "func.return"(%[[A]], %[[B]], %{{.*}})
 
 // AUTO-NOT: stablehlo.if
 // AUTO: "stablehlo.dot_general"
 // AUTO: "stablehlo.dot_general"
+// AUTO: "stablehlo.dot_general"
 // AUTO-NOT: stablehlo.if
+
+// WIDE: "stablehlo.composite"
+// WIDE-NEXT: "stablehlo.dot_general"{{.*}} -> tensor<4x3xf32>
+// WIDE-NEXT: "stablehlo.dot_general"{{.*}} -> tensor<4x3xf32>
+// WIDE-NOT: "stablehlo.dot_general"
+// WIDE: "stablehlo.if"
+// WIDE: "stablehlo.dot_general"{{.*}} -> tensor<4x16xf32>
+// WIDE: }) : (tensor<i1>) -> tensor<4x16xf32>
+// WIDE-NOT: "stablehlo.if"
