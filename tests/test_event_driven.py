@@ -210,3 +210,16 @@ def test_an_input_declared_boolean_is_event_driven(tmp_path):
     model, _ = load_model(str(path))
     np.testing.assert_allclose(learner.forward_sequence(xs),
                                _jax_outputs(model, dict(learner.params), xs), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("target, given, runs", [("llvm-cpu", "auto", "auto"),
+                                                 ("cuda", "auto", "never"),
+                                                 ("vulkan", "auto", "never"),
+                                                 ("cuda", "always", "always")])
+def test_auto_is_for_the_cpu_where_it_was_measured(target, given, runs):
+    import tracec
+    from tracec.driver import stage_passes
+
+    passes = stage_passes(tracec.CompileOptions(target=target, event_driven=given), "iree-input")
+    (event,) = [p for p in passes if p.name == "event-driven-relations"]
+    assert event.mode == runs

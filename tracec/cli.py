@@ -143,7 +143,8 @@ def _compile_parser() -> argparse.ArgumentParser:
     p.add_argument("--event-driven", choices=EVENT_MODES, default=d.event_driven,
                    help="IREE: relations fed by spikes (z @ W) work over the nonzero "
                         "entries only, falling back to the dense product when a step has "
-                        "more; auto: where N >= 1024 and H is not narrow (default: %(default)s)")
+                        "more; auto: on llvm-cpu, where N >= 1024 and H is not narrow "
+                        "(default: %(default)s)")
     p.add_argument("--event-capacity", type=float, default=d.event_capacity, metavar="F",
                    help="IREE: nonzero entries per batch row the event-driven form holds, "
                         "as a fraction of N (default: %(default)s)")

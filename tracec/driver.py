@@ -50,7 +50,10 @@ def stage_passes(options: CompileOptions, stage: str, manifest: str = "{}") -> l
                            fuse_steps=bool(options.fuse_steps)) if stage == "iree-input"
                       else make("lower-scan-to-stablehlo"))
         guard = [make("guard-scatter-indices")] if stage == "iree-input" else []
-        events = ([make("event-driven-relations", mode=options.event_driven,
+        # auto is measured on llvm-cpu only; elsewhere only --event-driven always rewrites
+        mode = ("never" if options.event_driven == "auto" and options.target != "llvm-cpu"
+                else options.event_driven)
+        events = ([make("event-driven-relations", mode=mode,
                         capacity=float(options.event_capacity))]
                   if stage == "iree-input" else [])
         return [*events, make("lower-traces-to-stablehlo"), make("leading-sums-to-dot"), lower_scan,

@@ -36,8 +36,8 @@ class CompileOptions:
     # forward-only artifacts (a few seconds of compile at most), off for training ones.
     fuse_steps: bool | None = None
     # IREE: relations fed by spikes (z @ W) do work over the nonzero entries only, with
-    # a dense fallback at run time; "auto" where N >= 1024 and the H outputs are many
-    # (where it was measured to win), "always", or "never". event_capacity: the nonzero entries per batch row the
+    # a dense fallback at run time; "auto" on llvm-cpu where N >= 1024 and the H outputs
+    # are many (where it was measured to win), "always", or "never". event_capacity: the nonzero entries per batch row the
     # event-driven form holds, as a fraction of N (passes/event_driven_relations.py).
     event_driven: str = "auto"
     event_capacity: float = 0.02
