@@ -45,19 +45,18 @@ def stage_passes(options: CompileOptions, stage: str, manifest: str = "{}") -> l
                  update_every=options.update_every)]
         return [make("extract-step"), *learning, make("check-backend-ops", target=options.target),
                 make("make-entry-points", manifest=manifest)]
-    if stage in ("iree-input", "xla-input"):
-        lower_scan = (make("lower-scan-to-iree", unroll=options.scan_unroll,
-                           fuse_steps=bool(options.fuse_steps)) if stage == "iree-input"
-                      else make("lower-scan-to-stablehlo"))
-        guard = [make("guard-scatter-indices")] if stage == "iree-input" else []
+    if stage == "xla-input":
+        return [make("lower-traces-to-stablehlo"), make("leading-sums-to-dot"),
+                make("lower-scan-to-stablehlo"), make("strip-tracec-attributes")]
+    if stage == "iree-input":
         # auto is measured on llvm-cpu only; elsewhere only --event-driven always rewrites
         mode = ("never" if options.event_driven == "auto" and options.target != "llvm-cpu"
                 else options.event_driven)
-        events = ([make("event-driven-relations", mode=mode,
-                        capacity=float(options.event_capacity))]
-                  if stage == "iree-input" else [])
-        return [*events, make("lower-traces-to-stablehlo"), make("leading-sums-to-dot"), lower_scan,
-                *guard, make("strip-tracec-attributes")]
+        return [make("event-driven-relations", mode=mode, capacity=float(options.event_capacity)),
+                make("lower-traces-to-stablehlo"), make("leading-sums-to-dot"),
+                make("lower-scan-to-iree", unroll=options.scan_unroll,
+                     fuse_steps=bool(options.fuse_steps)),
+                make("guard-scatter-indices"), make("strip-tracec-attributes")]
     raise TracecError(f"unknown IR stage '{stage}'")
 
 
