@@ -18,9 +18,9 @@ state argument whose new value (the result of the same name) is a spike. An inpu
 declared boolean and converted to float in the step counts; a float input does not.
 
 Options: ``mode`` (``auto``: relations with ``N >= min-size`` and ``C <= H / 8``, see
-:func:`pays`; ``always``: every relation
-fed by spikes; ``never``), ``capacity`` (``C`` as a fraction of ``N``, at least one slot)
-and ``min-size`` (``N`` from which ``auto`` rewrites). Before: any module at the
+:func:`pays`; ``always``: every relation fed by spikes; ``never``), ``capacity`` (``C``
+as a fraction of ``N``, at least one slot) and ``min-size`` (``N`` from which ``auto``
+rewrites). Before: any module at the
 backend-input stage (before ``lower-scan-to-iree``). After: each such
 ``stablehlo.dot_general`` of ``[B, N] x [N, H]`` (contracting ``N``, no batch
 dimensions, float) is the ``stablehlo.if`` described above. The compaction counts, for
@@ -40,6 +40,7 @@ from xdsl.dialects.builtin import IntegerType, ModuleOp, TensorType, i32
 from xdsl.ir import Block, BlockArgument, Operation, Region, SSAValue
 from xdsl.passes import ModulePass
 
+from tracec.diagnostics import TracecError
 from tracec.dialects import stablehlo as shlo
 from tracec.dialects.tracec import ScanOp
 from tracec.passes.analysis.dataflow import SPIKE, composite_name
@@ -129,7 +130,8 @@ def _event_product(em: Builder, z, w, csum, b: int, n: int, h: int, cap: int):
     rows = em.gather(w, em.reshape(idx, [b, cap, 1]),
                      {"offset_dims": [2], "collapsed_slice_dims": [0], "start_index_map": [0],
                       "index_vector_dim": 2}, [1, h], [b, cap, h])
-    flat = em.add(idx, em.mul(em.iota(TensorType(i32, [b, cap]), 0), em.full(n, TensorType(i32, [b, cap]))))
+    row_start = em.mul(em.iota(TensorType(i32, [b, cap]), 0), em.full(n, TensorType(i32, [b, cap])))
+    flat = em.add(idx, row_start)  # the entry's position in z flattened
     values = em.gather(em.reshape(z, [b * n]), em.reshape(flat, [b, cap, 1]),
                        {"offset_dims": [], "collapsed_slice_dims": [0], "start_index_map": [0],
                         "index_vector_dim": 2}, [1], [b, cap])
@@ -179,8 +181,6 @@ class EventDrivenRelationsPass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.mode not in MODES:
-            from tracec.diagnostics import TracecError
-
             raise TracecError(f"event-driven-relations: unknown mode '{self.mode}'",
                               hint=f"choose one of {', '.join(MODES)}")
         if self.mode == "never":

@@ -37,8 +37,9 @@ class CompileOptions:
     fuse_steps: bool | None = None
     # IREE: relations fed by spikes (z @ W) do work over the nonzero entries only, with
     # a dense fallback at run time; "auto" on llvm-cpu where N >= 1024 and the H outputs
-    # are many (where it was measured to win), "always", or "never". event_capacity: the nonzero entries per batch row the
-    # event-driven form holds, as a fraction of N (passes/event_driven_relations.py).
+    # are many (where it was measured to win), "always", or "never". event_capacity:
+    # the nonzero entries per batch row the event-driven form holds, as a fraction of N
+    # (passes/event_driven_relations.py).
     event_driven: str = "auto"
     event_capacity: float = 0.02
     target: str = "llvm-cpu"
@@ -83,12 +84,11 @@ class CompileOptions:
         if not isinstance(self.fuse_steps, bool):
             raise TracecError("fuse_steps (--fuse-steps / --no-fuse-steps) must be True, False "
                               f"or None, got {self.fuse_steps!r}")
-
         if self.event_driven not in EVENT_MODES:
             raise TracecError(f"unknown event_driven (--event-driven) '{self.event_driven}'",
                               hint=f"choose one of {', '.join(EVENT_MODES)}")
-        if (not isinstance(self.event_capacity, (int, float)) or isinstance(self.event_capacity, bool)
-                or not (0.0 < self.event_capacity <= 1.0)):
+        cap = self.event_capacity
+        if not isinstance(cap, (int, float)) or isinstance(cap, bool) or not 0.0 < cap <= 1.0:
             raise TracecError("event_capacity (--event-capacity) must be in (0, 1], "
                               f"got {self.event_capacity!r}",
                               hint="the fraction of a spike tensor's row the event-driven "
