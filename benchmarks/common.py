@@ -27,6 +27,22 @@ def timed_runs(fn, repeats: int) -> list[float]:
     return timed_calls(fn, repeats)[1]
 
 
+def interleaved(calls: dict, rounds: int, inputs=None) -> tuple[dict, dict]:
+    """Time the variants ``calls`` (key -> function) side by side: each round calls every
+    variant once, in reverse order every other round, so that a change in the machine's
+    load hits all of them alike. ``inputs(r)`` gives round ``r``'s arguments (default:
+    none). Returns (key -> seconds per round, key -> what its last call returned)."""
+    times: dict = {k: [] for k in calls}
+    last: dict = {}
+    for r in range(rounds):
+        args = inputs(r) if inputs is not None else ()
+        for key in (list(calls) if r % 2 == 0 else list(calls)[::-1]):
+            t0 = time.perf_counter()
+            last[key] = calls[key](*args)
+            times[key].append(time.perf_counter() - t0)
+    return times, last
+
+
 def peak_rss_mib() -> float:
     """This process's peak resident memory in MiB: VmHWM from /proc/self/status on Linux.
     Not getrusage's ru_maxrss: for a child of a large process (fork + exec) that reports

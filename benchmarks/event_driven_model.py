@@ -20,11 +20,10 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 
 import numpy as np
 
-from benchmarks.common import ROOT, write_text
+from benchmarks.common import ROOT, interleaved, write_text
 
 MODEL = '''
 import jax, jax.numpy as jnp, tracec
@@ -59,12 +58,6 @@ model = tracec.Model(init_params=init_params, init_state=init_state, step=step, 
                      input=jax.ShapeDtypeStruct((B, N), jnp.float32),
                      target=jax.ShapeDtypeStruct((B, N_OUT), jnp.float32))
 '''
-
-
-def _per_step_us(fn, T: int) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return (time.perf_counter() - t0) / T * 1e6
 
 
 def main(argv=None) -> int:
@@ -118,15 +111,14 @@ def main(argv=None) -> int:
                 np.testing.assert_allclose(outs[args.mode], outs["never"], rtol=1e-5, atol=1e-5)
                 np.testing.assert_allclose(outs[args.mode + "-loss"], outs["never-loss"],
                                            rtol=1e-5, atol=1e-5)
-                times = {k: [] for k in learners}
-                for _ in range(args.repeats):
-                    for key, lr in learners.items():
-                        lr.reset()
-                        if key[1] == "forward":
-                            times[key].append(_per_step_us(lambda: lr.forward_sequence(xs), args.T))
-                        else:
-                            times[key].append(_per_step_us(lambda: lr.train_sequence(xs, ys), args.T))
-                med = {k: float(np.median(v)) for k, v in times.items()}
+
+                def run(key, lr):
+                    lr.reset()
+                    return lr.forward_sequence(xs) if key[1] == "forward" else lr.train_sequence(xs, ys)
+
+                seconds, _ = interleaved({k: (lambda k=k, lr=lr: run(k, lr))
+                                          for k, lr in learners.items()}, args.repeats)
+                med = {k: float(np.median(v)) / args.T * 1e6 for k, v in seconds.items()}
                 row = [str(n), f"{rate:g}", f"{zrate:.3f}"]
                 for alg in ("forward", "es-d-rtrl"):
                     a, b = med[("never", alg)], med[(args.mode, alg)]

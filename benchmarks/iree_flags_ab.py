@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 
-from benchmarks.common import ROOT, make_data, write_text
+from benchmarks.common import ROOT, interleaved, make_data, write_text
 
 VARIANTS = {
     "tracec's flags": [],
@@ -62,14 +62,14 @@ def main(argv=None) -> int:
                 learners[(name, "local-task")] = tracec.runtime.load(path, driver="local-task")
         backends.iree_flags = base_flags
         xs, ys = make_data(args.T, 32)
-        times = {k: [] for k in learners}
-        losses = {}
-        for _ in range(args.rounds):
-            for key, learner in learners.items():
-                learner.reset()
-                t0 = time.perf_counter()
-                losses[key] = np.asarray(learner.train_sequence(xs, ys))
-                times[key].append((time.perf_counter() - t0) / args.T * 1e6)
+
+        def run(learner):
+            learner.reset()
+            return np.asarray(learner.train_sequence(xs, ys))
+
+        seconds, losses = interleaved({k: (lambda lr=lr: run(lr)) for k, lr in learners.items()},
+                                      args.rounds)
+        times = {k: [s / args.T * 1e6 for s in ts] for k, ts in seconds.items()}
     base = next(iter(learners))
     lines = [f"# IREE fusion flags and drivers on the learning step (examples/lif2.py, {args.algorithm})",
              "", f"Command: `python -m benchmarks.iree_flags_ab --algorithm {args.algorithm} --T "

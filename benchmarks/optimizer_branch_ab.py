@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from benchmarks.common import ROOT
+from benchmarks.common import ROOT, interleaved
 
 
 BEFORE = "7bb8c13"  # the select form, the last version before the branches
@@ -82,14 +82,10 @@ def connectome(args) -> None:
     T = args.steps
     targets = np.stack([C.target_activity(t) for t in range(T)])
     rng = np.random.default_rng(0)
-    times = {f: [] for f in learners}
-    for r in range(args.rounds):
-        xs = (rng.random((T, C.B, C.N_IN)) < 0.2).astype(np.float32)
-        order = list(learners) if r % 2 == 0 else list(learners)[::-1]
-        for form in order:
-            t0 = time.perf_counter()
-            learners[form].train_sequence(xs, targets)
-            times[form].append((time.perf_counter() - t0) / T * 1e3)
+    seconds, _ = interleaved({f: (lambda xs, lr=lr: lr.train_sequence(xs, targets))
+                              for f, lr in learners.items()}, args.rounds,
+                             lambda r: ((rng.random((T, C.B, C.N_IN)) < 0.2).astype(np.float32),))
+    times = {f: [s / T * 1e3 for s in ts] for f, ts in seconds.items()}
     for form, ts in times.items():
         print(f"{form}: median {np.median(ts[1:]):.2f} ms/step over {len(ts) - 1} rounds "
               f"({' '.join(f'{t:.2f}' for t in ts)})")
@@ -120,15 +116,14 @@ def lif2(args) -> None:
     T = args.steps
     rng = np.random.default_rng(0)
     tgt = learners["select"]._target
-    times = {f: [] for f in learners}
-    for r in range(args.rounds):
-        xs = (rng.random((T,) + x_shape) < 0.3).astype(np.float32)
-        ys = rng.integers(0, 2, (T,) + tuple(tgt["shape"])).astype(tgt["dtype"])
-        order = list(learners) if r % 2 == 0 else list(learners)[::-1]
-        for form in order:
-            t0 = time.perf_counter()
-            learners[form].train_sequence(xs, ys)
-            times[form].append((time.perf_counter() - t0) / T * 1e6)
+
+    def data(r):
+        return ((rng.random((T,) + x_shape) < 0.3).astype(np.float32),
+                rng.integers(0, 2, (T,) + tuple(tgt["shape"])).astype(tgt["dtype"]))
+
+    seconds, _ = interleaved({f: lr.train_sequence for f, lr in learners.items()}, args.rounds,
+                             data)
+    times = {f: [s / T * 1e6 for s in ts] for f, ts in seconds.items()}
     for form, ts in times.items():
         print(f"{form}: median {np.median(ts[1:]):.1f} us/step over {len(ts) - 1} rounds")
 
