@@ -7,8 +7,9 @@ becomes the element-wise products, broadcasts, reductions and the one
 ``dot_general`` it stands for. Both backends run it first in their input stage, so
 the ``tracec`` stage keeps the readable form. D-RTRL's gradient over its neuron-major
 ``[H, B, I]`` trace is a ``dot_general`` batched over the neurons, ``[H, I]``, transposed
-to the parameter's ``[I, H]`` behind a ``stablehlo.optimization_barrier`` (why: the
-TraceGradOp branch below and docs/passes.md).
+to the parameter's ``[I, H]`` behind a ``stablehlo.optimization_barrier``; in modules
+without such traces, a batch sum (a bias's gradient) reduces its product behind a
+barrier too (why: the TraceGradOp branch below and docs/passes.md).
 
 Before: any module. After: no trace op is left; the new ops carry the location of the
 trace op they replace (the relation's line in the model).
@@ -34,6 +35,11 @@ from tracec.dialects.tracec import (
 )
 from tracec.passes.ir.builder import Builder
 
+#: Put a barrier between a batch sum of a trace gradient and the element-wise ops that
+#: feed it (the TraceGradOp branch below) in modules without D-RTRL parameter traces;
+#: benchmarks/batch_sum_barrier_ab.py sets it False to measure the form without.
+BARRIER_BATCH_SUMS = True
+
 
 def _shape(v) -> list[int]:
     return list(SSAValue.get(v).type.get_shape())
@@ -52,7 +58,7 @@ def _scaled(em: Builder, factor: float, v):
     return em.mul(em.full(factor, v), v)
 
 
-def _lower(op: Operation, em: Builder) -> SSAValue:
+def _lower(op: Operation, em: Builder, batch_sum_barrier: bool) -> SSAValue:
     if isinstance(op, InputTraceOp):
         return em.add(_scaled(em, op.decay.value.data, op.prev), op.x)
     if isinstance(op, NeuronTraceOp):
@@ -77,7 +83,17 @@ def _lower(op: Operation, em: Builder) -> SSAValue:
                 # IREE and XLA compute the trace's elements inside this contraction.
                 dense.append(em.dot_general(d, e, [1], [0], [0], [1]))
             else:
-                terms.append(em.reduce_sum(em.mul(d, e), list(range(len(es) - len(out)))))
+                prod, dims = em.mul(d, e), list(range(len(es) - len(out)))
+                if dims and batch_sum_barrier and prod is not None:  # None: a folded zero
+                    # A batch sum (a bias's gradient, [B, H] -> [H]): the barrier keeps the
+                    # element-wise chain that makes δ and ε out of the reduction's dispatch.
+                    # Fused in, IREE computes the chain in the reduction's column order,
+                    # ~6 us per group per step against ~1 us apart (lif_v ES-D-RTRL step
+                    # 1.10x faster: benchmarks/results/batch_sum_barrier_ab.md). Not with
+                    # D-RTRL's traces: IREE then fuses their updates into their contractions
+                    # (lif2 D-RTRL at --scan-unroll 1: 368 -> 607 us per step).
+                    prod = em.one(shlo.OptimizationBarrierOp, [prod], SSAValue.get(prod).type)
+                terms.append(em.reduce_sum(prod, dims))
         if dense:
             # The barrier keeps the transpose out of the contraction's dispatch: IREE fuses
             # a transposing consumer into it and then splits the trace update back out,
@@ -99,11 +115,13 @@ class LowerTracesToStablehloPass(ModulePass):
     name = "lower-traces-to-stablehlo"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        for inner in [o for o in op.walk() if isinstance(o, TRACE_OPS)]:
+        trace_ops = [o for o in op.walk() if isinstance(o, TRACE_OPS)]
+        barrier = BARRIER_BATCH_SUMS and not any(isinstance(o, ParamTraceOp) for o in trace_ops)
+        for inner in trace_ops:
             em = Builder(inner.parent_block(), before=inner)
             em.loc = inner.location
             # a folded zero (e.g. a trace that nothing feeds) becomes a zero constant
-            value = em.val(_lower(inner, em), inner.results[0])
+            value = em.val(_lower(inner, em, barrier), inner.results[0])
             if not isinstance(SSAValue.get(value).type, TensorType) or \
                     SSAValue.get(value).type != inner.results[0].type:
                 raise AssertionError(f"{inner.name} lowered to {SSAValue.get(value).type}")

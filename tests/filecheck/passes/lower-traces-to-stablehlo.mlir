@@ -1,4 +1,5 @@
 // RUN: tracec-opt %S/Inputs/traces.mlir -p lower-traces-to-stablehlo | filecheck %s
+// RUN: tracec-opt %S/Inputs/traces-factored.mlir -p lower-traces-to-stablehlo | filecheck %s --check-prefix=ES
 
 // CHECK: ^bb0(%[[EX:[a-z0-9]+]]: tensor<4x2xf32> {{.*}}, %[[X:[a-z0-9]+]]: tensor<4x2xf32> {{.*}}, %[[D:[a-z0-9]+]]: tensor<4x3xf32> {{.*}}, %[[EF:[a-z0-9]+]]: tensor<4x3xf32> {{.*}}, %[[DF:[a-z0-9]+]]: tensor<4x3xf32> {{.*}}, %[[EPS:[a-z0-9]+]]: tensor<3x4x2xf32> {{.*}}, %[[CORR:[a-z0-9]+]]: tensor<f32>
 // input_trace: 0.5 εx + x, at the relation's line.
@@ -28,10 +29,23 @@
 // CHECK: %[[CB:[0-9]+]] = "stablehlo.broadcast_in_dim"(%[[CORR]])
 // CHECK: %[[SC:[0-9]+]] = "stablehlo.multiply"(%[[SIG]], %[[CB]])
 // CHECK: %[[G2:[0-9]+]] = "stablehlo.dot_general"(%[[NEX]], %[[SC]]) <{dot_dimension_numbers = #stablehlo.dot<lhs_contracting_dimensions = [0], rhs_contracting_dimensions = [0]>}> : (tensor<4x2xf32>, tensor<4x3xf32>) -> tensor<2x3xf32>
-// element-wise parameter: decay = gain = 1, no scaling; its gradient reduces the batch.
+// element-wise parameter: decay = gain = 1, no scaling; its gradient reduces the batch
+// (no barrier: the module has D-RTRL parameter traces).
 // CHECK: %[[NEP:[0-9]+]] = "stablehlo.add"(%[[DEF]], %[[DF]]) {{.*}} loc("m.py":6:8)
 // CHECK: %[[Q:[0-9]+]] = "stablehlo.multiply"(%[[D]], %[[NEP]])
+// CHECK-NOT: optimization_barrier
 // CHECK: %[[G3:[0-9]+]] = "stablehlo.reduce"(%[[Q]], %{{[0-9]+}}) <{dimensions = array<i64: 0>}>
 // CHECK: (tensor<4x3xf32>, tensor<f32>) -> tensor<3xf32>
 // CHECK: "func.return"(%[[NEX]], %[[NEF]], %[[NEPS]], %[[G1]], %[[G2]], %[[G3]])
 // CHECK-NOT: tracec.
+
+// Without D-RTRL parameter traces (ES-D-RTRL), a bias's batch sum reduces its product
+// behind a barrier, so IREE keeps the element-wise chain out of the reduction's kernel.
+// ES: ^bb0(%[[D:[a-z0-9]+]]: tensor<4x3xf32> {{.*}}, %[[EF:[a-z0-9]+]]: tensor<4x3xf32> {{.*}}, %[[DF:[a-z0-9]+]]: tensor<4x3xf32>
+// ES: %[[DEF:[0-9]+]] = "stablehlo.multiply"(%[[D]], %[[EF]])
+// ES: %[[NEP:[0-9]+]] = "stablehlo.add"(%[[DEF]], %[[DF]])
+// ES: %[[Q:[0-9]+]] = "stablehlo.multiply"(%[[D]], %[[NEP]])
+// ES: %[[QB:[0-9]+]] = "stablehlo.optimization_barrier"(%[[Q]]) : (tensor<4x3xf32>) -> tensor<4x3xf32>
+// ES: %[[G:[0-9]+]] = "stablehlo.reduce"(%[[QB]], %{{[0-9]+}}) <{dimensions = array<i64: 0>}>
+// ES: "func.return"(%[[NEP]], %[[G]])
+// ES-NOT: tracec.
