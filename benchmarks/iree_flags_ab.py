@@ -11,7 +11,10 @@ reductions (the loss's max and sum). The base artifact also runs on IREE's
 multi-threaded ``local-task`` driver (both cores) besides the default ``local-sync``.
 Times ``train_sequence`` per step, variants interleaved round by round; medians and
 minima; the largest difference of the losses from the base (all compute the same
-steps). Writes benchmarks/results/iree_flags_ab.md.
+steps). Two more variants change how IREE splits a dispatch into workgroups (for the
+one-thread local-sync driver, many small workgroups are pure overhead): no workgroup
+distribution at all, and code generated for one thread. ``--variants 4 5`` compares
+only those with the base. Writes benchmarks/results/iree_flags_ab.md.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ VARIANTS = {
     "+ horizontal contractions": ["--iree-dispatch-creation-enable-fuse-horizontal-contractions=true"],
     "+ fuse multi-use": ["--iree-dispatch-creation-fuse-multi-use=true"],
     "+ multi-reduction fusion": ["--iree-dispatch-creation-element-wise-fuse-multi-reduction=true"],
+    "+ no workgroup distribution": ["--iree-llvmcpu-disable-distribution"],
+    "+ codegen for one thread": ["--iree-llvmcpu-number-of-threads=1"],
 }
 
 
@@ -38,6 +43,9 @@ def main(argv=None) -> int:
     ap.add_argument("--algorithm", default="es-d-rtrl", choices=["es-d-rtrl", "d-rtrl"])
     ap.add_argument("--T", type=int, default=300)
     ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--variants", nargs="*", metavar="N",
+                    help="1-based numbers of the flag variants to compare with the base "
+                         "(default: all)")
     ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "iree_flags_ab.md"))
     args = ap.parse_args(argv)
     os.environ["TRACEC_CACHE"] = "0"
@@ -49,7 +57,10 @@ def main(argv=None) -> int:
     base_flags = backends.iree_flags
     learners, compile_s = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, extra in VARIANTS.items():
+        chosen = list(VARIANTS.items())
+        if args.variants:
+            chosen = [chosen[0]] + [chosen[int(n)] for n in args.variants]
+        for name, extra in chosen:
             backends.iree_flags = lambda o, a=True, extra=extra: base_flags(o, a) + extra
             t0 = time.perf_counter()
             art = tracec.compile(os.path.join(ROOT, "examples", "lif2.py"),
@@ -73,7 +84,8 @@ def main(argv=None) -> int:
     base = next(iter(learners))
     lines = [f"# IREE fusion flags and drivers on the learning step (examples/lif2.py, {args.algorithm})",
              "", f"Command: `python -m benchmarks.iree_flags_ab --algorithm {args.algorithm} --T "
-             f"{args.T} --rounds {args.rounds}`. B = 32, Adam, IREE llvm-cpu on this CPU; "
+             f"{args.T} --rounds {args.rounds}"
+             + (f" --variants {' '.join(args.variants)}" if args.variants else "") + "`. B = 32, Adam, IREE llvm-cpu on this CPU; "
              f"µs per step of `train_sequence`, {args.rounds} interleaved rounds.", "",
              "| variant | driver | µs/step median [min] | vs base | compile s | max loss diff |",
              "|---|---|---|---|---|---|"]
