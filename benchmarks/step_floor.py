@@ -58,16 +58,18 @@ def weights(H: int, seed: int = 0) -> dict:
             "Wo": w(H, N_OUT, 0.5)}
 
 
+def forward_body(p, z1, z2, x):
+    """The forward step's 5 products: both layers' hidden values and the readout."""
+    h1 = x @ p["W1"] + z1 @ p["R1"]
+    h2 = h1 @ p["W2"] + z2 @ p["R2"]
+    return h1, h2, h2 @ p["Wo"]
+
+
 def floor_steps(H: int) -> dict:
     """(name -> (step(params, state, x) -> (state, y), init_state(batch))) of the floors:
     one time step each, the state carrying what the next step reads."""
     import jax
     import jax.numpy as jnp
-
-    def forward_body(p, z1, z2, x):
-        h1 = x @ p["W1"] + z1 @ p["R1"]
-        h2 = h1 @ p["W2"] + z2 @ p["R2"]
-        return h1, h2, h2 @ p["Wo"]
 
     def forward(p, s, x):
         h1, h2, y = forward_body(p, s["z1"], s["z2"], x)
@@ -118,15 +120,11 @@ def chunked_es_step(H: int, K: int):
     "step" of this function is K time steps, ``x [B, K, N_IN]``."""
     import jax.numpy as jnp
 
-    step, init_state = floor_steps(H)["forward"]
-
     def chunk(p, s, x):
         z1, z2 = s["z1"], s["z2"]
         rows = {k: [] for k in ("x", "z1", "h1", "z2", "h2", "d1", "d2", "y")}
         for k in range(K):
-            h1 = x[:, k] @ p["W1"] + z1 @ p["R1"]
-            h2 = h1 @ p["W2"] + z2 @ p["R2"]
-            y = h2 @ p["Wo"]
+            h1, h2, y = forward_body(p, z1, z2, x[:, k])
             d2 = y @ p["Wo"].T
             d1 = d2 @ p["W2"].T
             for name, v in (("x", x[:, k]), ("z1", z1), ("h1", h1), ("z2", z2), ("h2", h2),
@@ -139,9 +137,7 @@ def chunked_es_step(H: int, K: int):
              "Wo": s["Wo"] + r["h2"].T @ r["y"]}
         return {"z1": z1, "z2": z2, **g}, y
 
-    shapes = {"W1": (N_IN, H), "R1": (H, H), "W2": (H, H), "R2": (H, H), "Wo": (H, N_OUT)}
-    return chunk, lambda b: {**init_state(b), **{k: jnp.zeros(v, jnp.float32)
-                                                  for k, v in shapes.items()}}
+    return chunk, floor_steps(H)["es-d-rtrl"][1]  # the per-step floor's state
 
 
 #: Chunk sizes of the chunked ES-D-RTRL floor (used where they divide T).
