@@ -76,6 +76,11 @@ def _event_driven_relations():
     return EventDrivenRelationsPass
 
 
+def _fusion_barriers_to_iree():
+    from tracec.passes.fusion_barriers_to_iree import FusionBarriersToIreePass
+    return FusionBarriersToIreePass
+
+
 def _strip_tracec_attributes():
     from tracec.passes.strip_tracec_attributes import StripTracecAttributesPass
     return StripTracecAttributesPass
@@ -125,6 +130,7 @@ PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "leading-sums-to-dot": _leading_sums_to_dot,
     "guard-scatter-indices": _guard_scatter_indices,
     "event-driven-relations": _event_driven_relations,
+    "fusion-barriers-to-iree": _fusion_barriers_to_iree,
     "strip-tracec-attributes": _strip_tracec_attributes,
     "differentiate": _differentiate,
 }

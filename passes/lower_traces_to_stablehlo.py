@@ -92,14 +92,14 @@ def _lower(op: Operation, em: Builder, batch_sum_barrier: bool) -> SSAValue:
                     # 1.10x faster: benchmarks/results/batch_sum_barrier_ab.md). Not with
                     # D-RTRL's traces: IREE then fuses their updates into their contractions
                     # (lif2 D-RTRL at --scan-unroll 1: 368 -> 607 us per step).
-                    prod = em.one(shlo.OptimizationBarrierOp, [prod], SSAValue.get(prod).type)
+                    prod = em.fusion_barrier([prod])[0]
                 terms.append(em.reduce_sum(prod, dims))
         if dense:
             # The barrier keeps the transpose out of the contraction's dispatch: IREE fuses
             # a transposing consumer into it and then splits the trace update back out,
             # 3.5x slower (52 vs 180 us for a [64, 32, 64] trace).
             g_hi = _sum(em, dense)
-            g_hi = em.one(shlo.OptimizationBarrierOp, [g_hi], SSAValue.get(g_hi).type)
+            g_hi = em.fusion_barrier([g_hi])[0]
             terms.append(em.transpose(g_hi, [1, 0]))
         return _sum(em, terms)
     if isinstance(op, FactoredGradOp):

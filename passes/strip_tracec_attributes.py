@@ -1,8 +1,8 @@
 """strip-tracec-attributes: the last rewrite before a backend: drop what only tracec needs.
 
 Removes private functions no entry point uses (``@step`` once entries are built)
-and tracec's own argument/result attributes (the manifest in ``iree.reflection``
-keeps names and roles).
+and tracec's own attributes: those of arguments and results (the manifest in
+``iree.reflection`` keeps names and roles) and those of ops (``tracec.fusion_barrier``).
 
 Before: entry points built (make-entry-points). After: only public entries and
 the private functions they reference (composite decompositions) remain.
@@ -38,3 +38,6 @@ class StripTracecAttributesPass(ModulePass):
             if isinstance(fn, func.FuncOp):
                 fn.arg_attrs = _drop_tracec(fn.arg_attrs)
                 fn.res_attrs = _drop_tracec(fn.res_attrs)
+        for inner in op.walk():
+            for k in [k for k in inner.attributes if k.startswith("tracec.")]:
+                del inner.attributes[k]

@@ -56,7 +56,8 @@ def stage_passes(options: CompileOptions, stage: str, manifest: str = "{}") -> l
                 make("lower-traces-to-stablehlo"), make("leading-sums-to-dot"),
                 make("lower-scan-to-iree", unroll=options.scan_unroll,
                      fuse_steps=bool(options.fuse_steps)),
-                make("guard-scatter-indices"), make("strip-tracec-attributes")]
+                make("fusion-barriers-to-iree"), make("guard-scatter-indices"),
+                make("strip-tracec-attributes")]
     raise TracecError(f"unknown IR stage '{stage}'")
 
 

@@ -22,6 +22,7 @@ from xdsl.dialects.builtin import (
     LocationAttr,
     TensorType,
     UnknownLoc,
+    UnitAttr,
     UnregisteredOp,
     f32,
     i32,
@@ -35,6 +36,9 @@ from tracec.dialects import make_context
 from tracec.dialects import stablehlo as shlo
 from tracec.passes.ir.attributes import compare_props, dot_attr, dot_dims, i64s, ints, padding_attr
 from tracec.passes.ir.module import source_loc
+
+#: The attribute that marks an optimization barrier as a fusion barrier only.
+FUSION_BARRIER = "tracec.fusion_barrier"
 
 _ELEMENT_TYPES = {np.dtype(np.float32): f32, np.dtype(np.int32): i32, np.dtype(np.int64): i64}
 
@@ -168,6 +172,16 @@ class Builder:
         return self.insert(cls.create(operands=[SSAValue.get(o) for o in operands],
                                       result_types=list(result_types),
                                       properties=properties or {}, regions=list(regions)))
+
+    def fusion_barrier(self, values) -> list[SSAValue]:
+        """``values`` behind one ``stablehlo.optimization_barrier`` marked
+        ``tracec.fusion_barrier``: a barrier that is there only to keep a backend from
+        fusing the ops on either side into one kernel (fusion-barriers-to-iree makes it
+        IREE's compute barrier, which costs nothing at run time)."""
+        values = [SSAValue.get(v) for v in values]
+        op = self.op(shlo.OptimizationBarrierOp, values, [v.type for v in values])
+        op.attributes[FUSION_BARRIER] = UnitAttr()
+        return list(op.results)
 
     def ret(self, values, kind=shlo.ReturnOp) -> Operation:
         """The block's terminator (``stablehlo.return`` unless ``kind`` says otherwise)."""
@@ -657,15 +671,18 @@ class Builder:
 
 
 def clone_block_ops(block: Block, builder: Builder, args: list[SSAValue],
-                    value_map: dict | None = None) -> list[SSAValue]:
+                    value_map: dict | None = None, clones: dict | None = None) -> list[SSAValue]:
     """Copy ``block``'s ops (not its terminator) to ``builder`` with its arguments bound to
-    ``args``; return the terminator's operands mapped. Each op keeps its own location."""
+    ``args``; return the terminator's operands mapped. Each op keeps its own location.
+    ``clones``, if given, receives each copied op's copy."""
     value_map = dict(value_map or {})
     value_map.update(zip(block.args, args))
     for op in block.ops:
         if op is block.last_op and op.has_trait(IsTerminator):
             return [value_map.get(v, v) for v in op.operands]
         clone = op.clone(value_mapper=value_map)
+        if clones is not None:
+            clones[op] = clone
         if builder.before is not None:
             builder.block.insert_op_before(clone, builder.before)
         else:

@@ -1,6 +1,7 @@
 // RUN: tracec-opt %S/Inputs/scan.mlir -p lower-scan-to-iree | filecheck %s
 // RUN: tracec-opt %S/Inputs/scan.mlir -p 'lower-scan-to-iree{unroll=2}' | filecheck %s --check-prefix=UNROLL
 // RUN: tracec-opt %S/Inputs/scan.mlir -p 'lower-scan-to-iree{unroll=2 fuse-steps=false}' | filecheck %s --check-prefix=BARRIER
+// RUN: tracec-opt %S/Inputs/scan-counter.mlir -p 'lower-scan-to-iree{unroll=2}' | filecheck %s --check-prefix=HOST
 
 // Loop values cross the scf.for edge as !hal.buffer_view (no tensor carried, so IREE
 // copies nothing per iteration); rows are extracted/inserted in place.
@@ -48,10 +49,32 @@
 // optimization barrier (none after the last step, none in the one-step loop).
 // BARRIER: "scf.for"
 // BARRIER: %[[N1:.*]] = "stablehlo.add"
-// BARRIER: %[[B:.*]] = "stablehlo.optimization_barrier"(%[[N1]])
+// BARRIER: %[[B:.*]] = "stablehlo.optimization_barrier"(%[[N1]]) {tracec.fusion_barrier}
 // BARRIER: "stablehlo.add"(%[[B]],
 // BARRIER-NOT: optimization_barrier
 // BARRIER: "scf.yield"
 // BARRIER: "scf.for"
 // BARRIER-NOT: optimization_barrier
 // BARRIER: "scf.yield"
+
+// A counter the step computes from constants and itself is computed on the host as well
+// (read once per call), and the branch on it takes its predicate from there: IREE's host
+// program then does not wait for the step's kernels to read the predicate back. The
+// device keeps its own copy of the counter, which is the one returned.
+// HOST: %[[K0:[0-9]+]] = "tensor.extract"(%arg1) : (tensor<i32>) -> i32
+// HOST: %{{[0-9]+}}, %{{[0-9]+}}, %[[KREST:[0-9]+]] = "scf.for"(%{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %[[K0]])
+// HOST: ^bb0(%{{[0-9]+}}: index {{.*}}, %{{[0-9]+}}: !hal.buffer_view {{.*}}, %{{[0-9]+}}: !hal.buffer_view {{.*}}, %[[K:[0-9]+]]: i32
+// HOST: %[[DEV:[0-9]+]] = "stablehlo.select"
+// HOST: %[[ONE:[0-9]+]] = "arith.constant"() <{value = 1 : i32}> : () -> i32 loc("{{.*}}scan-counter.mlir":6:
+// HOST: %[[KN:[0-9]+]] = "arith.addi"(%[[K]], %[[ONE]]) : (i32, i32) -> i32 loc("{{.*}}scan-counter.mlir":9:
+// HOST: %[[EVERY:[0-9]+]] = "arith.constant"() <{value = 3 : i32}>
+// HOST: %[[DUE:[0-9]+]] = "arith.cmpi"(%[[KN]], %[[EVERY]]) <{predicate = 5 : i64}> : (i32, i32) -> i1
+// HOST: %[[P:[0-9]+]] = "tensor.from_elements"(%[[DUE]]) : (i1) -> tensor<i1>
+// HOST: "stablehlo.if"(%[[P]])
+// HOST: %[[KOUT:[0-9]+]] = "arith.select"(%[[DUE]], %{{[0-9]+}}, %[[KN]]) : (i1, i32, i32) -> i32
+// second unrolled step: from the first step's host value
+// HOST: "arith.addi"(%[[KOUT]], %{{[0-9]+}})
+// HOST: "hal.tensor.export"(%{{[0-9]+}}) <{source_encoding = tensor<i32>}>
+// HOST: "scf.yield"(%{{[0-9]+}}, %{{[0-9]+}}, %[[KEND:[0-9]+]]) : (!hal.buffer_view, !hal.buffer_view, i32) -> ()
+// the remaining steps start from the unrolled loop's host value
+// HOST: "scf.for"(%{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %[[KREST]])

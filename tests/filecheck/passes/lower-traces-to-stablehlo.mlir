@@ -20,9 +20,9 @@
 // CHECK: %[[XF:[0-9]+]] = "stablehlo.multiply"(%[[XB]], %[[FB]])
 // CHECK: %[[NEPS:[0-9]+]] = "stablehlo.add"(%[[C]], %[[XF]])
 // trace_grad of a dense trace: Σ_b δ[b,h] eps[h,b,i], batched over h, then [H, I] -> [I, H]
-// behind a barrier (IREE keeps the contraction fused with the trace update).
+// behind a fusion barrier (IREE keeps the contraction fused with the trace update).
 // CHECK: %[[GHI:[0-9]+]] = "stablehlo.dot_general"(%[[D]], %[[NEPS]]) <{dot_dimension_numbers = #stablehlo.dot<lhs_batching_dimensions = [1], rhs_batching_dimensions = [0], lhs_contracting_dimensions = [0], rhs_contracting_dimensions = [1]>}> : (tensor<4x3xf32>, tensor<3x4x2xf32>) -> tensor<3x2xf32>
-// CHECK: %[[BAR:[0-9]+]] = "stablehlo.optimization_barrier"(%[[GHI]])
+// CHECK: %[[BAR:[0-9]+]] = "stablehlo.optimization_barrier"(%[[GHI]]) {tracec.fusion_barrier}
 // CHECK: %[[G1:[0-9]+]] = "stablehlo.transpose"(%[[BAR]]) <{permutation = array<i64: 1, 0>}> : (tensor<3x2xf32>) -> tensor<2x3xf32>
 // factored_grad: εxᵀ (δ εf · corr).
 // CHECK: %[[SIG:[0-9]+]] = "stablehlo.multiply"(%[[D]], %[[NEF]])
@@ -37,15 +37,15 @@
 // CHECK: %[[G3:[0-9]+]] = "stablehlo.reduce"(%[[Q]], %{{[0-9]+}}) <{dimensions = array<i64: 0>}>
 // CHECK: (tensor<4x3xf32>, tensor<f32>) -> tensor<3xf32>
 // CHECK: "func.return"(%[[NEX]], %[[NEF]], %[[NEPS]], %[[G1]], %[[G2]], %[[G3]])
-// CHECK-NOT: tracec.
+// CHECK-NOT: "tracec.
 
 // Without D-RTRL parameter traces (ES-D-RTRL), a bias's batch sum reduces its product
-// behind a barrier, so IREE keeps the element-wise chain out of the reduction's kernel.
+// behind a fusion barrier, so IREE keeps the element-wise chain out of the reduction's kernel.
 // ES: ^bb0(%[[D:[a-z0-9]+]]: tensor<4x3xf32> {{.*}}, %[[EF:[a-z0-9]+]]: tensor<4x3xf32> {{.*}}, %[[DF:[a-z0-9]+]]: tensor<4x3xf32>
 // ES: %[[DEF:[0-9]+]] = "stablehlo.multiply"(%[[D]], %[[EF]])
 // ES: %[[NEP:[0-9]+]] = "stablehlo.add"(%[[DEF]], %[[DF]])
 // ES: %[[Q:[0-9]+]] = "stablehlo.multiply"(%[[D]], %[[NEP]])
-// ES: %[[QB:[0-9]+]] = "stablehlo.optimization_barrier"(%[[Q]]) : (tensor<4x3xf32>) -> tensor<4x3xf32>
+// ES: %[[QB:[0-9]+]] = "stablehlo.optimization_barrier"(%[[Q]]) {tracec.fusion_barrier} : (tensor<4x3xf32>) -> tensor<4x3xf32>
 // ES: %[[G:[0-9]+]] = "stablehlo.reduce"(%[[QB]], %{{[0-9]+}}) <{dimensions = array<i64: 0>}>
 // ES: "func.return"(%[[NEP]], %[[G]])
-// ES-NOT: tracec.
+// ES-NOT: "tracec.
