@@ -25,7 +25,8 @@ def _manifest_target(path: str, data: bytes, rt) -> str | None:
 
 
 class IreeExecutor:
-    def __init__(self, path: str, data: bytes, driver: str | None = None):
+    def __init__(self, path: str, data: bytes, driver: str | None = None,
+                 allocator: str | None = "caching"):
         import iree.runtime as rt
 
         self._rt = rt
@@ -33,9 +34,20 @@ class IreeExecutor:
             driver = DRIVERS.get(_manifest_target(path, data, rt), "local-sync")
         self.driver = driver
         try:
-            self.config = rt.Config(driver)
+            hal_driver = rt.get_driver(driver)
         except (ValueError, RuntimeError) as e:
             raise ArtifactError(f"IREE driver '{driver}' is not available here: {e}") from e
+        try:
+            # The caching allocator keeps the buffers a call frees for the next one: a
+            # time step's transients are not allocated and zeroed again every step
+            # (benchmarks/results/fusion_barrier_ab.md).
+            device = hal_driver.create_default_device(allocators=[allocator] if allocator else None)
+        except (ValueError, RuntimeError) as e:
+            msg = str(e).strip().splitlines()[-1].split("; ")[-1] if str(e).strip() else type(e).__name__
+            raise ArtifactError(f"IREE cannot make a '{driver}' device with the allocator "
+                                f"{allocator!r}: {msg}",
+                                hint="use allocator='caching' (the default) or None") from e
+        self.config = rt.Config(device=device)
         try:
             self.vm_module = rt.VmModule.copy_buffer(self.config.vm_instance, data)
         except (ValueError, RuntimeError) as e:

@@ -27,14 +27,16 @@ CARRIED = ("param", "state", "trace", "opt", "accum", "counter")
 RESET_ROLES = ("state", "trace", "accum", "counter")
 
 
-def load(path: str, driver: str | None = None) -> "Learner":
+def load(path: str, driver: str | None = None, allocator: str | None = "caching") -> "Learner":
     """Load a ``.vmfb`` (IREE) or XLA artifact built by tracec. ``driver``: the IREE
     driver; by default the one for the target the artifact was compiled for
-    (``local-sync`` for CPUs, ``vulkan``, ``cuda``, ``hip`` for rocm)."""
-    return Learner(path, driver=driver)
+    (``local-sync`` for CPUs, ``vulkan``, ``cuda``, ``hip`` for rocm). ``allocator``:
+    IREE's device allocator: ``caching`` (the default) reuses the buffers a time step
+    allocates instead of allocating and zeroing them again; None is IREE's plain one."""
+    return Learner(path, driver=driver, allocator=allocator)
 
 
-def _executor(path: str, driver: str | None):
+def _executor(path: str, driver: str | None, allocator: str | None = "caching"):
     try:
         data = open(path, "rb").read()
     except OSError as e:
@@ -47,7 +49,7 @@ def _executor(path: str, driver: str | None):
         return XlaExecutor(path, data)
     from tracec.runtime.iree_executor import IreeExecutor
 
-    return IreeExecutor(path, data, driver)
+    return IreeExecutor(path, data, driver, allocator)
 
 
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -165,9 +167,9 @@ def _key(spec: dict) -> str:
 class Learner:
     """Runs one artifact. Every method returns numpy arrays once the call has finished."""
 
-    def __init__(self, path: str, driver: str | None = None):
+    def __init__(self, path: str, driver: str | None = None, allocator: str | None = "caching"):
         self.path = path
-        self._exec = _executor(path, driver)
+        self._exec = _executor(path, driver, allocator)
         m = self.manifest = self._exec.manifest
         self._param_specs = m["params"]
         self._state_specs = m["state"]

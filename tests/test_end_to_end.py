@@ -92,6 +92,18 @@ def test_scan_unroll_runs_the_same_steps(artifacts, tmp_path, variant):
             np.testing.assert_array_equal(four.forward_sequence(part), other.forward_sequence(part))
 
 
+def test_caching_allocator_runs_the_same_steps(lif2_vmfb):
+    """The runtime's default device reuses freed buffers (IREE's caching allocator); the
+    plain allocator gives the same outputs bit for bit, call after call; an allocator
+    IREE does not know is a one-line error."""
+    xs = _inputs()
+    cached, plain = tracec.runtime.load(lif2_vmfb), tracec.runtime.load(lif2_vmfb, allocator=None)
+    for part in (xs[:77], xs[77:], xs[:50]):
+        np.testing.assert_array_equal(cached.forward_sequence(part), plain.forward_sequence(part))
+    with pytest.raises(tracec.runtime.ArtifactError, match="allocator 'bogus'.*unrecognized"):
+        tracec.runtime.load(lif2_vmfb, allocator="bogus")
+
+
 def test_params_are_arguments_named_by_path(lif2_vmfb):
     learner = tracec.runtime.load(lif2_vmfb)
     ref = lif2.init_params(jax.random.PRNGKey(0))
