@@ -126,7 +126,6 @@ def _distinct(b: _IreeBuilder, values: list) -> list:
     return out
 
 
-
 # -- scalar counters on the host
 #
 # A learning step carries integer counters (steps since the last update, steps in all)

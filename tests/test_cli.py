@@ -62,8 +62,8 @@ def test_dump_dir_writes_one_numbered_file_per_pass(tmp_path):
                          "03-extract-step.mlir", "04-check-backend-ops.mlir",
                          "05-make-entry-points.mlir", "06-event-driven-relations.mlir",
                          "07-lower-traces-to-stablehlo.mlir", "08-leading-sums-to-dot.mlir",
-                         "09-lower-scan-to-iree.mlir", "10-guard-scatter-indices.mlir",
-                         "11-strip-tracec-attributes.mlir"]
+                         "09-lower-scan-to-iree.mlir", "10-fusion-barriers-to-iree.mlir",
+                         "11-guard-scatter-indices.mlir", "12-strip-tracec-attributes.mlir"]
 
 
 def test_list_passes_and_pipeline():
@@ -236,13 +236,17 @@ def test_training_compile_prints_nothing(tmp_path):
 
 
 def test_fuse_steps_default_and_flags():
-    """Forward-only artifacts let IREE fuse across unrolled steps; --no-fuse-steps puts an
-    optimization barrier between them (the learning rules' default)."""
+    """Forward-only artifacts let IREE fuse across unrolled steps; --no-fuse-steps puts a
+    fusion barrier between them (the learning rules' default): IREE's compute barrier on
+    each carried value, which leaves no wait in IREE's host program (no
+    optimization_barrier)."""
     fused = run_cli(LIF2, "--emit", "iree-input")
     apart = run_cli(LIF2, "--emit", "iree-input", "--no-fuse-steps")
     assert fused.returncode == 0 and apart.returncode == 0, fused.stderr + apart.stderr
-    assert "optimization_barrier" not in fused.stdout
-    assert apart.stdout.count('"stablehlo.optimization_barrier"') == 3  # 4 unrolled steps
+    assert "barrier" not in fused.stdout
+    assert "optimization_barrier" not in apart.stdout
+    # 4 unrolled steps, 3 boundaries, each over lif2's 5 carried state values
+    assert apart.stdout.count('"iree_tensor_ext.compute_barrier.start"') == 3 * 5
 
 
 def test_every_option_says_what_it_does_and_its_default():
