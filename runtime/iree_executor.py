@@ -38,9 +38,13 @@ class IreeExecutor:
         except (ValueError, RuntimeError) as e:
             raise ArtifactError(f"IREE driver '{driver}' is not available here: {e}") from e
         try:
-            # The caching allocator keeps the buffers a call frees for the next one: a
-            # time step's transients are not allocated and zeroed again every step
-            # (benchmarks/results/fusion_barrier_ab.md).
+            # On the CPU drivers the caching allocator keeps the buffers a call frees for
+            # the next one: a time step's transients are not allocated and zeroed again
+            # every step (benchmarks/results/fusion_barrier_ab.md). Other drivers keep
+            # their own allocator (IREE 3.13's Vulkan one refuses some of the caching
+            # allocator's requests).
+            if not driver.startswith("local-"):
+                allocator = None
             device = hal_driver.create_default_device(allocators=[allocator] if allocator else None)
         except (ValueError, RuntimeError) as e:
             msg = str(e).strip().splitlines()[-1].split("; ")[-1] if str(e).strip() else type(e).__name__

@@ -31,8 +31,9 @@ def load(path: str, driver: str | None = None, allocator: str | None = "caching"
     """Load a ``.vmfb`` (IREE) or XLA artifact built by tracec. ``driver``: the IREE
     driver; by default the one for the target the artifact was compiled for
     (``local-sync`` for CPUs, ``vulkan``, ``cuda``, ``hip`` for rocm). ``allocator``:
-    IREE's device allocator: ``caching`` (the default) reuses the buffers a time step
-    allocates instead of allocating and zeroing them again; None is IREE's plain one."""
+    IREE's device allocator on the CPU drivers: ``caching`` (the default) reuses the
+    buffers a time step allocates instead of allocating and zeroing them again; None is
+    IREE's plain one. Other drivers (Vulkan, CUDA, HIP) keep their own."""
     return Learner(path, driver=driver, allocator=allocator)
 
 

@@ -142,13 +142,17 @@ npy_cat() {
   mv "$_out.tmp" "$_out"
 }
 
-# run_module ENTRY ARGS...: iree-run-module, its log shown only when it fails; the
-# caching allocator reuses a step's buffers for the next step of the call
+# run_module ENTRY ARGS...: iree-run-module, its log shown only when it fails; on the
+# CPU drivers the caching allocator reuses a step's buffers for the next step of the call
 run_module() {
   _entry=$1
   shift
+  case $DEVICE in
+    local-*) _alloc=--device_allocator=caching ;;
+    *) _alloc= ;;
+  esac
   # shellcheck disable=SC2086
-  if ! $RUN "--module=$MODULE" "--device=$DEVICE" --device_allocator=caching "--function=$_entry" "$@" \
+  if ! $RUN "--module=$MODULE" "--device=$DEVICE" $_alloc "--function=$_entry" "$@" \
       >"$WORK/log" 2>&1; then
     cat "$WORK/log" >&2
     die "iree-run-module failed on $_entry (command: $RUN, device: $DEVICE)"
