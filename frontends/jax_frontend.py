@@ -4,10 +4,13 @@
 two primitives that must survive lowering to StableHLO, so both lower to a
 ``stablehlo.composite`` whose attributes say what they are, while ``jax.grad`` of
 the very same function still uses the surrogate (a user can run BPTT on the model).
+While tracec lowers a model's step (``stop_gradients_survive``), ``jax.lax.stop_gradient``
+lowers to the same composite as ``stop_gradient``.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable
@@ -110,6 +113,33 @@ def _stop_gradient_jvp(primals, tangents):
 def stop_gradient(x):
     """Like ``jax.lax.stop_gradient``, but survives lowering to StableHLO."""
     return jax.tree_util.tree_map(lambda a: _stop_gradient(jnp.asarray(a)), x)
+
+
+def _stop_gradient_as_composite(x):
+    return jax.lax.composite(_identity, name=STOP_GRADIENT_COMPOSITE)(x)
+
+
+@contextmanager
+def stop_gradients_survive():
+    """While lowering a model's step: ``jax.lax.stop_gradient`` lowers to the composite
+    of ``tracec.stop_gradient`` instead of vanishing, so the passes honour it as
+    ``jax.grad`` does (a detached reset). The lowering rule JAX had is put back on exit.
+    The loss is lowered without it (docs/design.md section 2)."""
+    from jax.interpreters import mlir
+
+    primitive = jax.lax.stop_gradient_p
+    table = mlir._lowerings  # JAX's platform-independent lowering rules
+    had = primitive in table
+    previous = table.get(primitive)
+    mlir.register_lowering(primitive, mlir.lower_fun(_stop_gradient_as_composite,
+                                                     multiple_results=False))
+    try:
+        yield
+    finally:
+        if had:
+            table[primitive] = previous
+        else:
+            table.pop(primitive, None)
 
 
 #: 64-bit types, which jax turns into 32-bit ones unless jax_enable_x64 is set.

@@ -282,7 +282,17 @@ def min_gru():
     return _model(step, init_params=init)
 
 
-IDIOMS = {f.__name__: f for f in (vmapped_per_sample, min_gru, dale, masked, softplus_weight, transposed, einsum_hi,
+def detached_reset():
+    """The reset detached from the gradient with jax.lax.stop_gradient (snnTorch's and
+    Norse's "detach the reset"): jax.grad does not differentiate through it, nor may tracec."""
+    def step(p, s, x):
+        z_prev = tracec.spike(s["v"] - 1.0, "fast-sigmoid", 5.0)
+        v = 0.9 * s["v"] + x @ p["w_in"] + p["b"] - jax.lax.stop_gradient(z_prev)
+        return {"v": v}, _readout(p, v, tracec.spike(v - 1.0, "fast-sigmoid", 5.0))
+    return _model(step)
+
+
+IDIOMS = {f.__name__: f for f in (vmapped_per_sample, min_gru, detached_reset, dale, masked, softplus_weight, transposed, einsum_hi,
                                   two_params_one_weight, fori_substeps, scan_substeps, branch,
                                   two_streams, embedding, take_embedding, conv_reset_before_read,
                                   fused_gates_read_before_update)}

@@ -22,7 +22,7 @@ SURROGATES = ["sigmoid", "fast-sigmoid", "triangle", "arctan", "gaussian"]
 RELATIONS = ["dense", "einsum", "transposed", "abs", "softplus", "masked", "embedding"]
 VOCAB = 6
 NONLINEAR = ["none", "tanh", "sigmoid", "max", "where", "exp"]
-RESETS = ["none", "soft", "hard", "multiplicative", "soft-stop-gradient"]
+RESETS = ["none", "soft", "hard", "multiplicative", "soft-stop-gradient", "soft-detached"]
 READS = ["new", "pre-reset", "spike", "old", "mixed"]
 LOSSES = ["xent-one-hot", "xent-take-along-axis", "xent-arange", "mse"]
 
@@ -95,7 +95,8 @@ def source(spec: dict) -> str:
     reset = spec["reset"]
     new0 = {"none": "pre0", "soft": f"pre0 - z * {th}", "hard": "jnp.where(z > 0, 0.0, pre0)",
             "multiplicative": "pre0 * (1.0 - z)",
-            "soft-stop-gradient": f"pre0 - tracec.stop_gradient(z) * {th}"}[reset]
+            "soft-stop-gradient": f"pre0 - tracec.stop_gradient(z) * {th}",
+            "soft-detached": f"pre0 - jax.lax.stop_gradient(z) * {th}"}[reset]
     p(f"    new0 = {new0}")
     news = ["new0"] + pre[1:]
     if S > 1 and spec["spike_feeds_state"]:

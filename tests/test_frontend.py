@@ -56,6 +56,25 @@ def test_stop_gradient_survives_lowering_and_blocks_gradients():
     np.testing.assert_allclose(jax.grad(f)(X), X)  # d/dv (sg(v) * v) = sg(v)
 
 
+def test_jax_stop_gradient_survives_while_tracec_lowers_a_model():
+    """A step's jax.lax.stop_gradient (a detached reset) reaches the passes as the
+    stop-gradient composite; outside tracec's lowering, and after an error inside it,
+    JAX lowers stop_gradient as it always does."""
+    import tracec.driver as driver
+    from idioms import IDIOMS
+    from tracec.frontends.jax_frontend import stop_gradients_survive
+
+    art = driver.compile(IDIOMS["detached_reset"](), emit="stablehlo", use_cache=False)
+    assert 'name = "tracec.stop_gradient"' in art.ir["stablehlo"]
+    plain = lambda v: jnp.sum(jax.lax.stop_gradient(v) * v)
+    assert "composite" not in jax.jit(plain).lower(X).as_text()
+    with pytest.raises(ZeroDivisionError):
+        with stop_gradients_survive():
+            assert "tracec.stop_gradient" in jax.jit(lambda v: plain(v)).lower(X).as_text()
+            1 / 0
+    assert "composite" not in jax.jit(lambda v: plain(v)).lower(X).as_text()
+
+
 def test_bad_surrogate_is_a_clear_error():
     with pytest.raises(TracecError, match="unknown surrogate 'relu'"):
         tracec.spike(X, "relu")
