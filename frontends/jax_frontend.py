@@ -4,8 +4,10 @@
 two primitives that must survive lowering to StableHLO, so both lower to a
 ``stablehlo.composite`` whose attributes say what they are, while ``jax.grad`` of
 the very same function still uses the surrogate (a user can run BPTT on the model).
-While tracec lowers a model's step (``stop_gradients_survive``), ``jax.lax.stop_gradient``
-lowers to the same composite as ``stop_gradient``.
+While tracec lowers a model's step, ``jax.lax.stop_gradient`` lowers to the same
+composite as ``stop_gradient`` (``stop_gradients_survive``), and a Heaviside under the
+model's own ``jax.custom_jvp`` to a ``tracec.spike`` that carries the user's derivative
+(``custom_surrogates_survive``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 from jax.custom_batching import custom_vmap
 
 from tracec.diagnostics import TracecError
-from tracec.surrogates import DEFAULT_ALPHA, DEFAULT_SURROGATE, SURROGATES, problem
+from tracec.surrogates import CUSTOM_SURROGATE, DEFAULT_ALPHA, DEFAULT_SURROGATE, SURROGATES, problem
 
 SPIKE_COMPOSITE = "tracec.spike"
 STOP_GRADIENT_COMPOSITE = "tracec.stop_gradient"
@@ -127,12 +129,139 @@ def stop_gradients_survive():
     The loss is lowered without it (docs/design.md section 2)."""
     from jax.interpreters import mlir
 
-    primitive = jax.lax.stop_gradient_p
+    rule = mlir.lower_fun(_stop_gradient_as_composite, multiple_results=False)
+    with _lowering_rule(jax.lax.stop_gradient_p, lambda previous: rule):
+        yield
+
+
+# -- a surrogate written with the model's own jax.custom_jvp
+#
+# JAX lowers a ``jax.custom_jvp`` to its primal alone, so a Heaviside whose surrogate
+# derivative the user wrote with ``defjvp`` would reach the passes without it. While tracec
+# lowers the step, such a call (one element-wise input, its primal piecewise constant)
+# lowers to a ``tracec.spike`` composite with two results: the primal, and the user's
+# derivative at the input (their jvp applied to a tangent of ones), which the
+# differentiate pass uses as the spike's derivative (docs/design.md section 2).
+
+#: primitives that act element by element (a scalar operand broadcasts)
+_ELEMENTWISE = frozenset("""
+    abs acos acosh add and asin asinh atan atan2 atanh cbrt ceil clamp convert_element_type
+    copy copy_p cos cosh div eq erf erf_inv erfc exp exp2 expm1 floor ge gt integer_pow
+    is_finite le log log1p logistic lt max min mul ne neg nextafter not or pow rem round
+    rsqrt select_n sign sin sinh sqrt square sub tan tanh xor
+""".split())
+#: element-wise primitives whose derivative is zero wherever it exists
+_STEPS = frozenset("eq ne gt ge lt le sign floor ceil round and or not xor".split())
+_CALLS = {"pjit": "jaxpr", "jit": "jaxpr", "closed_call": "call_jaxpr",
+          "custom_jvp_call": "call_jaxpr"}
+
+
+def _smooth_outputs(jaxpr, smooth_in: list[bool]) -> list[bool] | None:
+    """Which outputs of ``jaxpr`` vary smoothly (nonzero derivative) with the inputs
+    marked in ``smooth_in``; None when an op is not element-wise, so the call is left
+    to JAX's own lowering."""
+    from jax.extend.core import Literal
+
+    smooth = {v for v, s in zip(jaxpr.invars, smooth_in) if s}
+
+    def is_smooth(v):
+        return not isinstance(v, Literal) and v in smooth
+
+    for eqn in jaxpr.eqns:
+        name = eqn.primitive.name
+        ins = list(eqn.invars)
+        if name in _CALLS:
+            inner = eqn.params[_CALLS[name]]
+            out = _smooth_outputs(getattr(inner, "jaxpr", inner), [is_smooth(v) for v in ins])
+            if out is None:
+                return None
+        elif name == "broadcast_in_dim":
+            if ins[0].aval.shape:  # only a scalar broadcasts element-wise
+                return None
+            out = [is_smooth(ins[0])]
+        elif name in _ELEMENTWISE:
+            if name in _STEPS:
+                flows = False
+            elif name == "convert_element_type":
+                flows = is_smooth(ins[0]) and jnp.issubdtype(ins[0].aval.dtype, jnp.floating)
+            elif name == "select_n":  # the predicate carries no derivative
+                flows = any(is_smooth(v) for v in ins[1:])
+            else:
+                flows = any(is_smooth(v) for v in ins)
+            out = [flows] * len(eqn.outvars)
+        else:
+            return None
+        smooth.update(v for v, s in zip(eqn.outvars, out) if s)
+    return [is_smooth(v) for v in jaxpr.outvars]
+
+
+def _honoured(call_jaxpr, num_consts: int) -> bool:
+    """A call tracec turns into a spike: one float input and one output of its shape, an
+    element-wise primal whose derivative is zero wherever it exists (a step function)."""
+    jaxpr = call_jaxpr.jaxpr
+    if num_consts or len(jaxpr.invars) != 1 or len(jaxpr.outvars) != 1:
+        return False
+    x, y = jaxpr.invars[0].aval, jaxpr.outvars[0].aval
+    if not (x.shape == y.shape and jnp.issubdtype(x.dtype, jnp.floating)
+            and jnp.issubdtype(y.dtype, jnp.floating)):
+        return False
+    return _smooth_outputs(jaxpr, [True]) == [False]
+
+
+class _Lowering:
+    """Re-entry guard: the calls inside the surrogate's own jvp lower as JAX lowers them."""
+    depth = 0
+
+
+def _derivative(primitive, params, x):
+    """The user's jvp of the call at ``x`` applied to a tangent of ones: for an
+    element-wise function, its derivative at each element."""
+    def call(u):  # the call as JAX binds it when it evaluates a jaxpr
+        return primitive.bind(u, **primitive.get_bind_params(dict(params)))[0]
+
+    return jax.jvp(call, (x,), (jnp.ones_like(x),))[1]
+
+
+def _surrogate_spike(primitive, params):
+    """The lowering (a JAX function) of an honoured custom_jvp call: a ``tracec.spike``
+    composite whose results are the primal and the user's derivative at the input."""
+    from jax.extend.core import jaxpr_as_fun
+
+    primal = jaxpr_as_fun(params["call_jaxpr"])
+
+    def primal_and_derivative(x, **attributes):
+        del attributes  # what the composite says it is
+        y = primal(x)[0]
+        return y, _derivative(primitive, params, x).astype(y.dtype)
+
+    def lowered(x):
+        y, _ = jax.lax.composite(primal_and_derivative, name=SPIKE_COMPOSITE)(
+            x, surrogate=CUSTOM_SURROGATE)
+        return [y]
+
+    return lowered
+
+
+def _derivative_is_elementwise(primitive, params) -> bool:
+    """The user's jvp, as tracec will use it, acts element by element."""
+    aval = params["call_jaxpr"].jaxpr.invars[0].aval
+    try:
+        jaxpr = jax.make_jaxpr(lambda x: _derivative(primitive, params, x))(
+            jax.ShapeDtypeStruct(aval.shape, aval.dtype))
+    except Exception:
+        return False
+    return _smooth_outputs(jaxpr.jaxpr, [True] * len(jaxpr.jaxpr.invars)) is not None
+
+
+@contextmanager
+def _lowering_rule(primitive, make_rule):
+    """``make_rule(previous)`` as ``primitive``'s lowering rule for the duration."""
+    from jax.interpreters import mlir
+
     table = mlir._lowerings  # JAX's platform-independent lowering rules
     had = primitive in table
     previous = table.get(primitive)
-    mlir.register_lowering(primitive, mlir.lower_fun(_stop_gradient_as_composite,
-                                                     multiple_results=False))
+    mlir.register_lowering(primitive, make_rule(previous))
     try:
         yield
     finally:
@@ -140,6 +269,39 @@ def stop_gradients_survive():
             table[primitive] = previous
         else:
             table.pop(primitive, None)
+
+
+def _custom_jvp_rule(previous):
+    from jax.interpreters import mlir
+
+    primitive = _custom_jvp_primitive()
+    previous = getattr(previous, "rule", previous)  # JAX keeps rules in an entry object
+
+    def rule(ctx, *args, **params):
+        if (_Lowering.depth or not _honoured(params["call_jaxpr"], params.get("num_consts", 0))
+                or not _derivative_is_elementwise(primitive, params)):
+            return previous(ctx, *args, **params)
+        _Lowering.depth += 1
+        try:
+            return mlir.lower_fun(_surrogate_spike(primitive, params), multiple_results=True)(ctx, *args)
+        finally:
+            _Lowering.depth -= 1
+
+    return rule
+
+
+def _custom_jvp_primitive():
+    from jax.extend.core.primitives import custom_jvp_call_p
+
+    return custom_jvp_call_p
+
+
+@contextmanager
+def custom_surrogates_survive():
+    """While lowering a model's step: a Heaviside under the model's own
+    ``jax.custom_jvp`` keeps the derivative its jvp gives (``_honoured``)."""
+    with _lowering_rule(_custom_jvp_primitive(), _custom_jvp_rule):
+        yield
 
 
 #: 64-bit types, which jax turns into 32-bit ones unless jax_enable_x64 is set.

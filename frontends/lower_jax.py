@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tracec.diagnostics import SourceLoc, TracecError
-from tracec.frontends.jax_frontend import Model, stop_gradients_survive
+from tracec.frontends.jax_frontend import Model, custom_surrogates_survive, stop_gradients_survive
 from tracec.frontends.stablehlo_io import display_path, mlir_to_generic
 from tracec.frontends.streams import packing
 
@@ -162,8 +162,9 @@ def lower_model(model: Model, *, seed: int = 0, model_file: str = "<model>") -> 
                  + [jax.ShapeDtypeStruct(x_shape, x_spec.dtype)])
     try:
         # keep_unused: an argument the step ignores must keep its place in the signature;
-        # jax.lax.stop_gradient in the step becomes tracec's stop-gradient composite.
-        with stop_gradients_survive():
+        # jax.lax.stop_gradient in the step becomes tracec's stop-gradient composite, and a
+        # Heaviside under the model's own jax.custom_jvp a spike with the user's derivative.
+        with stop_gradients_survive(), custom_surrogates_survive():
             lowered = jax.jit(flat_step, keep_unused=True).lower(*arg_specs)
     except TracecError:
         raise

@@ -78,7 +78,7 @@ def is_spike(v: SSAValue, seen: set | None = None) -> bool:
         return False
     op = v.owner
     if composite_name(op) == SPIKE:
-        return True
+        return v.index == 0  # a spike's second result, if any, is its derivative
     name = op_name(op)
     if name == "stablehlo.optimization_barrier":
         return is_spike(op.operands[v.index], seen)

@@ -24,6 +24,8 @@ VOCAB = 6
 NONLINEAR = ["none", "tanh", "sigmoid", "max", "where", "exp"]
 RESETS = ["none", "soft", "hard", "multiplicative", "soft-stop-gradient", "soft-detached"]
 READS = ["new", "pre-reset", "spike", "old", "mixed"]
+SPIKE_SPELLINGS = ["tracec", "custom-jvp", "custom-jvp-where"]
+USER_SURROGATES = ["superspike", "sigmoid", "boxcar"]
 LOSSES = ["xent-one-hot", "xent-take-along-axis", "xent-arange", "mse"]
 
 
@@ -50,6 +52,24 @@ def source(spec: dict) -> str:
         p("    params['th'] = jnp.full((H,), 0.8)")
     p("    return params")
     p("")
+    # ---- the spike's surrogate written by the user with jax.custom_jvp
+    spelling = spec.get("spike_spelling", "tracec")
+    if spelling != "tracec":
+        a = spec["alpha"]
+        heaviside = {"custom-jvp": "(x > 0).astype(x.dtype)",
+                     "custom-jvp-where": "jnp.where(x >= 0, 1.0, 0.0)"}[spelling]
+        derivative = {"superspike": f"1.0 / (1.0 + {a} * jnp.abs(x)) ** 2",
+                      "sigmoid": f"{a} * jax.nn.sigmoid({a} * x) * (1.0 - jax.nn.sigmoid({a} * x))",
+                      "boxcar": f"0.5 * (jnp.abs(x) < {a}).astype(x.dtype)"}[spec["user_surrogate"]]
+        p("@jax.custom_jvp")
+        p("def user_spike(x):")
+        p(f"    return {heaviside}")
+        p("")
+        p("@user_spike.defjvp")
+        p("def user_spike_jvp(primals, tangents):")
+        p("    (x,), (t,) = primals, tangents")
+        p(f"    return user_spike(x), t * ({derivative})")
+        p("")
     # ---- one step
     p("def step(p, s, x):")
     if spec.get("streams") and spec["relation"] != "embedding":
@@ -91,7 +111,10 @@ def source(spec: dict) -> str:
         p(f"    pre{a} = {expr}")
         pre.append(f"pre{a}")
     sur, alpha = spec["surrogate"], spec["alpha"]
-    p(f"    z = tracec.spike(pre0 - {th}, '{sur}', {alpha})")
+    if spelling == "tracec":
+        p(f"    z = tracec.spike(pre0 - {th}, '{sur}', {alpha})")
+    else:
+        p(f"    z = user_spike(pre0 - {th})")
     reset = spec["reset"]
     new0 = {"none": "pre0", "soft": f"pre0 - z * {th}", "hard": "jnp.where(z > 0, 0.0, pre0)",
             "multiplicative": "pre0 * (1.0 - z)",

@@ -75,6 +75,47 @@ def test_jax_stop_gradient_survives_while_tracec_lowers_a_model():
     assert "composite" not in jax.jit(lambda v: plain(v)).lower(X).as_text()
 
 
+@jax.custom_jvp
+def _sum_jvp_step(v):
+    return (v > 0).astype(v.dtype)
+
+
+@_sum_jvp_step.defjvp
+def _sum_jvp_step_jvp(primals, tangents):
+    (v,), (t,) = primals, tangents
+    return _sum_jvp_step(v), jnp.broadcast_to(jnp.sum(t), v.shape)
+
+
+def test_custom_jvp_heaviside_keeps_its_derivative_while_tracec_lowers_a_model():
+    """A Heaviside under the model's own jax.custom_jvp reaches the passes as a spike
+    whose second result is the user's derivative, with no default-surrogate warning;
+    a smooth custom_jvp (jax.nn.relu) and one whose jvp mixes elements lower as JAX
+    lowers them; outside tracec's lowering, and after an error inside it, JAX's rule is
+    back."""
+    import tracec.driver as driver
+    from idioms import IDIOMS
+    from tracec.frontends.jax_frontend import custom_surrogates_survive
+
+    from idioms import _superspike
+
+    art = driver.compile(IDIOMS["custom_jvp_surrogate"](), algorithm="d-rtrl", emit="tracec",
+                         use_cache=False)
+    spikes = [line for line in art.ir["stablehlo"].splitlines()
+              if '"stablehlo.composite"' in line and 'name = "tracec.spike"' in line]
+    assert len(spikes) == 2 and all('surrogate = "custom"' in line for line in spikes), spikes
+    assert all("-> (tensor<4x8xf32>, tensor<4x8xf32>)" in line for line in spikes), spikes
+    assert not any("Heaviside" in w for w in art.warnings), art.warnings
+
+    with custom_surrogates_survive():
+        assert "tracec.spike" in jax.jit(lambda v: _superspike(v)).lower(X).as_text()
+        for left_alone in (jax.nn.relu, _sum_jvp_step):
+            assert "composite" not in jax.jit(lambda v: left_alone(v)).lower(X).as_text()
+    with pytest.raises(ZeroDivisionError):
+        with custom_surrogates_survive():
+            1 / 0
+    assert "composite" not in jax.jit(lambda v: _superspike(v)).lower(X).as_text()
+
+
 def test_bad_surrogate_is_a_clear_error():
     with pytest.raises(TracecError, match="unknown surrogate 'relu'"):
         tracec.spike(X, "relu")

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 
 import tracec
 import tracec.runtime
-from model_grammar import (LOSSES, NONLINEAR, READS, RELATIONS, RESETS, SURROGATES, VOCAB,
-                           source)
+from model_grammar import (LOSSES, NONLINEAR, READS, RELATIONS, RESETS, SPIKE_SPELLINGS, SURROGATES,
+                           USER_SURROGATES, VOCAB, source)
 from reference_rules import bptt_function
 
 T = 6
@@ -52,6 +52,8 @@ def models(draw):
         "nonlinear": [draw(st.sampled_from(NONLINEAR)) for _ in range(S)],
         "surrogate": draw(st.sampled_from(SURROGATES)),
         "alpha": draw(st.sampled_from([1.0, 2.0, 4.0])),
+        "spike_spelling": draw(st.sampled_from(SPIKE_SPELLINGS)),
+        "user_surrogate": draw(st.sampled_from(USER_SURROGATES)),
         "reset": draw(st.sampled_from(RESETS)),
         "spike_feeds_state": draw(st.booleans()),
         "reads": draw(st.sampled_from(READS)),

@@ -33,7 +33,7 @@ from tracec.passes.ir.attributes import (ConvParams, compare_direction, conv_par
 from tracec.passes.ir.builder import Builder, dilate, is_float, shape
 from tracec.passes.ir.indexing import clamped_indices, in_bounds, scatter_as_gather
 from tracec.passes.ir.module import op_error
-from tracec.surrogates import DEFAULT_ALPHA, DEFAULT_SURROGATE, SURROGATES, problem
+from tracec.surrogates import CUSTOM_SURROGATE, DEFAULT_ALPHA, DEFAULT_SURROGATE, SURROGATES, problem
 
 
 @dataclass(frozen=True)
@@ -299,14 +299,31 @@ def _spike_params(op) -> tuple[str, float]:
     return surrogate, alpha
 
 
+def _custom_surrogate(op) -> bool:
+    """A spike from the model's own ``jax.custom_jvp``: its second result is the
+    derivative the user's jvp gives at the input (frontends/jax_frontend.py)."""
+    attrs = op.composite_attributes.data if op.composite_attributes is not None else {}
+    kind = attrs.get("surrogate")
+    return (isinstance(kind, StringAttr) and kind.data == CUSTOM_SURROGATE
+            and len(op.results) == 2)
+
+
 def _spike_deriv(em, op):
+    if _custom_surrogate(op):
+        return op.results[1]
     surrogate, alpha = _spike_params(op)
     x = op.inputs[0]
     return em.convert(surrogate_derivative(em, x, surrogate, alpha), _res(op).type)
 
 
-SPIKE = Rule(jvp=lambda em, op, t: [em.mul(_spike_deriv(em, op), t[0])],
-             vjp=lambda em, op, c, n: [em.mul(_spike_deriv(em, op), c[0])])
+def _spike_jvp(em, op, t):
+    return [em.mul(_spike_deriv(em, op), t[0])] + [None] * (len(op.results) - 1)
+
+
+# The derivative result of a custom surrogate is not differentiated (a second derivative
+# of the spike is never needed): its cotangent is dropped.
+SPIKE = Rule(jvp=_spike_jvp, vjp=lambda em, op, c, n: [
+    None if c[0] is None else em.mul(_spike_deriv(em, op), c[0])])
 
 #: composite name -> rule
 COMPOSITE_RULES: dict[str, Rule] = {
