@@ -6,8 +6,8 @@ two primitives that must survive lowering to StableHLO, so both lower to a
 the very same function still uses the surrogate (a user can run BPTT on the model).
 While tracec lowers a model's step, ``jax.lax.stop_gradient`` lowers to the same
 composite as ``stop_gradient`` (``stop_gradients_survive``), and a Heaviside under the
-model's own ``jax.custom_jvp`` to a ``tracec.spike`` that carries the user's derivative
-(``custom_surrogates_survive``).
+model's own ``jax.custom_jvp`` or ``jax.custom_vjp`` to a ``tracec.spike`` that carries
+the user's derivative (``custom_surrogates_survive``).
 """
 
 from __future__ import annotations
@@ -134,13 +134,14 @@ def stop_gradients_survive():
         yield
 
 
-# -- a surrogate written with the model's own jax.custom_jvp
+# -- a surrogate written with the model's own jax.custom_jvp or jax.custom_vjp
 #
-# JAX lowers a ``jax.custom_jvp`` to its primal alone, so a Heaviside whose surrogate
-# derivative the user wrote with ``defjvp`` would reach the passes without it. While tracec
-# lowers the step, such a call (one element-wise input, its primal piecewise constant)
-# lowers to a ``tracec.spike`` composite with two results: the primal, and the user's
-# derivative at the input (their jvp applied to a tangent of ones), which the
+# JAX lowers a ``jax.custom_jvp`` / ``jax.custom_vjp`` (and ``jax.custom_gradient``) to its
+# primal alone, so a Heaviside whose surrogate derivative the user wrote with ``defjvp`` or
+# ``defvjp`` would reach the passes without it. While tracec lowers the step, such a call
+# (one element-wise input, its primal piecewise constant) lowers to a ``tracec.spike``
+# composite with two results: the primal, and the user's derivative at the input (their
+# jvp applied to a tangent of ones, or their bwd to a cotangent of ones), which the
 # differentiate pass uses as the spike's derivative (docs/design.md section 2).
 
 #: primitives that act element by element (a scalar operand broadcasts)
@@ -153,7 +154,7 @@ _ELEMENTWISE = frozenset("""
 #: element-wise primitives whose derivative is zero wherever it exists
 _STEPS = frozenset("eq ne gt ge lt le sign floor ceil round and or not xor".split())
 _CALLS = {"pjit": "jaxpr", "jit": "jaxpr", "closed_call": "call_jaxpr",
-          "custom_jvp_call": "call_jaxpr"}
+          "custom_jvp_call": "call_jaxpr", "custom_vjp_call": "call_jaxpr"}
 
 
 def _smooth_outputs(jaxpr, smooth_in: list[bool]) -> list[bool] | None:
@@ -214,11 +215,15 @@ class _Lowering:
 
 
 def _derivative(primitive, params, x):
-    """The user's jvp of the call at ``x`` applied to a tangent of ones: for an
-    element-wise function, its derivative at each element."""
+    """The user's jvp of the call at ``x`` applied to a tangent of ones (their bwd to a
+    cotangent of ones, for a custom_vjp): for an element-wise function, its derivative
+    at each element."""
     def call(u):  # the call as JAX binds it when it evaluates a jaxpr
         return primitive.bind(u, **primitive.get_bind_params(dict(params)))[0]
 
+    if primitive.name == "custom_vjp_call":
+        y, pullback = jax.vjp(call, x)
+        return pullback(jnp.ones_like(y))[0]
     return jax.jvp(call, (x,), (jnp.ones_like(x),))[1]
 
 
@@ -271,10 +276,9 @@ def _lowering_rule(primitive, make_rule):
             table.pop(primitive, None)
 
 
-def _custom_jvp_rule(previous):
+def _custom_derivative_rule(primitive, previous):
     from jax.interpreters import mlir
 
-    primitive = _custom_jvp_primitive()
     previous = getattr(previous, "rule", previous)  # JAX keeps rules in an entry object
 
     def rule(ctx, *args, **params):
@@ -290,17 +294,15 @@ def _custom_jvp_rule(previous):
     return rule
 
 
-def _custom_jvp_primitive():
-    from jax.extend.core.primitives import custom_jvp_call_p
-
-    return custom_jvp_call_p
-
-
 @contextmanager
 def custom_surrogates_survive():
     """While lowering a model's step: a Heaviside under the model's own
-    ``jax.custom_jvp`` keeps the derivative its jvp gives (``_honoured``)."""
-    with _lowering_rule(_custom_jvp_primitive(), _custom_jvp_rule):
+    ``jax.custom_jvp`` or ``jax.custom_vjp`` keeps the derivative its rule gives
+    (``_honoured``)."""
+    from jax.extend.core.primitives import custom_jvp_call_p, custom_vjp_call_p
+
+    with _lowering_rule(custom_jvp_call_p, partial(_custom_derivative_rule, custom_jvp_call_p)), \
+            _lowering_rule(custom_vjp_call_p, partial(_custom_derivative_rule, custom_vjp_call_p)):
         yield
 
 

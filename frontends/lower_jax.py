@@ -163,7 +163,7 @@ def lower_model(model: Model, *, seed: int = 0, model_file: str = "<model>") -> 
     try:
         # keep_unused: an argument the step ignores must keep its place in the signature;
         # jax.lax.stop_gradient in the step becomes tracec's stop-gradient composite, and a
-        # Heaviside under the model's own jax.custom_jvp a spike with the user's derivative.
+        # Heaviside under the model's own custom_jvp/custom_vjp a spike with the user's derivative.
         with stop_gradients_survive(), custom_surrogates_survive():
             lowered = jax.jit(flat_step, keep_unused=True).lower(*arg_specs)
     except TracecError:

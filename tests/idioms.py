@@ -324,7 +324,38 @@ def custom_jvp_surrogate():
     return _model(step)
 
 
-IDIOMS = {f.__name__: f for f in (custom_jvp_surrogate, vmapped_per_sample, min_gru, detached_reset, dale, masked, softplus_weight, transposed, einsum_hi,
+@jax.custom_vjp
+def _vjp_spike(x):
+    return (x > 0).astype(x.dtype)
+
+
+def _vjp_spike_fwd(x):
+    return _vjp_spike(x), x
+
+
+def _vjp_spike_bwd(x, g):
+    return (g * 2.0 * jax.nn.sigmoid(2.0 * x) * (1.0 - jax.nn.sigmoid(2.0 * x)),)
+
+
+_vjp_spike.defvjp(_vjp_spike_fwd, _vjp_spike_bwd)
+
+
+@jax.custom_gradient
+def _gradient_spike(x):
+    return (x > 0).astype(x.dtype), lambda g: g * jnp.exp(-x * x)
+
+
+def custom_vjp_surrogate():
+    """The surrogate written with jax.custom_vjp (a sigmoid's derivative) and with
+    jax.custom_gradient (a Gaussian): the gradient uses the user's backward functions."""
+    def step(p, s, x):
+        z_prev = _vjp_spike(s["v"] - 1.0)
+        v = 0.9 * s["v"] + x @ p["w_in"] + p["b"] - z_prev
+        return {"v": v}, _readout(p, v, _gradient_spike(v - 1.0))
+    return _model(step)
+
+
+IDIOMS = {f.__name__: f for f in (custom_jvp_surrogate, custom_vjp_surrogate, vmapped_per_sample, min_gru, detached_reset, dale, masked, softplus_weight, transposed, einsum_hi,
                                   two_params_one_weight, fori_substeps, scan_substeps, branch,
                                   two_streams, embedding, take_embedding, conv_reset_before_read,
                                   fused_gates_read_before_update)}

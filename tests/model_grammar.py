@@ -24,7 +24,7 @@ VOCAB = 6
 NONLINEAR = ["none", "tanh", "sigmoid", "max", "where", "exp"]
 RESETS = ["none", "soft", "hard", "multiplicative", "soft-stop-gradient", "soft-detached"]
 READS = ["new", "pre-reset", "spike", "old", "mixed"]
-SPIKE_SPELLINGS = ["tracec", "custom-jvp", "custom-jvp-where"]
+SPIKE_SPELLINGS = ["tracec", "custom-jvp", "custom-jvp-where", "custom-vjp"]
 USER_SURROGATES = ["superspike", "sigmoid", "boxcar"]
 LOSSES = ["xent-one-hot", "xent-take-along-axis", "xent-arange", "mse"]
 
@@ -57,18 +57,29 @@ def source(spec: dict) -> str:
     if spelling != "tracec":
         a = spec["alpha"]
         heaviside = {"custom-jvp": "(x > 0).astype(x.dtype)",
-                     "custom-jvp-where": "jnp.where(x >= 0, 1.0, 0.0)"}[spelling]
+                     "custom-jvp-where": "jnp.where(x >= 0, 1.0, 0.0)",
+                     "custom-vjp": "(x > 0).astype(x.dtype)"}[spelling]
         derivative = {"superspike": f"1.0 / (1.0 + {a} * jnp.abs(x)) ** 2",
                       "sigmoid": f"{a} * jax.nn.sigmoid({a} * x) * (1.0 - jax.nn.sigmoid({a} * x))",
                       "boxcar": f"0.5 * (jnp.abs(x) < {a}).astype(x.dtype)"}[spec["user_surrogate"]]
-        p("@jax.custom_jvp")
-        p("def user_spike(x):")
-        p(f"    return {heaviside}")
-        p("")
-        p("@user_spike.defjvp")
-        p("def user_spike_jvp(primals, tangents):")
-        p("    (x,), (t,) = primals, tangents")
-        p(f"    return user_spike(x), t * ({derivative})")
+        if spelling == "custom-vjp":
+            p("@jax.custom_vjp")
+            p("def user_spike(x):")
+            p(f"    return {heaviside}")
+            p("")
+            p("def user_spike_bwd(x, g):")
+            p(f"    return (g * ({derivative}),)")
+            p("")
+            p("user_spike.defvjp(lambda x: (user_spike(x), x), user_spike_bwd)")
+        else:
+            p("@jax.custom_jvp")
+            p("def user_spike(x):")
+            p(f"    return {heaviside}")
+            p("")
+            p("@user_spike.defjvp")
+            p("def user_spike_jvp(primals, tangents):")
+            p("    (x,), (t,) = primals, tangents")
+            p(f"    return user_spike(x), t * ({derivative})")
         p("")
     # ---- one step
     p("def step(p, s, x):")

@@ -86,8 +86,8 @@ def _sum_jvp_step_jvp(primals, tangents):
     return _sum_jvp_step(v), jnp.broadcast_to(jnp.sum(t), v.shape)
 
 
-def test_custom_jvp_heaviside_keeps_its_derivative_while_tracec_lowers_a_model():
-    """A Heaviside under the model's own jax.custom_jvp reaches the passes as a spike
+def test_custom_derivative_heaviside_keeps_its_derivative_while_tracec_lowers_a_model():
+    """A Heaviside under the model's own jax.custom_jvp or jax.custom_vjp reaches the passes as a spike
     whose second result is the user's derivative, with no default-surrogate warning;
     a smooth custom_jvp (jax.nn.relu) and one whose jvp mixes elements lower as JAX
     lowers them; outside tracec's lowering, and after an error inside it, JAX's rule is
@@ -96,7 +96,7 @@ def test_custom_jvp_heaviside_keeps_its_derivative_while_tracec_lowers_a_model()
     from idioms import IDIOMS
     from tracec.frontends.jax_frontend import custom_surrogates_survive
 
-    from idioms import _superspike
+    from idioms import _superspike, _vjp_spike
 
     art = driver.compile(IDIOMS["custom_jvp_surrogate"](), algorithm="d-rtrl", emit="tracec",
                          use_cache=False)
@@ -108,12 +108,14 @@ def test_custom_jvp_heaviside_keeps_its_derivative_while_tracec_lowers_a_model()
 
     with custom_surrogates_survive():
         assert "tracec.spike" in jax.jit(lambda v: _superspike(v)).lower(X).as_text()
+        assert "tracec.spike" in jax.jit(lambda v: _vjp_spike(v)).lower(X).as_text()
         for left_alone in (jax.nn.relu, _sum_jvp_step):
             assert "composite" not in jax.jit(lambda v: left_alone(v)).lower(X).as_text()
     with pytest.raises(ZeroDivisionError):
         with custom_surrogates_survive():
             1 / 0
     assert "composite" not in jax.jit(lambda v: _superspike(v)).lower(X).as_text()
+    assert "composite" not in jax.jit(lambda v: _vjp_spike(v)).lower(X).as_text()
 
 
 def test_bad_surrogate_is_a_clear_error():

@@ -61,7 +61,7 @@ SURROGATES: dict[str, Callable] = {
 DEFAULT_SURROGATE = "sigmoid"
 DEFAULT_ALPHA = 4.0
 #: the ``surrogate`` attribute of a spike that comes from the model's own
-#: ``jax.custom_jvp``: its derivative is the composite's second result, not a formula
+#: ``jax.custom_jvp`` or ``jax.custom_vjp``: its derivative is the composite's second result, not a formula
 CUSTOM_SURROGATE = "custom"
 
 

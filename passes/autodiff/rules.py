@@ -300,8 +300,8 @@ def _spike_params(op) -> tuple[str, float]:
 
 
 def _custom_surrogate(op) -> bool:
-    """A spike from the model's own ``jax.custom_jvp``: its second result is the
-    derivative the user's jvp gives at the input (frontends/jax_frontend.py)."""
+    """A spike from the model's own ``jax.custom_jvp`` or ``jax.custom_vjp``: its second
+    result is the derivative the user's rule gives at the input (frontends/jax_frontend.py)."""
     attrs = op.composite_attributes.data if op.composite_attributes is not None else {}
     kind = attrs.get("surrogate")
     return (isinstance(kind, StringAttr) and kind.data == CUSTOM_SURROGATE
