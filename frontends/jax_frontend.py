@@ -157,13 +157,15 @@ _CALLS = {"pjit": "jaxpr", "jit": "jaxpr", "closed_call": "call_jaxpr",
           "custom_jvp_call": "call_jaxpr", "custom_vjp_call": "call_jaxpr"}
 
 
-def _smooth_outputs(jaxpr, smooth_in: list[bool]) -> list[bool] | None:
+def _smooth_outputs(jaxpr, smooth_in: list[bool], nan_in: list[bool] | None = None) -> list[bool] | None:
     """Which outputs of ``jaxpr`` vary smoothly (nonzero derivative) with the inputs
     marked in ``smooth_in``; None when an op is not element-wise, so the call is left
-    to JAX's own lowering."""
+    to JAX's own lowering. ``nan_in`` marks inputs that are NaN tests (``x != x``): a
+    ``select_n`` on one passes a NaN through (``jnp.heaviside``), which is no derivative."""
     from jax.extend.core import Literal
 
     smooth = {v for v, s in zip(jaxpr.invars, smooth_in) if s}
+    nan_tests = {v for v, n in zip(jaxpr.invars, nan_in or []) if n}
 
     def is_smooth(v):
         return not isinstance(v, Literal) and v in smooth
@@ -173,9 +175,12 @@ def _smooth_outputs(jaxpr, smooth_in: list[bool]) -> list[bool] | None:
         ins = list(eqn.invars)
         if name in _CALLS:
             inner = eqn.params[_CALLS[name]]
-            out = _smooth_outputs(getattr(inner, "jaxpr", inner), [is_smooth(v) for v in ins])
+            inner = getattr(inner, "jaxpr", inner)
+            out = _smooth_outputs(inner, [is_smooth(v) for v in ins],
+                                  [not isinstance(v, Literal) and v in nan_tests for v in ins])
             if out is None:
                 return None
+            # a NaN test computed inside a call is not followed out of it
         elif name == "broadcast_in_dim":
             if ins[0].aval.shape:  # only a scalar broadcasts element-wise
                 return None
@@ -183,10 +188,15 @@ def _smooth_outputs(jaxpr, smooth_in: list[bool]) -> list[bool] | None:
         elif name in _ELEMENTWISE:
             if name in _STEPS:
                 flows = False
+                if name == "ne" and ins[0] is ins[1] and not isinstance(ins[0], Literal):
+                    nan_tests.add(eqn.outvars[0])
             elif name == "convert_element_type":
                 flows = is_smooth(ins[0]) and jnp.issubdtype(ins[0].aval.dtype, jnp.floating)
             elif name == "select_n":  # the predicate carries no derivative
-                flows = any(is_smooth(v) for v in ins[1:])
+                cases = ins[1:]
+                if not isinstance(ins[0], Literal) and ins[0] in nan_tests and len(cases) == 2:
+                    cases = cases[:1]  # the case taken at NaN
+                flows = any(is_smooth(v) for v in cases)
             else:
                 flows = any(is_smooth(v) for v in ins)
             out = [flows] * len(eqn.outvars)

@@ -24,7 +24,7 @@ VOCAB = 6
 NONLINEAR = ["none", "tanh", "sigmoid", "max", "where", "exp"]
 RESETS = ["none", "soft", "hard", "multiplicative", "soft-stop-gradient", "soft-detached"]
 READS = ["new", "pre-reset", "spike", "old", "mixed"]
-SPIKE_SPELLINGS = ["tracec", "custom-jvp", "custom-jvp-where", "custom-vjp"]
+SPIKE_SPELLINGS = ["tracec", "custom-jvp", "custom-jvp-where", "custom-jvp-heaviside", "custom-vjp"]
 USER_SURROGATES = ["superspike", "sigmoid", "boxcar"]
 LOSSES = ["xent-one-hot", "xent-take-along-axis", "xent-arange", "mse"]
 
@@ -58,6 +58,7 @@ def source(spec: dict) -> str:
         a = spec["alpha"]
         heaviside = {"custom-jvp": "(x > 0).astype(x.dtype)",
                      "custom-jvp-where": "jnp.where(x >= 0, 1.0, 0.0)",
+                     "custom-jvp-heaviside": "jnp.heaviside(x, 1.0)",
                      "custom-vjp": "(x > 0).astype(x.dtype)"}[spelling]
         derivative = {"superspike": f"1.0 / (1.0 + {a} * jnp.abs(x)) ** 2",
                       "sigmoid": f"{a} * jax.nn.sigmoid({a} * x) * (1.0 - jax.nn.sigmoid({a} * x))",

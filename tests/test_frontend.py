@@ -75,6 +75,20 @@ def test_jax_stop_gradient_survives_while_tracec_lowers_a_model():
     assert "composite" not in jax.jit(lambda v: plain(v)).lower(X).as_text()
 
 
+def _with_superspike(primal):
+    """``primal`` under a custom_jvp whose derivative is SuperSpike's."""
+    @jax.custom_jvp
+    def f(v):
+        return primal(v)
+
+    @f.defjvp
+    def _jvp(primals, tangents):
+        (v,), (t,) = primals, tangents
+        return f(v), t / (1.0 + 25.0 * jnp.abs(v)) ** 2
+
+    return f
+
+
 @jax.custom_jvp
 def _sum_jvp_step(v):
     return (v > 0).astype(v.dtype)
@@ -109,7 +123,11 @@ def test_custom_derivative_heaviside_keeps_its_derivative_while_tracec_lowers_a_
     with custom_surrogates_survive():
         assert "tracec.spike" in jax.jit(lambda v: _superspike(v)).lower(X).as_text()
         assert "tracec.spike" in jax.jit(lambda v: _vjp_spike(v)).lower(X).as_text()
-        for left_alone in (jax.nn.relu, _sum_jvp_step):
+        for primal in (lambda v: jnp.heaviside(v, 1.0), lambda v: jnp.array(v >= 0.0, dtype=v.dtype),
+                       lambda v: jnp.floor(jnp.clip(v, 0.0, 1.0))):
+            assert "tracec.spike" in jax.jit(lambda v: _with_superspike(primal)(v)).lower(X).as_text()
+        for left_alone in (jax.nn.relu, _sum_jvp_step, _with_superspike(lambda v: jnp.where(v > 0, v, 0.0)),
+                           _with_superspike(lambda v: jnp.where(v != v, 0.0, v))):
             assert "composite" not in jax.jit(lambda v: left_alone(v)).lower(X).as_text()
     with pytest.raises(ZeroDivisionError):
         with custom_surrogates_survive():
