@@ -206,7 +206,7 @@ def _smooth_outputs(jaxpr, smooth_in: list[bool], nan_in: list[bool] | None = No
     return [is_smooth(v) for v in jaxpr.outvars]
 
 
-def _honoured(call_jaxpr, num_consts: int) -> bool:
+def surrogate_heaviside(call_jaxpr, num_consts: int) -> bool:
     """A call tracec turns into a spike: one float input and one output of its shape, an
     element-wise primal whose derivative is zero wherever it exists (a step function)."""
     jaxpr = call_jaxpr.jaxpr
@@ -292,7 +292,7 @@ def _custom_derivative_rule(primitive, previous):
     previous = getattr(previous, "rule", previous)  # JAX keeps rules in an entry object
 
     def rule(ctx, *args, **params):
-        if (_Lowering.depth or not _honoured(params["call_jaxpr"], params.get("num_consts", 0))
+        if (_Lowering.depth or not surrogate_heaviside(params["call_jaxpr"], params.get("num_consts", 0))
                 or not _derivative_is_elementwise(primitive, params)):
             return previous(ctx, *args, **params)
         _Lowering.depth += 1
@@ -308,7 +308,7 @@ def _custom_derivative_rule(primitive, previous):
 def custom_surrogates_survive():
     """While lowering a model's step: a Heaviside under the model's own
     ``jax.custom_jvp`` or ``jax.custom_vjp`` keeps the derivative its rule gives
-    (``_honoured``)."""
+    (``surrogate_heaviside``)."""
     from jax.extend.core.primitives import custom_jvp_call_p, custom_vjp_call_p
 
     with _lowering_rule(custom_jvp_call_p, partial(_custom_derivative_rule, custom_jvp_call_p)), \

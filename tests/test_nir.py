@@ -453,6 +453,41 @@ def test_export_nir_reads_a_jax_model(tmp_path):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
+def test_export_nir_reads_a_spike_under_the_models_own_custom_jvp(tmp_path):
+    """The same model with its spike written as a jax.custom_jvp Heaviside (its own
+    surrogate, which NIR does not carry) exports to the same graph."""
+    text = open(os.path.join(EXAMPLES, "nir", "lif_hard.py")).read()
+    own = text.replace("import tracec\n", """import tracec
+
+
+@jax.custom_jvp
+def heaviside(x):
+    return jnp.heaviside(x, 0.0)
+
+
+@heaviside.defjvp
+def _heaviside_jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    return heaviside(x), t / (1.0 + 5.0 * jnp.abs(x)) ** 2
+""", 1).replace('tracec.spike(v - V_TH, surrogate="sigmoid", alpha=4.0)', "heaviside(v - V_TH)")
+    assert "heaviside(v - V_TH)" in own
+    paths = {}
+    for name, source in (("given", text), ("own", own)):
+        (tmp_path / f"{name}.py").write_text(source)
+        paths[name] = str(tmp_path / f"{name}.nir")
+        proc = run_cli("export-nir", str(tmp_path / f"{name}.py"), "-o", paths[name])
+        assert proc.returncode == 0, proc.stderr
+    given, own_graph = nir.read(paths["given"]), nir.read(paths["own"])
+    assert {n: type(v).__name__ for n, v in own_graph.nodes.items()} == \
+        {n: type(v).__name__ for n, v in given.nodes.items()}
+    assert sorted(map(tuple, own_graph.edges)) == sorted(map(tuple, given.edges))
+    for name, node in given.nodes.items():
+        for field in ("weight", "bias", "tau", "v_threshold"):
+            if hasattr(node, field):
+                np.testing.assert_array_equal(getattr(own_graph.nodes[name], field),
+                                              getattr(node, field), err_msg=f"{name}.{field}")
+
+
 # ---------------------------------------------------------------------------------
 # The command line: losses, dt, and errors for people
 

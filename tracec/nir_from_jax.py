@@ -5,7 +5,8 @@ every value is a linear form over signals (the input, old state, spikes) plus co
 and bias parameters. It recognises
 
 - a spiking layer: ``v = a*s["v"] + x @ W (+ z_prev @ W_rec) (+ b) (+ c)``,
-  ``z = tracec.spike(v - th)``, a reset to zero (``v * (1 - z)`` or ``v - z * v``): NIR
+  ``z = tracec.spike(v - th)`` (or a Heaviside under the model's own ``jax.custom_jvp`` /
+  ``jax.custom_vjp``, docs/design.md section 2), a reset to zero (``v * (1 - z)`` or ``v - z * v``): NIR
   ``LIF`` (``tau = dt/(1-a)``, ``r = tau/dt``, ``v_leak = c/(1-a)``, ``v_threshold = th``,
   ``v_reset = 0``) fed by one ``Affine``/``Linear`` node per weight;
 - a leaky readout ``y = a*s["y"] + z @ W (+ b)``: NIR ``LI``;
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tracec.diagnostics import SourceLoc, TracecError, display_path
+from tracec.frontends.jax_frontend import surrogate_heaviside
 
 
 class _Refused(Exception):
@@ -143,7 +145,9 @@ class _Reader:
         if prim in ("pjit", "closed_call", "core_call", "jit"):
             inner = p.get("jaxpr") or p.get("call_jaxpr")
             return self.run(inner.jaxpr, inner.consts, ins)
-        if prim == "composite" and p.get("name") == "tracec.spike":
+        if ((prim == "composite" and p.get("name") == "tracec.spike")
+                or (prim in ("custom_jvp_call", "custom_vjp_call")
+                    and surrogate_heaviside(p["call_jaxpr"], p.get("num_consts", 0)))):
             (arg,) = ins
             if not isinstance(arg, Lin):
                 raise _Refused("a spike of something that is not a membrane potential")
