@@ -4,12 +4,15 @@ must equal minus jax.grad of Σ_t m_t L_t through time (BPTT)."""
 
 from __future__ import annotations
 
+import os
+
 import jax
 import numpy as np
 import pytest
 
 import tracec
 import tracec.runtime
+from conftest import EXAMPLES
 from idioms import IDIOMS
 from reference_rules import bptt_gradient
 
@@ -84,3 +87,44 @@ def test_idiom_compiles_under_es_d_rtrl(name):
     assert any(t.startswith(("ex/", "ef/", "ep/")) for t in traces), traces
     assert not any(t.startswith("eps/") for t in traces), traces
     assert '"tracec.input_trace"' in art.ir["tracec"] or '"tracec.neuron_trace"' in art.ir["tracec"]
+
+
+@pytest.mark.parametrize("algorithm", ["es-d-rtrl", "d-rtrl"])
+def test_own_surrogate_trains_like_tracec_spike_with_the_same_formula(algorithm, tmp_path):
+    """Where no rule is exact (two recurrent layers, ES-D-RTRL's approximation), a spike
+    written with the model's own jax.custom_jvp must train exactly as tracec.spike with
+    the same surrogate formula (fast-sigmoid, 1/(1+α|x|)²): the bundled example both ways."""
+    given = open(os.path.join(EXAMPLES, "lif2.py")).read()
+    given = given.replace('surrogate="sigmoid", alpha=4.0', 'surrogate="fast-sigmoid", alpha=5.0')
+    own = given.replace("import tracec\n", """import tracec
+
+
+@jax.custom_jvp
+def own_spike(x):
+    return (x > 0).astype(x.dtype)
+
+
+@own_spike.defjvp
+def _own_spike_jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    return own_spike(x), t / (1.0 + 5.0 * jnp.abs(x)) ** 2
+""", 1).replace('tracec.spike(v - V_TH, surrogate="fast-sigmoid", alpha=5.0)', "own_spike(v - V_TH)")
+    assert "own_spike(v - V_TH)" in own and "fast-sigmoid" in given
+    rng = np.random.default_rng(11)
+    xs = (rng.random((T, 32, 40)) < 0.3).astype(np.float32)
+    targets = rng.integers(0, 10, (T, 32)).astype(np.int32)
+    trained = {}
+    for name, source in (("given", given), ("own", own)):
+        (tmp_path / f"{name}.py").write_text(source)
+        art = tracec.compile(str(tmp_path / f"{name}.py"), algorithm=algorithm, optimizer="sgd",
+                             lr=1.0, update_every=T)
+        assert not any("Heaviside" in w for w in art.warnings), art.warnings
+        art.save(str(tmp_path / f"{name}.vmfb"))
+        learner = tracec.runtime.load(str(tmp_path / f"{name}.vmfb"))
+        before = learner.params
+        learner.train_sequence(xs, targets, np.ones(T, np.float32))
+        trained[name] = {k: before[k] - v for k, v in learner.params.items()}
+    for k, change in trained["given"].items():
+        assert np.abs(change).max() > 1e-4, k  # the gradient reaches every parameter
+        np.testing.assert_allclose(trained["own"][k], change, rtol=1e-4,
+                                   atol=1e-5 * float(np.abs(change).max()), err_msg=k)
