@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.custom_batching import custom_vmap
 
-from tracec.diagnostics import TracecError
+from tracec.diagnostics import Diagnostic, SourceLoc, TracecError, display_path
 from tracec.surrogates import CUSTOM_SURROGATE, DEFAULT_ALPHA, DEFAULT_SURROGATE, SURROGATES, problem
 
 SPIKE_COMPOSITE = "tracec.spike"
@@ -209,14 +209,30 @@ def _smooth_outputs(jaxpr, smooth_in: list[bool], nan_in: list[bool] | None = No
 def surrogate_heaviside(call_jaxpr, num_consts: int) -> bool:
     """A call tracec turns into a spike: one float input and one output of its shape, an
     element-wise primal whose derivative is zero wherever it exists (a step function)."""
+    return _not_a_spike(call_jaxpr, num_consts) is None
+
+
+def _is_step(call_jaxpr) -> bool:
+    """The call's outputs are element-wise step functions of its inputs."""
     jaxpr = call_jaxpr.jaxpr
+    out = _smooth_outputs(jaxpr, [True] * len(jaxpr.invars))
+    return out is not None and not any(out)
+
+
+def _not_a_spike(call_jaxpr, num_consts: int) -> str | None:
+    """Why the call is not turned into a spike (None: it is); the reason is said only
+    where its primal is a step function, the case a user writes for a surrogate."""
+    jaxpr = call_jaxpr.jaxpr
+    if not _is_step(call_jaxpr):
+        return "not a step function"
     if num_consts or len(jaxpr.invars) != 1 or len(jaxpr.outvars) != 1:
-        return False
+        return ("it has several inputs or outputs, or closes over traced values; tracec "
+                "honours a surrogate of one array argument (close over constants only)")
     x, y = jaxpr.invars[0].aval, jaxpr.outvars[0].aval
     if not (x.shape == y.shape and jnp.issubdtype(x.dtype, jnp.floating)
             and jnp.issubdtype(y.dtype, jnp.floating)):
-        return False
-    return _smooth_outputs(jaxpr, [True]) == [False]
+        return "its input and output are not floating-point arrays of one shape"
+    return None
 
 
 class _Lowering:
@@ -286,14 +302,22 @@ def _lowering_rule(primitive, make_rule):
             table.pop(primitive, None)
 
 
-def _custom_derivative_rule(primitive, previous):
+def _custom_derivative_rule(primitive, notes: list, previous):
     from jax.interpreters import mlir
 
     previous = getattr(previous, "rule", previous)  # JAX keeps rules in an entry object
 
     def rule(ctx, *args, **params):
-        if (_Lowering.depth or not surrogate_heaviside(params["call_jaxpr"], params.get("num_consts", 0))
-                or not _derivative_is_elementwise(primitive, params)):
+        if _Lowering.depth:
+            return previous(ctx, *args, **params)
+        why = _not_a_spike(params["call_jaxpr"], params.get("num_consts", 0))
+        if why is None and not _derivative_is_elementwise(primitive, params):
+            why = "its derivative rule is not element-wise"
+        if why is not None:
+            if why != "not a step function":
+                notes.append(_note(ctx, params["call_jaxpr"], f"the surrogate of this {primitive.name.replace('_call', '')} "
+                                        f"is not used: {why}; its step gets tracec's default "
+                                        f"surrogate (write tracec.spike to choose one)"))
             return previous(ctx, *args, **params)
         _Lowering.depth += 1
         try:
@@ -304,16 +328,32 @@ def _custom_derivative_rule(primitive, previous):
     return rule
 
 
+def _note(ctx, call_jaxpr, message: str) -> str:
+    """A warning at the user's line of the call being lowered (JAX lowers a cacheable
+    call without its traceback: then the first line of the call's primal)."""
+    from jax._src import source_info_util
+
+    tracebacks = [getattr(ctx, "traceback", None)]
+    tracebacks += [eqn.source_info.traceback for eqn in call_jaxpr.jaxpr.eqns]
+    frame = next((f for f in map(source_info_util.user_frame, filter(None, tracebacks))
+                  if f is not None), None)
+    loc = (SourceLoc(display_path(frame.file_name), frame.start_line, frame.start_column)
+           if frame is not None else None)
+    return str(Diagnostic("warning", message, loc))
+
+
 @contextmanager
 def custom_surrogates_survive():
     """While lowering a model's step: a Heaviside under the model's own
     ``jax.custom_jvp`` or ``jax.custom_vjp`` keeps the derivative its rule gives
-    (``surrogate_heaviside``)."""
+    (``surrogate_heaviside``). Yields a list that collects a warning for each such
+    step whose surrogate cannot be kept, and why."""
     from jax.extend.core.primitives import custom_jvp_call_p, custom_vjp_call_p
 
-    with _lowering_rule(custom_jvp_call_p, partial(_custom_derivative_rule, custom_jvp_call_p)), \
-            _lowering_rule(custom_vjp_call_p, partial(_custom_derivative_rule, custom_vjp_call_p)):
-        yield
+    notes: list[str] = []
+    with _lowering_rule(custom_jvp_call_p, partial(_custom_derivative_rule, custom_jvp_call_p, notes)), \
+            _lowering_rule(custom_vjp_call_p, partial(_custom_derivative_rule, custom_vjp_call_p, notes)):
+        yield notes
 
 
 #: 64-bit types, which jax turns into 32-bit ones unless jax_enable_x64 is set.

@@ -48,6 +48,7 @@ class LoweredModel:
     loss_text: str | None = None  # generic MLIR of loss(output leaves..., target) -> scalar
     step_line: int = 0  # line of `def step` in source_file, for diagnostics
     extra: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # from lowering, "file:line:col: warning: ..."
 
 
 def _key_name(k) -> str:
@@ -164,7 +165,7 @@ def lower_model(model: Model, *, seed: int = 0, model_file: str = "<model>") -> 
         # keep_unused: an argument the step ignores must keep its place in the signature;
         # jax.lax.stop_gradient in the step becomes tracec's stop-gradient composite, and a
         # Heaviside under the model's own custom_jvp/custom_vjp a spike with the user's derivative.
-        with stop_gradients_survive(), custom_surrogates_survive():
+        with stop_gradients_survive(), custom_surrogates_survive() as surrogate_notes:
             lowered = jax.jit(flat_step, keep_unused=True).lower(*arg_specs)
     except TracecError:
         raise
@@ -214,4 +215,4 @@ def lower_model(model: Model, *, seed: int = 0, model_file: str = "<model>") -> 
         state=state_specs, state_values=state_values,
         input=TensorSpec("x", tuple(x_spec.shape), np.dtype(x_spec.dtype).name),
         outputs=outputs, target=target, is_sequence=model.sequence is not None,
-        loss_text=loss_text, extra=extra)
+        loss_text=loss_text, extra=extra, warnings=list(dict.fromkeys(surrogate_notes)))

@@ -136,6 +136,39 @@ def test_custom_derivative_heaviside_keeps_its_derivative_while_tracec_lowers_a_
     assert "composite" not in jax.jit(lambda v: _vjp_spike(v)).lower(X).as_text()
 
 
+@jax.custom_jvp
+def _two_input_step(v, th):
+    return (v > th).astype(v.dtype)
+
+
+@_two_input_step.defjvp
+def _two_input_step_jvp(primals, tangents):
+    (v, th), (tv, tth) = primals, tangents
+    return _two_input_step(v, th), (tv - tth) / (1.0 + 5.0 * jnp.abs(v - th)) ** 2
+
+
+def test_a_surrogate_tracec_cannot_keep_is_a_warning_that_says_why():
+    """A custom_jvp step of two arguments is lowered as JAX lowers it; the warning names
+    its line and says why its surrogate is not used, besides the default-surrogate one."""
+    import tracec.driver as driver
+    from idioms import IDIOMS, _model, _readout
+
+    def step(p, s, x):
+        v = 0.9 * s["v"] + x @ p["w_in"] + p["b"]
+        z = _two_input_step(v, 1.0)
+        return {"v": v - z}, _readout(p, v, z)
+
+    art = driver.compile(_model(step), algorithm="d-rtrl", emit="tracec", use_cache=False)
+    line = _two_input_step.fun.__code__.co_firstlineno + 2  # decorator, def, return
+    notes = [w for w in art.warnings if "surrogate of this custom_jvp is not used" in w]
+    assert len(notes) == 1 and notes[0].startswith(f"tests/test_frontend.py:{line}:"), art.warnings
+    assert "several inputs" in notes[0]
+    assert any("bare Heaviside" in w for w in art.warnings)
+    kept = driver.compile(IDIOMS["custom_jvp_surrogate"](), algorithm="d-rtrl", emit="tracec",
+                          use_cache=False)
+    assert not kept.warnings
+
+
 def test_bad_surrogate_is_a_clear_error():
     with pytest.raises(TracecError, match="unknown surrogate 'relu'"):
         tracec.spike(X, "relu")

@@ -141,6 +141,10 @@ def _import(source, options: CompileOptions, model_name: str | None, nir_options
 
     lowered = lower_model(model, seed=options.seed, model_file=model_file)
     module = assemble(lowered)
+    from tracec.passes.autodiff.engine import add_warning
+
+    for w in lowered.warnings:  # the frontend's, shown with the passes' warnings
+        add_warning(module, w)
     desc = {"file": display_path(model_file),
             "sha256": _file_hash(model_file) if os.path.isfile(model_file) else ""}
     if lowered.target is not None:
