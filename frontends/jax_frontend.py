@@ -274,7 +274,7 @@ def _surrogate_spike(primitive, params):
 
 
 def _derivative_is_elementwise(primitive, params) -> bool:
-    """The user's jvp, as tracec will use it, acts element by element."""
+    """The user's derivative rule, as tracec will use it, acts element by element."""
     aval = params["call_jaxpr"].jaxpr.invars[0].aval
     try:
         jaxpr = jax.make_jaxpr(lambda x: _derivative(primitive, params, x))(
@@ -315,9 +315,10 @@ def _custom_derivative_rule(primitive, notes: list, previous):
             why = "its derivative rule is not element-wise"
         if why is not None:
             if why != "not a step function":
-                notes.append(_note(ctx, params["call_jaxpr"], f"the surrogate of this {primitive.name.replace('_call', '')} "
-                                        f"is not used: {why}; its step gets tracec's default "
-                                        f"surrogate (write tracec.spike to choose one)"))
+                kind = primitive.name.replace("_call", "")
+                notes.append(_note(ctx, params["call_jaxpr"],
+                                   f"the surrogate of this {kind} is not used: {why}; its step gets "
+                                   f"tracec's default surrogate (write tracec.spike to choose one)"))
             return previous(ctx, *args, **params)
         _Lowering.depth += 1
         try:
