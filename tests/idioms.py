@@ -359,7 +359,8 @@ def custom_vjp_surrogate():
     return _model(step)
 
 
-IDIOMS = {f.__name__: f for f in (custom_jvp_surrogate, custom_vjp_surrogate, vmapped_per_sample, min_gru, detached_reset, dale, masked, softplus_weight, transposed, einsum_hi,
-                                  two_params_one_weight, fori_substeps, scan_substeps, branch,
+IDIOMS = {f.__name__: f for f in (custom_jvp_surrogate, custom_vjp_surrogate, vmapped_per_sample,
+                                  min_gru, detached_reset, dale, masked, softplus_weight,
+                                  transposed, einsum_hi, two_params_one_weight, fori_substeps, scan_substeps, branch,
                                   two_streams, embedding, take_embedding, conv_reset_before_read,
                                   fused_gates_read_before_update)}
