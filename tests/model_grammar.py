@@ -52,7 +52,7 @@ def source(spec: dict) -> str:
         p("    params['th'] = jnp.full((H,), 0.8)")
     p("    return params")
     p("")
-    # ---- the spike's surrogate written by the user with jax.custom_jvp
+    # ---- the spike's surrogate written by the user with jax.custom_jvp or jax.custom_vjp
     spelling = spec.get("spike_spelling", "tracec")
     if spelling != "tracec":
         a = spec["alpha"]
