@@ -107,10 +107,8 @@ def test_custom_derivative_heaviside_keeps_its_derivative_while_tracec_lowers_a_
     lowers them; outside tracec's lowering, and after an error inside it, JAX's rule is
     back."""
     import tracec.driver as driver
-    from idioms import IDIOMS
+    from idioms import IDIOMS, _superspike, _vjp_spike
     from tracec.frontends.jax_frontend import custom_surrogates_survive
-
-    from idioms import _superspike, _vjp_spike
 
     art = driver.compile(IDIOMS["custom_jvp_surrogate"](), algorithm="d-rtrl", emit="tracec",
                          use_cache=False)
