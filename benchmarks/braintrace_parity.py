@@ -1,10 +1,11 @@
 """Same rule, same network? tracec's online gradients vs braintrace's, side by side.
 
-    python -m benchmarks.braintrace_parity [--H 16] [--T 20] [--variant lif alif lif_v task_lif task_alif]
+    python -m benchmarks.braintrace_parity [--H 16] [--T 20] [--variant lif alif lif_v alif_v task_lif task_alif]
 
-For each network of benchmarks/networks.py (``lif_v``: the lif network as braintrace's own
-examples write it, braintrace_side.py's ``build_idiomatic_net``, and tracec's copy of it
-with the same hidden state, the membrane alone): one sequence of T random input spikes and
+For each network of benchmarks/networks.py (``lif_v`` / ``alif_v``: the lif network and an
+ALIF network as braintrace's own examples write them, braintrace_side.py's
+``build_idiomatic_net``, and tracec's copies of them with the same hidden states, the
+membrane alone / the membrane and the adaptation): one sequence of T random input spikes and
 labels from the initial state (for ``task_lif`` / ``task_alif``, the networks of
 examples/task_lif.py / task_alif.py, which fix H and the batch: one delayed_match batch
 of examples/tasks.py, its 67 steps, the loss masked to the decision steps as in
@@ -148,10 +149,10 @@ def compare(net: str, bt: str, ours: dict, theirs: dict, names: list[str]) -> li
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--variant", nargs="+", default=["lif", "alif", "lif_v", *TASK_MODELS],
-                    choices=["lif", "alif", "lif_v", *TASK_MODELS])
-    ap.add_argument("--H", type=int, default=16, help="lif, alif (task_* fix their own)")
-    ap.add_argument("--T", type=int, default=20, help="lif, alif (task_*: the task's 67 steps)")
+    ap.add_argument("--variant", nargs="+", default=["lif", "alif", "lif_v", "alif_v", *TASK_MODELS],
+                    choices=["lif", "alif", "lif_v", "alif_v", *TASK_MODELS])
+    ap.add_argument("--H", type=int, default=16, help="lif, alif, lif_v, alif_v (task_* fix their own)")
+    ap.add_argument("--T", type=int, default=20, help="lif, alif, lif_v, alif_v (task_*: the task's 67 steps)")
     ap.add_argument("--decay", type=float, default=0.9)
     ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "braintrace_parity.md"))
     args = ap.parse_args(argv)

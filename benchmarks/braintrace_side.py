@@ -40,6 +40,8 @@ vmap=True)``, ``learner.etrace_grad`` over the whole sequence and the optimizer 
 in one ``brainstate.transform.jit``). The same code runs on braintrace 0.2.6 (Python
 3.11, .venv-bench) and 0.2.8 (Python 3.12, .venv-bench312): the APIs it uses did not
 change between them. Its gradients come back under tracec's names (``tracec_grads``).
+Variant ``alif_v`` is the same form with ``brainpy.state.ALIF`` as the neuron (alif's
+constants; brainpy's ALIF step, see ``build_idiomatic_net``).
 
 Variants ``task_lif`` and ``task_alif`` are the networks of tracec's accuracy tests,
 examples/task_lif.py and examples/task_alif.py, step for step (batch 64, 40 inputs, 2
@@ -95,8 +97,9 @@ B, N_IN, N_OUT = 32, 40, 10
 TAU_MEM, TAU_OUT, V_TH = 0.9, 0.8, 1.0
 BETA, RHO = 1.8, 0.95          # ALIF: threshold adaptation, as examples/zoo/alif.py
 TASK_B = 64                    # examples/task_lif.py / task_alif.py: batch (N_IN is 40 there too)
-# lif_v: the lif network written as braintrace's own examples write it (build_idiomatic_net)
-VARIANTS = ("lif", "alif", "task_lif", "task_alif", "lif_v")
+# lif_v, alif_v: a recurrent LIF / ALIF network written as braintrace's own examples write
+# it (build_idiomatic_net)
+VARIANTS = ("lif", "alif", "task_lif", "task_alif", "lif_v", "alif_v")
 ALGORITHMS = ("es_d_rtrl", "d_rtrl", "bptt")
 # Our names -> braintrace's registry names (braintrace.compile); pp_prop is ES-D-RTRL.
 BRAINTRACE_NAME = {"es_d_rtrl": "pp_prop", "d_rtrl": "d_rtrl"}
@@ -120,8 +123,8 @@ def constants(variant: str, H: int) -> dict:
     stop_gradient and the Heaviside is tracec.spike's ``x > 0`` (examples/task_*.py)."""
     import numpy as np
 
-    if variant in ("lif", "alif", "lif_v"):  # examples/lif2.py, benchmarks/networks.py
-        return dict(tau_mem=TAU_MEM, beta=BETA if variant == "alif" else None, rho=RHO,
+    if variant in ("lif", "alif", "lif_v", "alif_v"):  # examples/lif2.py, benchmarks/networks.py
+        return dict(tau_mem=TAU_MEM, beta=BETA if variant in ("alif", "alif_v") else None, rho=RHO,
                     tau_out=TAU_OUT, n_out=N_OUT, surrogate=("sigmoid", 4.0), task=False)
     tau_out = float(np.exp(-1.0 / 5.0))
     if variant == "task_lif":  # examples/task_lif.py: tau from 20 to 200 steps, per neuron
@@ -151,7 +154,7 @@ def build_net(H: int, variant: str = "lif", params: dict | None = None, seed: in
     import numpy as np
 
     if variant in IDIOMATIC:
-        return build_idiomatic_net(H, params, seed)
+        return build_idiomatic_net(H, params, seed, adaptive=variant == "alif_v")
     c = constants(variant, H)
     adaptive, n_out = c["beta"] is not None, c["n_out"]
     if params is not None:
@@ -257,13 +260,15 @@ def init_params(H: int, n_out: int, seed: int = 0) -> dict:
 
 # --------------------------------------------------------------------------- idiomatic network
 
-IDIOMATIC = ("lif_v",)
-# Time constants in steps (dt = 1) whose decays exp(-dt/tau) are lif's 0.9 and 0.8.
+IDIOMATIC = ("lif_v", "alif_v")
+# Time constants in steps (dt = 1) whose decays exp(-dt/tau) are lif's 0.9 and 0.8, and
+# alif's adaptation decay 0.95.
 TAU_MEM_STEPS = -1.0 / math.log(TAU_MEM)
 TAU_OUT_STEPS = -1.0 / math.log(TAU_OUT)
+TAU_A_STEPS = -1.0 / math.log(RHO)
 
 
-def build_idiomatic_net(H: int, params: dict | None = None, seed: int = 0):
+def build_idiomatic_net(H: int, params: dict | None = None, seed: int = 0, adaptive: bool = False):
     """The lif network written the way braintrace's own examples write a recurrent LIF
     network. Followed: the LIF-with-delta-synapse layer of the speed and memory benchmark
     among braintrace's examples ("003-snn-memory-and-speed-evaluation", its
@@ -282,24 +287,40 @@ def build_idiomatic_net(H: int, params: dict | None = None, seed: int = 0):
 
     (brainpy's exponential Euler step of dV/dt = -V/tau with exp(-1/tau) = 0.9, the
     Linear's output added to V as a delta input; W = [W_in; W_rec]). tracec's copy of it
-    is benchmarks/networks.py's ``lif_v``."""
+    is benchmarks/networks.py's ``lif_v``.
+
+    ``adaptive`` (variant ``alif_v``): the neuron is ``brainpy.state.ALIF`` instead, as
+    braintrace's ALIF examples swap it in for LIF under the same projection, with alif's
+    constants (threshold adaptation 1.8, adaptation decay e^(-1/tau_a) = 0.95); brainpy's
+    ALIF step, V and a its two hidden states::
+
+        z' = H(V - 1 - 1.8 a);  V = 0.9 (V - z') + [x, z'] W + b;  a = 0.95 (a + z');
+        z = H(V - 1 - 1.8 a)
+
+    (the soft reset subtracts the fixed threshold; tracec's copy: ``alif_v``)."""
     import brainpy.state
     import braintools
     import brainstate
     import braintrace
     import jax.numpy as jnp
 
-    brainstate.environ.set(dt=1.0)  # unitless, one step; LIF and the readout read it when built
+    brainstate.environ.set(dt=1.0)  # unitless, one step; the neurons and the readout read it when built
     p = init_params(H, N_OUT, seed) if params is None else params
     p = {k: jnp.asarray(v, jnp.float32) for k, v in p.items()}
     spk_fun = braintools.surrogate.Sigmoid(alpha=4.0)
 
+    def neuron(n):
+        common = dict(R=1.0, tau=TAU_MEM_STEPS, V_th=V_TH, V_reset=0.0, V_rest=0.0,
+                      spk_fun=spk_fun, spk_reset="soft", V_initializer=braintools.init.ZeroInit())
+        if adaptive:
+            return brainpy.state.ALIF(n, tau_a=TAU_A_STEPS, beta=BETA,
+                                      a_initializer=braintools.init.ZeroInit(), **common)
+        return brainpy.state.LIF(n, **common)
+
     class Layer(brainstate.nn.Module):
         def __init__(self, n_in, n_rec, w_in, w_rec, b):
             super().__init__()
-            self.neu = brainpy.state.LIF(n_rec, R=1.0, tau=TAU_MEM_STEPS, V_th=V_TH, V_reset=0.0,
-                                         V_rest=0.0, spk_fun=spk_fun, spk_reset="soft",
-                                         V_initializer=braintools.init.ZeroInit())
+            self.neu = neuron(n_rec)
             self.syn = brainpy.state.DeltaProj(
                 comm=braintrace.nn.Linear(n_in + n_rec, n_rec, w_init=jnp.concatenate([w_in, w_rec]),
                                           b_init=b),
@@ -663,7 +684,7 @@ def main(argv=None) -> int:
         p.add_argument("--decay", type=float, default=0.9, help="ES-D-RTRL trace decay α")
         p.add_argument("--out", help="append the JSON lines to this file too")
         p.add_argument("--batched", action="store_true",
-                       help="lif_v: batched states (compile(batch_size=B)) instead of the vmapped "
+                       help="lif_v, alif_v: batched states (compile(batch_size=B)) instead of the vmapped "
                             "learner of braintrace's pp_prop examples")
         if T:
             p.add_argument("--T", type=int, nargs="+", default=[100])
@@ -685,7 +706,7 @@ def main(argv=None) -> int:
     p = sub.add_parser("grads", help="gradients of every algorithm for given params and data")
     p.add_argument("inp")
     p.add_argument("out")
-    p.add_argument("--batched", action="store_true", help="lif_v: batched states, not vmap")
+    p.add_argument("--batched", action="store_true", help="lif_v, alif_v: batched states, not vmap")
     p.add_argument("--algorithm", nargs="+", default=list(ALGORITHMS), choices=ALGORITHMS)
     p.set_defaults(fn=cmd_grads)
 

@@ -17,6 +17,14 @@ the reset) is a layer's only state and the last spike is recomputed from it::
 
 (0.9 (V - z') as brainpy's exponential Euler step computes it: V - z' + c (-(V - z') / tau)
 with exp(-1/tau) = 0.9, so that tracec's D-RTRL equals braintrace's D_RTRL on it).
+``variant="alif_v"`` is the ALIF network as braintrace's examples write it: brainpy's ALIF
+neuron (``build_idiomatic_net(adaptive=True)``), hidden states V and a, alif's constants::
+
+    z' = spike(V - 1 - 1.8 a);  V = 0.9 (V - z') + x W_in + z' W_rec + b;  a = 0.95 (a + z');
+    z = spike(V - 1 - 1.8 a)
+
+(the soft reset subtracts the fixed threshold, and a decays by brainpy's exponential Euler
+step too).
 
 benchmarks/braintrace_side.py builds the same networks with brainstate + braintrace
 (it cannot import this file: it runs in the benchmark venv, without tracec).
@@ -36,7 +44,7 @@ import tracec
 N_IN, N_OUT = 40, 10
 TAU_MEM, TAU_OUT, V_TH = 0.9, 0.8, 1.0
 BETA, RHO = 1.8, 0.95
-VARIANTS = ("lif", "alif", "lif_v")
+VARIANTS = ("lif", "alif", "lif_v", "alif_v")
 
 
 def _dense(key, fan_in, fan_out, gain=1.0):
@@ -47,8 +55,8 @@ def make_model(H: int = 64, variant: str = "lif", batch: int = 32) -> tracec.Mod
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
     alif = variant == "alif"
-    if variant == "lif_v":
-        return _make_lif_v(H, batch)
+    if variant in ("lif_v", "alif_v"):
+        return _make_lif_v(H, batch, adaptive=variant == "alif_v")
 
     def init_state(b):
         zeros = lambda n: jnp.zeros((b, n), jnp.float32)  # noqa: E731
@@ -92,22 +100,36 @@ def _loss(output, target):
     return -jnp.mean(jnp.sum(jax.nn.one_hot(target, output.shape[-1]) * logp, axis=-1))
 
 
-def _make_lif_v(H: int, batch: int) -> tracec.Model:
+def _euler(tau: float) -> float:
+    """brainpy's exponential Euler factor for dv/dt = -v/tau over dt = 1: dt * phi(dt J),
+    J = -1/tau, phi(z) = (e^z - 1)/z, in float32 as brainpy computes it."""
+    return float(jnp.expm1(jnp.float32(-1.0 / tau)) / jnp.float32(-1.0 / tau))
+
+
+def _make_lif_v(H: int, batch: int, adaptive: bool = False) -> tracec.Model:
     tau = -1.0 / math.log(TAU_MEM)  # brainpy's LIF: tau with exp(-dt/tau) = 0.9, dt = 1
-    # its exponential Euler factor dt * phi(dt * J), J = d(-v/tau)/dv = -1/tau, phi(z) = (e^z - 1)/z
-    euler = float(jnp.expm1(jnp.float32(-1.0 / tau)) / jnp.float32(-1.0 / tau))
+    tau_a = -1.0 / math.log(RHO)    # its ALIF: exp(-dt/tau_a) = 0.95
+    euler, euler_a = _euler(tau), _euler(tau_a)
 
     def init_state(b):
         zeros = lambda n: jnp.zeros((b, n), jnp.float32)  # noqa: E731
-        return {"l1": {"v": zeros(H)}, "l2": {"v": zeros(H)}, "out": {"y": zeros(N_OUT)}}
+        layer = lambda: {"v": zeros(H), "a": zeros(H)} if adaptive else {"v": zeros(H)}  # noqa: E731
+        return {"l1": layer(), "l2": layer(), "out": {"y": zeros(N_OUT)}}
+
+    def spike(s):  # brainpy's (V - V_th - beta a) / (V_th - V_reset), V_reset = 0
+        v = s["v"] - V_TH - BETA * s["a"] if adaptive else s["v"] - V_TH
+        return tracec.spike(v, surrogate="sigmoid", alpha=4.0)
 
     def layer(p, s, x):
-        v = s["v"]
-        z_last = tracec.spike(v - V_TH, surrogate="sigmoid", alpha=4.0)  # recomputed from V
-        v = v - z_last                                                    # soft reset
+        z_last = spike(s)                                                 # recomputed from V (and a)
+        v = s["v"] - z_last                                               # soft reset
         v = v + euler * (-v / tau)                                        # leak: 0.9 v
         v = v + x @ p["w_in"] + z_last @ p["w_rec"] + p["b"]              # delta input
-        return {"v": v}, tracec.spike(v - V_TH, surrogate="sigmoid", alpha=4.0)
+        new = {"v": v}
+        if adaptive:
+            a = s["a"] + z_last
+            new["a"] = a + euler_a * (-a / tau_a)                         # 0.95 (a + z')
+        return new, spike(new)
 
     def step(params, state, x):
         s1, z1 = layer(params["l1"], state["l1"], x)

@@ -8,9 +8,9 @@
 
 Sections (``--sections``; ``--accuracy`` adds the last one):
 
-- ``time``: per network (``--networks lif_v:64 lif:64 lif:128 lif:256 alif:64``; ``lif_v``: the
-  lif network as braintrace's own examples write it, see benchmarks/braintrace_side.py's
-  ``build_idiomatic_net``; batch 32, T steps) the time per step of tracec ``forward_sequence`` and ``train_sequence``
+- ``time``: per network (``--networks lif_v:64 lif:64 lif:128 lif:256 alif:64``; ``lif_v`` and
+  ``alif_v``: the lif network and an ALIF network as braintrace's own examples write them, see
+  benchmarks/braintrace_side.py's ``build_idiomatic_net``; batch 32, T steps) the time per step of tracec ``forward_sequence`` and ``train_sequence``
   (ES-D-RTRL and D-RTRL, ``--optimizer`` SGD or Adam, ``--update-every T``) on IREE
   llvm-cpu and on XLA; JAX ``jax.jit(lax.scan)`` (forward) and ``jax.jit(jax.value_and_grad)``
   through it plus the optimizer step (BPTT); braintrace ``pp_prop`` / ``D_RTRL`` and
@@ -84,7 +84,7 @@ def log(*a) -> None:
     print(*a, file=sys.stderr, flush=True)
 
 
-def network(text: str, variants=("lif", "alif", "lif_v")) -> tuple[str, int]:
+def network(text: str, variants=("lif", "alif", "lif_v", "alif_v")) -> tuple[str, int]:
     """'lif:64' -> ('lif', 64)"""
     variant, _, H = text.partition(":")
     if variant not in variants or not H.isdigit():
@@ -553,7 +553,7 @@ def parse_args(argv):
     g = ap.add_argument_group("time")
     g.add_argument("--networks", type=network, nargs="+",
                    default=["lif_v:64", "lif:64", "lif:128", "lif:256", "alif:64"],
-                   help="VARIANT:H ... (lif_v: braintrace's idiomatic form of lif)")
+                   help="VARIANT:H ... (lif_v, alif_v: braintrace's idiomatic form of a LIF, ALIF network)")
     g.add_argument("--variant", nargs="+", choices=["lif", "alif"],
                    help="with --H: the networks are every VARIANT × H (instead of --networks)")
     g.add_argument("--H", type=int, nargs="+", help="with --variant (default lif)")
