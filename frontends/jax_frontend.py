@@ -253,17 +253,18 @@ def _derivative(primitive, params, x):
     return jax.jvp(call, (x,), (jnp.ones_like(x),))[1]
 
 
-def _surrogate_spike(primitive, params):
+def _surrogate_spike(params, derivative):
     """The lowering (a JAX function) of an honoured custom_jvp call: a ``tracec.spike``
-    composite whose results are the primal and the user's derivative at the input."""
+    composite whose results are the primal and ``derivative`` (``_elementwise_derivative``:
+    the user's derivative at the input, traced once)."""
     from jax.extend.core import jaxpr_as_fun
 
-    primal = jaxpr_as_fun(params["call_jaxpr"])
+    primal, slope = jaxpr_as_fun(params["call_jaxpr"]), jaxpr_as_fun(derivative)
 
     def primal_and_derivative(x, **attributes):
         del attributes  # what the composite says it is
         y = primal(x)[0]
-        return y, _derivative(primitive, params, x).astype(y.dtype)
+        return y, slope(x)[0].astype(y.dtype)
 
     def lowered(x):
         y, _ = jax.lax.composite(primal_and_derivative, name=SPIKE_COMPOSITE)(
@@ -273,15 +274,18 @@ def _surrogate_spike(primitive, params):
     return lowered
 
 
-def _derivative_is_elementwise(primitive, params) -> bool:
-    """The user's derivative rule, as tracec will use it, acts element by element."""
+def _elementwise_derivative(primitive, params):
+    """The user's derivative rule as tracec will use it (``_derivative``, as a closed
+    jaxpr of the input), or None when it does not act element by element."""
     aval = params["call_jaxpr"].jaxpr.invars[0].aval
     try:
         jaxpr = jax.make_jaxpr(lambda x: _derivative(primitive, params, x))(
             jax.ShapeDtypeStruct(aval.shape, aval.dtype))
     except Exception:
-        return False
-    return _smooth_outputs(jaxpr.jaxpr, [True] * len(jaxpr.jaxpr.invars)) is not None
+        return None
+    if _smooth_outputs(jaxpr.jaxpr, [True] * len(jaxpr.jaxpr.invars)) is None:
+        return None
+    return jaxpr
 
 
 @contextmanager
@@ -311,7 +315,8 @@ def _custom_derivative_rule(primitive, notes: list, previous):
         if _Lowering.depth:
             return previous(ctx, *args, **params)
         why = _not_a_spike(params["call_jaxpr"], params.get("num_consts", 0))
-        if why is None and not _derivative_is_elementwise(primitive, params):
+        derivative = None if why is not None else _elementwise_derivative(primitive, params)
+        if why is None and derivative is None:
             why = "its derivative rule is not element-wise"
         if why is not None:
             if why != "not a step function":
@@ -322,7 +327,7 @@ def _custom_derivative_rule(primitive, notes: list, previous):
             return previous(ctx, *args, **params)
         _Lowering.depth += 1
         try:
-            return mlir.lower_fun(_surrogate_spike(primitive, params), multiple_results=True)(ctx, *args)
+            return mlir.lower_fun(_surrogate_spike(params, derivative), multiple_results=True)(ctx, *args)
         finally:
             _Lowering.depth -= 1
 
