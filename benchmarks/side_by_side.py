@@ -8,7 +8,7 @@
 
 Sections (``--sections``; ``--accuracy`` adds the last one):
 
-- ``time``: per network (``--networks lif_v:64 lif:64 lif:128 lif:256 alif:64``; ``lif_v`` and
+- ``time``: per network (``--networks lif_v:64 alif_v:64 lif:64 lif:128 lif:256 alif:64``; ``lif_v`` and
   ``alif_v``: the lif network and an ALIF network as braintrace's own examples write them, see
   benchmarks/braintrace_side.py's ``build_idiomatic_net``; batch 32, T steps) the time per step of tracec ``forward_sequence`` and ``train_sequence``
   (ES-D-RTRL and D-RTRL, ``--optimizer`` SGD or Adam, ``--update-every T``) on IREE
@@ -552,7 +552,7 @@ def parse_args(argv):
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per subprocess")
     g = ap.add_argument_group("time")
     g.add_argument("--networks", type=network, nargs="+",
-                   default=["lif_v:64", "lif:64", "lif:128", "lif:256", "alif:64"],
+                   default=["lif_v:64", "alif_v:64", "lif:64", "lif:128", "lif:256", "alif:64"],
                    help="VARIANT:H ... (lif_v, alif_v: braintrace's idiomatic form of a LIF, ALIF network)")
     g.add_argument("--variant", nargs="+", choices=["lif", "alif"],
                    help="with --H: the networks are every VARIANT × H (instead of --networks)")
