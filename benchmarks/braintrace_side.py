@@ -289,10 +289,12 @@ def build_idiomatic_net(H: int, params: dict | None = None, seed: int = 0, adapt
     Linear's output added to V as a delta input; W = [W_in; W_rec]). tracec's copy of it
     is benchmarks/networks.py's ``lif_v``.
 
-    ``adaptive`` (variant ``alif_v``): the neuron is ``brainpy.state.ALIF`` instead, as
-    braintrace's ALIF examples swap it in for LIF under the same projection, with alif's
-    constants (threshold adaptation 1.8, adaptation decay e^(-1/tau_a) = 0.95); brainpy's
-    ALIF step, V and a its two hidden states::
+    ``adaptive`` (variant ``alif_v``): the neuron is ``brainpy.state.ALIF`` instead, the
+    layer otherwise unchanged, as braintrace's examples make their ALIF cell from their
+    LIF cell by swapping the neuron (their pp_prop ALIF example's cell feeds it through an
+    exponential synapse, one more hidden state; here the delta projection of the speed
+    benchmark's layer stays), with alif's constants (threshold adaptation 1.8, adaptation
+    decay e^(-1/tau_a) = 0.95); brainpy's ALIF step, V and a its two hidden states::
 
         z' = H(V - 1 - 1.8 a);  V = 0.9 (V - z') + [x, z'] W + b;  a = 0.95 (a + z');
         z = H(V - 1 - 1.8 a)
