@@ -40,7 +40,6 @@ class _JaxMath:
     div = staticmethod(jnp.divide)
     abs = staticmethod(jnp.abs)
     exp = staticmethod(jnp.exp)
-    logistic = staticmethod(jax.nn.sigmoid)
     maximum = staticmethod(jnp.maximum)
 
 

@@ -9,7 +9,7 @@ text serves both places that evaluate it:
   the IR builder.
 
 ``m`` provides ``const(value, like)``, ``add``, ``sub``, ``neg``, ``mul``, ``div``, ``abs``,
-``exp``, ``logistic`` and ``maximum``; the formulas use nothing else, so both evaluations do the
+``exp`` and ``maximum``; the formulas use nothing else, so both evaluations do the
 same operations in the same order.
 """
 
@@ -20,10 +20,12 @@ from typing import Callable
 
 
 def sigmoid(m, x, alpha):
-    """α·σ(αx)·σ(−αx) (that is α·s(1−s), s = σ(αx); σ(−αx) keeps 1−s precise in f32)."""
-    s1 = m.logistic(m.mul(m.const(alpha, x), x))
-    s2 = m.logistic(m.mul(m.const(-alpha, x), x))
-    return m.mul(m.mul(m.const(alpha, x), s1), s2)
+    """α·σ(αx)·σ(−αx) (that is α·s(1−s), s = σ(αx)), computed as α·e/(1+e)² with
+    e = exp(−α|x|): one exponential and one division, e ≤ 1 so nothing overflows, and no
+    1−s to lose precision in f32."""
+    e = m.exp(m.mul(m.const(-alpha, x), m.abs(x)))
+    d = m.add(m.const(1.0, x), e)
+    return m.div(m.mul(m.const(alpha, x), e), m.mul(d, d))
 
 
 def fast_sigmoid(m, x, alpha):

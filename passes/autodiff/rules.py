@@ -275,9 +275,6 @@ class _BuilderMath:
     def exp(self, a):
         return self.em.unary(shlo.ExpOp, a)
 
-    def logistic(self, a):
-        return self.em.unary(shlo.LogisticOp, a)
-
     def maximum(self, a, b):
         return self.em.binary(shlo.MaximumOp, a, b)
 

@@ -159,14 +159,17 @@ module {
 // BARE: %[[C:[0-9]+]] = "stablehlo.constant"() <{value = dense<1.000000e+00> : tensor<4xf32>}>
 // BARE: %[[H:[0-9]+]] = "stablehlo.convert"
 // BARE: %[[U:[0-9]+]] = "stablehlo.subtract"(%[[V]], %[[C]]) {{.*}} loc("model.py":25:8)
-// BARE: %[[A:[0-9]+]] = "stablehlo.constant"() <{value = dense<4.000000e+00> : tensor<4xf32>}>
-// BARE: %[[AU:[0-9]+]] = "stablehlo.multiply"(%[[A]], %[[U]])
-// BARE: %[[S1:[0-9]+]] = "stablehlo.logistic"(%[[AU]])
+// The sigmoid surrogate 4·σ(4u)·σ(−4u) as 4e/(1+e)², e = exp(−4|u|): one exponential.
 // BARE: %[[NA:[0-9]+]] = "stablehlo.constant"() <{value = dense<-4.000000e+00> : tensor<4xf32>}>
-// BARE: %[[NAU:[0-9]+]] = "stablehlo.multiply"(%[[NA]], %[[U]])
-// BARE: %[[S2:[0-9]+]] = "stablehlo.logistic"(%[[NAU]])
-// BARE: %[[AS1:[0-9]+]] = "stablehlo.multiply"(%[[A]], %[[S1]])
-// BARE: %[[D:[0-9]+]] = "stablehlo.multiply"(%[[AS1]], %[[S2]])
+// BARE: %[[AB:[0-9]+]] = "stablehlo.abs"(%[[U]])
+// BARE: %[[NAU:[0-9]+]] = "stablehlo.multiply"(%[[NA]], %[[AB]])
+// BARE: %[[E:[0-9]+]] = "stablehlo.exponential"(%[[NAU]])
+// BARE: %[[ONEE:[0-9]+]] = "stablehlo.add"(%[[C]], %[[E]])
+// BARE: %[[A:[0-9]+]] = "stablehlo.constant"() <{value = dense<4.000000e+00> : tensor<4xf32>}>
+// BARE: %[[AE:[0-9]+]] = "stablehlo.multiply"(%[[A]], %[[E]])
+// BARE: %[[SQ:[0-9]+]] = "stablehlo.multiply"(%[[ONEE]], %[[ONEE]])
+// BARE: %[[D:[0-9]+]] = "stablehlo.divide"(%[[AE]], %[[SQ]])
+// BARE-NOT: logistic
 // BARE: %[[TH:[0-9]+]] = "stablehlo.multiply"(%[[D]], %[[T]])
 // BARE: "func.return"(%[[H]], %[[TH]])
 // BARE: tracec.warnings = ["model.py:25:8: warning: a bare Heaviside (x > y converted to float) is differentiated with the default surrogate (sigmoid, alpha 4.0); write tracec.spike(v, surrogate=..., alpha=...) to choose one"]
