@@ -122,13 +122,18 @@ class InsertOptimizerPass(ModulePass):
             return self._selected(em, due, p_args, o_args, acc_args, grads)
         return self._branched(em, due, p_args, o_args, acc_args, grads)
 
-    def _bias_corrections(self, em: Builder, due, t_arg):
-        """Adam's ``t`` after this step and the corrections ``1 - β^t`` of its update."""
-        t_inc = em.add(t_arg, em.full(1.0, t_arg))
-        t_new = em.select(due, t_inc, t_arg)
-        bc1 = em.sub(em.full(1.0, t_arg), em.binary(shlo.PowerOp, em.full(BETA1, t_arg), t_inc))
-        bc2 = em.sub(em.full(1.0, t_arg), em.binary(shlo.PowerOp, em.full(BETA2, t_arg), t_inc))
-        return t_new, bc1, bc2
+    @staticmethod
+    def _next_t(em: Builder, due, t_arg):
+        """Adam's ``t`` after this step: one more when the update is due."""
+        return em.select(due, em.add(t_arg, em.full(1.0, t_arg)), t_arg)
+
+    @staticmethod
+    def _bias_corrections(b: Builder, t_arg):
+        """The corrections ``1 - β^t`` of an update made now (``t`` counted with it)."""
+        t_inc = b.add(t_arg, b.full(1.0, t_arg))
+        bc1 = b.sub(b.full(1.0, t_arg), b.binary(shlo.PowerOp, b.full(BETA1, t_arg), t_inc))
+        bc2 = b.sub(b.full(1.0, t_arg), b.binary(shlo.PowerOp, b.full(BETA2, t_arg), t_inc))
+        return bc1, bc2
 
     @staticmethod
     def _first_moment(b: Builder, m, total):
@@ -152,7 +157,8 @@ class InsertOptimizerPass(ModulePass):
         n_p = len(p_args)
         new_params, new_opt, new_acc = [], list(o_args), []
         if self.kind == "adam":
-            new_opt[-1], bc1, bc2 = self._bias_corrections(em, due, o_args[-1])
+            new_opt[-1] = self._next_t(em, due, o_args[-1])
+            bc1, bc2 = self._bias_corrections(em, o_args[-1])
         for i, (p, acc, gr) in enumerate(zip(p_args, acc_args, grads)):
             total = em.add(acc, gr)
             pred = em.broadcast_in_dim(due, p.type.get_shape(), [])
@@ -179,7 +185,8 @@ class InsertOptimizerPass(ModulePass):
         when the branch is taken; benchmarks/results/optimizer_if_repro.mlir). The
         barrier keeps the branches from being merged back into one (MLIR combines
         adjacent ``scf.if`` ops on the same condition). A branch's untaken side returns
-        the old value; Adam's ``t`` and the corrections are scalars and stay outside."""
+        the old value; Adam's ``t`` is a scalar and stays outside, its corrections are
+        computed in each parameter's branch."""
         n_p = len(p_args)
         totals = [em.add(acc, gr) for acc, gr in zip(acc_args, grads)]
         new_acc = [em.select(em.broadcast_in_dim(due, p.type.get_shape(), []), em.zeros(s), s)
@@ -196,7 +203,7 @@ class InsertOptimizerPass(ModulePass):
 
         new_params, new_opt = [], list(o_args)
         if self.kind == "adam":
-            new_opt[-1], bc1, bc2 = self._bias_corrections(em, due, o_args[-1])
+            new_opt[-1] = self._next_t(em, due, o_args[-1])
         for i, (p, total) in enumerate(zip(p_args, totals)):
             if self.kind == "sgd":
                 new_params.append(when_due(p, lambda b, p=p, total=total: self._step(b, p, total)))
@@ -204,8 +211,9 @@ class InsertOptimizerPass(ModulePass):
             m, v = o_args[i], o_args[n_p + i]
             m1 = when_due(m, lambda b, m=m, total=total: self._first_moment(b, m, total))
             v1 = when_due(v, lambda b, v=v, total=total: self._second_moment(b, v, total))
-            # Inside the parameter's branch (taken when due) m1 and v1 are the new moments.
-            new_params.append(when_due(p, lambda b, p=p, total=total, m1=m1, v1=v1:
-                                       self._step(b, p, total, m1, v1, bc1, bc2)))
+            # Inside the parameter's branch (taken when due) m1 and v1 are the new moments;
+            # the corrections are computed there too, so the steps in between skip them.
+            new_params.append(when_due(p, lambda b, p=p, total=total, m1=m1, v1=v1: self._step(
+                b, p, total, m1, v1, *self._bias_corrections(b, o_args[-1]))))
             new_opt[i], new_opt[n_p + i] = m1, v1
         return new_params, new_opt, new_acc

@@ -70,10 +70,12 @@ class EsDRtrl(Rule):
         if self.decay == 0.0:
             return
         em = ls.em
-        nf = em.convert(ls.n_arg, TensorType(f32, []))
-        n1 = em.add(nf, em.full(1.0, nf))
-        power = em.binary(shlo.PowerOp, em.full(self.decay, nf), n1)
-        self.corr = em.div(em.full(1.0, nf), em.sub(em.full(1.0, nf), power))
+        # from n + 1, the same value the optimizer carries on as the next n: one scalar
+        # kernel for the counter and both corrections, not one per use of n
+        n1 = em.convert(em.add(ls.n_arg, em.i32(1)), TensorType(f32, []))
+        power = em.binary(shlo.PowerOp, em.full(self.decay, n1), n1)
+        self.corr = em.div(em.full(1.0, n1), em.sub(em.full(1.0, n1), power))
+        nf = em.sub(n1, em.full(1.0, n1))
         n_prev = em.binary(shlo.MaximumOp, nf, em.full(1.0, nf))
         power_prev = em.binary(shlo.PowerOp, em.full(self.decay, nf), n_prev)
         self.corr_prev = em.div(em.full(1.0, nf), em.sub(em.full(1.0, nf), power_prev))
