@@ -66,6 +66,11 @@ def _leading_sums_to_dot():
     return LeadingSumsToDotPass
 
 
+def _algebraic_simplify():
+    from tracec.passes.algebraic_simplify import AlgebraicSimplifyPass
+    return AlgebraicSimplifyPass
+
+
 def _guard_scatter_indices():
     from tracec.passes.guard_scatter_indices import GuardScatterIndicesPass
     return GuardScatterIndicesPass
@@ -128,6 +133,7 @@ PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "lower-scan-to-iree": _lower_scan_to_iree,
     "lower-traces-to-stablehlo": _lower_traces_to_stablehlo,
     "leading-sums-to-dot": _leading_sums_to_dot,
+    "algebraic-simplify": _algebraic_simplify,
     "guard-scatter-indices": _guard_scatter_indices,
     "event-driven-relations": _event_driven_relations,
     "fusion-barriers-to-iree": _fusion_barriers_to_iree,

@@ -62,8 +62,9 @@ def test_dump_dir_writes_one_numbered_file_per_pass(tmp_path):
                          "03-extract-step.mlir", "04-check-backend-ops.mlir",
                          "05-make-entry-points.mlir", "06-event-driven-relations.mlir",
                          "07-lower-traces-to-stablehlo.mlir", "08-leading-sums-to-dot.mlir",
-                         "09-lower-scan-to-iree.mlir", "10-fusion-barriers-to-iree.mlir",
-                         "11-guard-scatter-indices.mlir", "12-strip-tracec-attributes.mlir"]
+                         "09-algebraic-simplify.mlir", "10-lower-scan-to-iree.mlir",
+                         "11-fusion-barriers-to-iree.mlir", "12-guard-scatter-indices.mlir",
+                         "13-strip-tracec-attributes.mlir"]
 
 
 def test_list_passes_and_pipeline():

@@ -47,14 +47,14 @@ def stage_passes(options: CompileOptions, stage: str, manifest: str = "{}") -> l
                 make("make-entry-points", manifest=manifest)]
     if stage == "xla-input":
         return [make("lower-traces-to-stablehlo"), make("leading-sums-to-dot"),
-                make("lower-scan-to-stablehlo"), make("strip-tracec-attributes")]
+                make("algebraic-simplify"), make("lower-scan-to-stablehlo"), make("strip-tracec-attributes")]
     if stage == "iree-input":
         # auto is measured on llvm-cpu only; elsewhere only --event-driven always rewrites
         mode = ("never" if options.event_driven == "auto" and options.target != "llvm-cpu"
                 else options.event_driven)
         return [make("event-driven-relations", mode=mode, capacity=float(options.event_capacity)),
                 make("lower-traces-to-stablehlo"), make("leading-sums-to-dot"),
-                make("lower-scan-to-iree", unroll=options.scan_unroll,
+                make("algebraic-simplify"), make("lower-scan-to-iree", unroll=options.scan_unroll,
                      fuse_steps=bool(options.fuse_steps)),
                 make("fusion-barriers-to-iree"), make("guard-scatter-indices"),
                 make("strip-tracec-attributes")]
