@@ -75,25 +75,28 @@ def _lower(op: Operation, em: Builder, batch_sum_barrier: bool) -> SSAValue:
         return em.val(_sum(em, terms), op.res.type)
     if isinstance(op, TraceGradOp):
         out = _shape(op.res)
-        dense, terms = [], []
+        dense, terms, products = [], [], {}
         for d, e in zip(op.delta, op.trace):
             es = _shape(e)
             if len(es) == 3 and len(_shape(d)) == 2:
                 # D-RTRL trace [H, B, I]: Σ_b δ[b, h] ε[h, b, i] -> [H, I], batched over h.
                 # IREE and XLA compute the trace's elements inside this contraction.
                 dense.append(em.dot_general(d, e, [1], [0], [0], [1]))
-            else:
-                prod, dims = em.mul(d, e), list(range(len(es) - len(out)))
-                if dims and batch_sum_barrier and prod is not None:  # None: a folded zero
-                    # A batch sum (a bias's gradient, [B, H] -> [H]): the barrier keeps the
-                    # element-wise chain that makes δ and ε out of the reduction's dispatch.
-                    # Fused in, IREE computes the chain in the reduction's column order,
-                    # ~6 us per group per step against ~1 us apart (lif_v ES-D-RTRL step
-                    # 1.10x faster: benchmarks/results/batch_sum_barrier_ab.md). Not with
-                    # D-RTRL's traces: IREE then fuses their updates into their contractions
-                    # (lif2 D-RTRL at --scan-unroll 1: 368 -> 607 us per step).
-                    prod = em.fusion_barrier([prod])[0]
-                terms.append(em.reduce_sum(prod, dims))
+            else:  # products of one shape are summed first: one batch sum, one kernel
+                products.setdefault(tuple(es), []).append(em.mul(d, e))
+        for es, prods in products.items():
+            prods, dims = [p for p in prods if p is not None], list(range(len(es) - len(out)))
+            if dims and batch_sum_barrier and prods:  # (None: a folded zero)
+                # A batch sum (a bias's gradient, [B, H] -> [H]): the barrier keeps the
+                # element-wise chain that makes δ and ε out of the reduction's dispatch.
+                # Fused in, IREE computes the chain in the reduction's column order,
+                # ~6 us per group per step against ~1 us apart (lif_v ES-D-RTRL step
+                # 1.10x faster: benchmarks/results/batch_sum_barrier_ab.md). Not with
+                # D-RTRL's traces: IREE then fuses their updates into their contractions
+                # (lif2 D-RTRL at --scan-unroll 1: 368 -> 607 us per step). Each product
+                # is made where its δ is; their sum is the reduction's one input.
+                prods = em.fusion_barrier(prods)
+            terms.append(em.reduce_sum(_sum(em, prods), dims))
         if dense:
             # The barrier keeps the transpose out of the contraction's dispatch: IREE fuses
             # a transposing consumer into it and then splits the trace update back out,

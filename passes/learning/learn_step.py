@@ -281,8 +281,12 @@ def relation_gradient(ls: LearnStep, rule, rp):
         operand = v.w
     current = [(v.delta[a], new[a]) for a in prim if v.delta[a] is not None]
     previous = [(v.delta_prev[c], prev[c]) for c in prim if v.delta_prev[c] is not None]
-    G = em.add(contract(current, False) if current else None,
-               contract(previous, True) if previous else None)
+    if rp.kind in (Kind.PER_NEURON, Kind.PER_ELEMENT):
+        # exact traces: δ and δ⁻ contract alike, so one trace gradient (one batch sum) for both
+        G = contract(current + previous, False) if current or previous else None
+    else:
+        G = em.add(contract(current, False) if current else None,
+                   contract(previous, True) if previous else None)
     if G is not None and v.w_t is not None and v.w_t is not v.w.type:
         G = em.transpose(G, [1, 0])
     if G is not None and rp.kind != Kind.PER_NEURON and operand is not p:

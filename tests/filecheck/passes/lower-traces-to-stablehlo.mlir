@@ -48,4 +48,13 @@
 // ES: %[[QB:[0-9]+]] = "stablehlo.optimization_barrier"(%[[Q]]) {tracec.fusion_barrier} : (tensor<4x3xf32>) -> tensor<4x3xf32>
 // ES: %[[G:[0-9]+]] = "stablehlo.reduce"(%[[QB]], %{{[0-9]+}}) <{dimensions = array<i64: 0>}>
 // ES: "func.return"(%[[NEP]], %[[G]])
+// Two products: each behind the barrier, summed, one batch sum (one kernel, not two).
+// ES: ^bb0(%[[D1:[a-z0-9]+]]: tensor<4x3xf32> {{.*}}, %[[E1:[a-z0-9]+]]: tensor<4x3xf32> {{.*}}, %[[D2:[a-z0-9]+]]: tensor<4x3xf32> {{.*}}, %[[E2:[a-z0-9]+]]: tensor<4x3xf32>
+// ES: %[[P1:[0-9]+]] = "stablehlo.multiply"(%[[D1]], %[[E1]])
+// ES: %[[P2:[0-9]+]] = "stablehlo.multiply"(%[[D2]], %[[E2]])
+// ES: %[[B1:[0-9]+]], %[[B2:[0-9]+]] = "stablehlo.optimization_barrier"(%[[P1]], %[[P2]]) {tracec.fusion_barrier}
+// ES: %[[PS:[0-9]+]] = "stablehlo.add"(%[[B1]], %[[B2]])
+// ES: %[[G2:[0-9]+]] = "stablehlo.reduce"(%[[PS]], %{{[0-9]+}}) <{dimensions = array<i64: 0>}>
+// ES-NOT: "stablehlo.reduce"
+// ES: "func.return"(%[[G2]])
 // ES-NOT: "tracec.
