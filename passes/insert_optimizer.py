@@ -7,7 +7,8 @@ Builds ``@train_core`` around ``@learn_step``:
 
 ``accum`` holds ``Σ_t m_t G_t`` since the last update; ``k`` counts steps since the last
 reset; after every ``update_every``-th of them the optimizer runs and ``accum`` is
-cleared. ``n`` (steps since reset, for ES-D-RTRL's bias correction) advances by one.
+cleared. ``n`` (steps since reset, for ES-D-RTRL's bias correction) advances by one,
+up to 2^30 (``Builder.next_count``), where it stays.
 SGD: ``θ ← θ − lr·accum``. Adam (β1 0.9, β2 0.999, ε 1e-8, bias-corrected): ``opt``
 holds ``m``, ``v`` per parameter and the update count ``t``.
 
@@ -92,7 +93,7 @@ class InsertOptimizerPass(ModulePass):
         em = Builder(block, loc=learn.location)
         one_i = em.i32(1)
         k_next = em.one(shlo.AddOp, [k_arg, one_i], scalar_i)
-        n_next = em.one(shlo.AddOp, [n_arg, one_i], scalar_i)
+        n_next = em.next_count(n_arg)
         due = em.compare(k_next, em.i32(self.update_every), "GE")
         k_out = em.select(due, em.i32(0), k_next)
         new_params, new_opt, new_acc = self._update(em, due, p_args, o_args, acc_args, grads)

@@ -502,6 +502,35 @@ def _error_of(learner, path) -> str:
     return ""
 
 
+def test_es_d_rtrl_keeps_learning_when_its_step_counter_reaches_two_to_the_31(train_vmfb,
+                                                                               checkpoint,
+                                                                               tmp_path):
+    """A learner that has run 2^31 steps since its last reset (a day of online learning)
+    learns as one that has run 10^7: the step counter n stops at 2^30 instead of
+    wrapping to a negative count, whose bias correction 1/(1-α^n) would be zero."""
+    def at(n):
+        def change(arrays):
+            arrays["counter:n"] = np.array(n, np.int32)
+        learner = tracec.runtime.load(train_vmfb)
+        learner.load_checkpoint(_resaved(checkpoint, tmp_path / f"n{n}.npz", change))
+        before = learner.params
+        for i in range(4):
+            learner.train_step(_x(10 + i), _t(10 + i))
+        after = learner.params
+        return {k: after[k] - before[k] for k in after}, learner
+
+    far, _ = at(10 ** 7)
+    near, learner = at(2 ** 31 - 3)
+    assert any(np.any(d != 0) for d in far.values())
+    for k in far:
+        np.testing.assert_allclose(near[k], far[k], rtol=1e-5, atol=1e-7, err_msg=k)
+    learner.save_checkpoint(str(tmp_path / "after.npz"))
+    with np.load(tmp_path / "after.npz") as z:
+        meta = json.loads(bytes(z["__meta__"]).decode())
+        n = int(z[f"v{meta['keys'].index('counter:n')}"])
+    assert 0 < n <= 2 ** 31 - 1
+
+
 # ---------------------------------------------------------------------------------
 # Compile-time refusals
 

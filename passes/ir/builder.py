@@ -39,6 +39,9 @@ from tracec.passes.ir.module import source_loc
 
 #: The attribute that marks an optimization barrier as a fusion barrier only.
 FUSION_BARRIER = "tracec.fusion_barrier"
+#: where a step counter stops (``Builder.next_count``): 2^30, exact in f32, and far past
+#: the count at which any bias correction 1/(1-α^n) with α ≤ 1 - 1e-7 is 1 in f32
+COUNT_LIMIT = 2 ** 30
 
 _ELEMENT_TYPES = {np.dtype(np.float32): f32, np.dtype(np.int32): i32, np.dtype(np.int64): i64}
 
@@ -219,6 +222,12 @@ class Builder:
 
     def i32(self, v: int) -> SSAValue:
         return self.full(int(v), TensorType(i32, []))
+
+    def next_count(self, n) -> SSAValue:
+        """``n + 1`` for a rank-0 i32 step counter, held at ``COUNT_LIMIT`` so that it
+        never wraps to a negative count (2^31 steps are a day of online learning)."""
+        return self.select(self.compare(n, self.i32(COUNT_LIMIT), "LT"),
+                           self.add(n, self.i32(1)), n)
 
     def iota(self, t: TensorType, dim: int) -> SSAValue:
         return self.one(shlo.IotaOp, [], t, {"iota_dimension": IntegerAttr(int(dim), i64)})

@@ -70,9 +70,9 @@ class EsDRtrl(Rule):
         if self.decay == 0.0:
             return
         em = ls.em
-        # from n + 1, the same value the optimizer carries on as the next n: one scalar
+        # from the next n, the value the optimizer carries on (the same ops): one scalar
         # kernel for the counter and both corrections, not one per use of n
-        n1 = em.convert(em.add(ls.n_arg, em.i32(1)), TensorType(f32, []))
+        n1 = em.convert(em.next_count(ls.n_arg), TensorType(f32, []))
         power = em.binary(shlo.PowerOp, em.full(self.decay, n1), n1)
         self.corr = em.div(em.full(1.0, n1), em.sub(em.full(1.0, n1), power))
         nf = em.sub(n1, em.full(1.0, n1))
