@@ -36,7 +36,7 @@ from xdsl.passes import ModulePass
 from tracec.dialects import stablehlo as shlo
 from tracec.passes.autodiff.rules import reduce_body_op
 from tracec.passes.ir.attributes import ints
-from tracec.passes.ir.builder import Builder
+from tracec.passes.ir.builder import Builder, replace_op
 
 
 def _is_sum(op) -> bool:
@@ -57,12 +57,7 @@ def merge_chained_sum(outer: shlo.ReduceOp) -> bool:
     inner_dims = set(ints(inner.dimensions))
     kept = [d for d in range(len(x.type.get_shape())) if d not in inner_dims]
     dims = sorted(inner_dims | {kept[d] for d in ints(outer.dimensions)})
-    em = Builder(outer.parent_block(), before=outer)
-    em.loc = outer.location
-    merged = em.reduce(x, dims, shlo.AddOp, 0)
-    outer.results[0].replace_all_uses_with(merged)
-    outer.detach()
-    outer.erase()
+    replace_op(outer, lambda em: em.reduce(x, dims, shlo.AddOp, 0))
     inner.detach()
     inner.erase()
     return True
@@ -82,13 +77,8 @@ def divide_to_multiply(op: shlo.DivideOp) -> bool:
         inverse = dtype(1) / dtype(c)
     if not np.isfinite(inverse):
         return False
-    em = Builder(op.parent_block(), before=op)
-    em.loc = op.location
-    product = em.one(shlo.MultiplyOp, [op.operands[0], em.full(float(inverse), op.operands[1].type)],
-                     op.results[0].type)
-    op.results[0].replace_all_uses_with(product)
-    op.detach()
-    op.erase()
+    replace_op(op, lambda em: em.one(shlo.MultiplyOp, [op.operands[0], em.full(
+        float(inverse), op.operands[1].type)], op.results[0].type))
     return True
 
 

@@ -30,7 +30,7 @@ from tracec.diagnostics import TracecError
 from tracec.dialects import stablehlo as shlo
 from tracec.passes.autodiff.rules import reduce_body_op
 from tracec.passes.ir.attributes import ints
-from tracec.passes.ir.builder import Builder
+from tracec.passes.ir.builder import Builder, replace_op
 
 
 def _is_leading_sum(op: shlo.ReduceOp) -> bool:
@@ -48,13 +48,8 @@ def leading_sum_to_dot(op: shlo.ReduceOp, min_elements: int) -> bool:
     shape = list(x.type.get_shape())
     if -1 in shape or math.prod(shape[1:]) < min_elements:
         return False
-    em = Builder(op.parent_block(), before=op)
-    em.loc = op.location
-    ones = em.full(1.0, TensorType(f32, [shape[0]]))
-    dot = em.dot_general(ones, x, [], [], [0], [0])
-    op.results[0].replace_all_uses_with(dot)
-    op.detach()
-    op.erase()
+    replace_op(op, lambda em: em.dot_general(em.full(1.0, TensorType(f32, [shape[0]])), x,
+                                             [], [], [0], [0]))
     return True
 
 

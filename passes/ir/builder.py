@@ -717,3 +717,13 @@ def captured_values(region) -> list[SSAValue]:
             if v not in inside and v not in seen:
                 seen[v] = None
     return list(seen)
+
+
+def replace_op(op: Operation, build) -> None:
+    """Replace the one result of ``op`` by ``build(em)``, ``em`` a Builder placed before
+    ``op`` with its location, and erase ``op``."""
+    em = Builder(op.parent_block(), before=op)
+    em.loc = op.location
+    op.results[0].replace_all_uses_with(SSAValue.get(build(em)))
+    op.detach()
+    op.erase()
