@@ -52,8 +52,6 @@ def merge_chained_sum(outer: shlo.ReduceOp) -> bool:
     if not _is_sum(inner) or inner.results[0].uses.get_length() != 1:
         return False
     x = inner.operands[0]
-    if x.type.element_type != outer.results[0].type.element_type:
-        return False
     inner_dims = set(ints(inner.dimensions))
     kept = [d for d in range(len(x.type.get_shape())) if d not in inner_dims]
     dims = sorted(inner_dims | {kept[d] for d in ints(outer.dimensions)})
@@ -89,10 +87,8 @@ class AlgebraicSimplifyPass(ModulePass):
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         for div in [o for o in op.walk() if isinstance(o, shlo.DivideOp)]:
             divide_to_multiply(div)
-        # a chain of three folds one pair per round
-        changed = True
-        while changed:
-            changed = False
-            for red in [o for o in op.walk() if isinstance(o, shlo.ReduceOp)]:
-                if red.parent is not None and merge_chained_sum(red):
-                    changed = True
+        # inner sums come first in the walk, so a chain of any length folds in one sweep:
+        # each outer sum reads the sum its inner one just became
+        for red in [o for o in op.walk() if isinstance(o, shlo.ReduceOp)]:
+            if red.parent is not None:
+                merge_chained_sum(red)

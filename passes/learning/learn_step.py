@@ -251,8 +251,9 @@ def relation_gradient(ls: LearnStep, rule, rp):
                                                                 rp.rel.operand)
         new, prev = exact_traces(ls, rp, seed, v.D)
 
-        def contract(pairs, previous):
-            return exact_contract(ls, seed, pairs)
+        def gradient(current, previous):
+            # exact traces: δ and δ⁻ contract alike, so one trace gradient (one batch sum)
+            return exact_contract(ls, seed, current + previous) if current or previous else None
         operand = seed
     else:
         if rp.kind == Kind.GATHERED:  # E[idx] = one_hot(idx) @ E
@@ -276,17 +277,13 @@ def relation_gradient(ls: LearnStep, rule, rp):
         em.loc = rop.location  # the trace ops point at the relation's line
         new, prev = rule.update_traces(ls, rp, v)
 
-        def contract(pairs, previous):
-            return rule.contract(ls, rp, v, pairs, previous)
+        def gradient(current, previous):  # δ with this step's traces, δ⁻ with the previous
+            return em.add(rule.contract(ls, rp, v, current, False) if current else None,
+                          rule.contract(ls, rp, v, previous, True) if previous else None)
         operand = v.w
     current = [(v.delta[a], new[a]) for a in prim if v.delta[a] is not None]
     previous = [(v.delta_prev[c], prev[c]) for c in prim if v.delta_prev[c] is not None]
-    if rp.kind in (Kind.PER_NEURON, Kind.PER_ELEMENT):
-        # exact traces: δ and δ⁻ contract alike, so one trace gradient (one batch sum) for both
-        G = contract(current + previous, False) if current or previous else None
-    else:
-        G = em.add(contract(current, False) if current else None,
-                   contract(previous, True) if previous else None)
+    G = gradient(current, previous)
     if G is not None and v.w_t is not None and v.w_t is not v.w.type:
         G = em.transpose(G, [1, 0])
     if G is not None and rp.kind != Kind.PER_NEURON and operand is not p:
