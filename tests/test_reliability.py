@@ -911,3 +911,30 @@ def test_fuzz_damaged_artifacts_and_checkpoints(lif2_vmfb, lif2_xla, train_vmfb,
     print("\n" + summary)
     assert total >= 200, summary
     assert not bad, summary + "\n" + "\n".join(bad[:20])
+
+
+def test_a_model_iree_aggressive_fusion_breaks_still_compiles_and_learns_the_same(tmp_path):
+    """IREE 3.13's aggressive fusion, fusing across the unrolled steps of an ALIF
+    training loop (--fuse-steps), builds a region whose operand does not dominate its
+    use and iree-compile fails. tracec compiles such a module once more without
+    aggressive fusion and says so; it learns exactly what the default artifact learns."""
+    model = os.path.join(ROOT, "tests", "models", "alif_recomputed.py")
+    arts = {fs: tracec.compile(model, algorithm="es-d-rtrl", optimizer="adam", update_every=8,
+                               fuse_steps=fs, use_cache=False) for fs in (False, True)}
+    said = [w for w in arts[True].warnings if "aggressive fusion failed" in w]
+    assert len(said) == 1 and "alif_recomputed.py" in said[0] and "--no-fuse-steps" in said[0]
+    assert not [w for w in arts[False].warnings if "aggressive fusion" in w]
+    rng = np.random.default_rng(0)
+    xs = rng.normal(size=(21, 4, 6)).astype(np.float32)
+    ys = rng.integers(0, 3, size=(21, 4)).astype(np.int32)
+    learners = {}
+    for fs, art in arts.items():
+        path = str(tmp_path / f"fused{fs}.vmfb")
+        art.save(path)
+        learners[fs] = tracec.runtime.load(path)
+    losses = {fs: np.asarray(l.train_sequence(xs, ys)) for fs, l in learners.items()}
+    np.testing.assert_allclose(losses[True], losses[False], rtol=1e-5, atol=1e-6)
+    for name, value in learners[False].params.items():
+        np.testing.assert_allclose(learners[True].params[name], value, rtol=1e-5, atol=1e-6)
+    assert any(np.any(learners[False].params[n] != v) for n, v in
+               tracec.runtime.load(str(tmp_path / "fusedFalse.vmfb")).params.items())

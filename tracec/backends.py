@@ -131,15 +131,32 @@ def _iree_error(diagnostics: str, target: str, options: CompileOptions | None = 
 
 
 def compile_iree(module_text: str, options: CompileOptions, source_file: str | None = None,
-                 aggressive_fusion: bool = True) -> bytes:
+                 aggressive_fusion: bool = True, warnings: list[str] | None = None) -> bytes:
     """Run iree-compile on ``module_text``; its errors become tracec errors, its warnings
-    (other than the benign ones) go to stderr."""
+    (other than the benign ones) go to stderr. tracec's own warnings about the compile
+    are appended to ``warnings``."""
     from iree.compiler.tools.binaries import find_tool
 
-    flags = iree_flags(options, aggressive_fusion) + ["--iree-input-type=stablehlo", "--mlir-print-op-on-diagnostic=false"]
-    p = subprocess.run([find_tool("iree-compile"), "-", *flags], input=module_text.encode(),
-                       capture_output=True)
+    def run(fusion: bool):
+        flags = iree_flags(options, fusion) + ["--iree-input-type=stablehlo",
+                                               "--mlir-print-op-on-diagnostic=false"]
+        return subprocess.run([find_tool("iree-compile"), "-", *flags],
+                               input=module_text.encode(), capture_output=True)
+
+    p = run(aggressive_fusion)
     diagnostics = p.stderr.decode(errors="replace")
+    fused = aggressive_fusion and AGGRESSIVE_FUSION in iree_flags(options)
+    if p.returncode != 0 and fused and _llvm_target_error(diagnostics, options) is None:
+        # IREE 3.13's aggressive fusion is not sound on every module (across the unrolled
+        # steps of an ALIF training loop it builds a region whose operand does not
+        # dominate its use): a module it breaks is compiled once more without it.
+        p = run(False)
+        diagnostics = p.stderr.decode(errors="replace")
+        if p.returncode == 0 and warnings is not None:
+            where = f"{source_file}: " if source_file else ""
+            other = "; --no-fuse-steps may be faster" if options.fuse_steps else ""
+            warnings.append(f"{where}warning: IREE's aggressive fusion failed on this model; "
+                            f"compiled without it (same results, possibly slower{other})")
     if p.returncode != 0:
         raise _iree_error(diagnostics, options.target, options)
     shown = _without_benign(diagnostics)

@@ -351,7 +351,8 @@ def compile(source, options: CompileOptions | None = None, *, emit: str | None =
         binary = backends.compile_xla(ir["xla-input"], manifest, options)
     else:
         binary = backends.compile_iree(ir["iree-input"], options, source_file=source.get("file"),
-                                       aggressive_fusion=backends.aggressive_fusion_fits(module))
+                                       aggressive_fusion=backends.aggressive_fusion_fits(module),
+                                       warnings=warnings)
     art = Artifact(options.target, manifest, ir, binary, list(warnings))
     if key is not None:
         _cache_store(key, art)
