@@ -36,12 +36,13 @@ _DISPATCH = re.compile(r"stream\.cmd\.dispatch @[\w$.-]+::@(\w+)")
 _KIND = re.compile(r"_dispatch_\d+_([a-z_]+?)(?:_\d|$)")
 
 
-def stream_ir(mlir_path: str, out_path: str) -> str:
+def stream_ir(mlir_path: str, out_path: str, aggressive_fusion: bool = True) -> str:
     from tracec.backends import iree_flags
     from tracec.options import CompileOptions
 
     tool = os.path.join(os.path.dirname(sys.executable), "iree-compile")
-    flags = iree_flags(CompileOptions()) + ["--iree-input-type=stablehlo", "--compile-to=stream"]
+    flags = iree_flags(CompileOptions(), aggressive_fusion) + ["--iree-input-type=stablehlo",
+                                                                "--compile-to=stream"]
     subprocess.run([tool, mlir_path, *flags, "-o", out_path], check=True,
                    stderr=subprocess.DEVNULL)
     return open(out_path).read()
