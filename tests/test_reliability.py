@@ -932,9 +932,9 @@ def test_a_model_iree_aggressive_fusion_breaks_still_compiles_and_learns_the_sam
         path = str(tmp_path / f"fused{fs}.vmfb")
         art.save(path)
         learners[fs] = tracec.runtime.load(path)
+    initial = {n: v.copy() for n, v in learners[False].params.items()}
     losses = {fs: np.asarray(l.train_sequence(xs, ys)) for fs, l in learners.items()}
     np.testing.assert_allclose(losses[True], losses[False], rtol=1e-5, atol=1e-6)
     for name, value in learners[False].params.items():
         np.testing.assert_allclose(learners[True].params[name], value, rtol=1e-5, atol=1e-6)
-    assert any(np.any(learners[False].params[n] != v) for n, v in
-               tracec.runtime.load(str(tmp_path / "fusedFalse.vmfb")).params.items())
+    assert any(np.any(learners[False].params[n] != v) for n, v in initial.items())  # it learned

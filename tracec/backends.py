@@ -145,7 +145,7 @@ def compile_iree(module_text: str, options: CompileOptions, source_file: str | N
 
     p = run(aggressive_fusion)
     diagnostics = p.stderr.decode(errors="replace")
-    fused = aggressive_fusion and AGGRESSIVE_FUSION in iree_flags(options)
+    fused = AGGRESSIVE_FUSION in iree_flags(options, aggressive_fusion)
     if p.returncode != 0 and fused and _llvm_target_error(diagnostics, options) is None:
         # IREE 3.13's aggressive fusion is not sound on every module (across the unrolled
         # steps of an ALIF training loop it builds a region whose operand does not
