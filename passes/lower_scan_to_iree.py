@@ -30,10 +30,13 @@ from xdsl.context import Context
 from xdsl.dialects.builtin import (
     DYNAMIC_INDEX,
     DenseArrayBase,
+    FloatAttr,
+    Float32Type,
     IndexType,
     IntegerAttr,
     IntegerType,
     ModuleOp,
+    UnregisteredOp,
     TensorType,
     i32,
     i64,
@@ -82,6 +85,17 @@ class _IreeBuilder(Builder):
                         {"operandSegmentSizes": _segments(1, len(dyn), 0, 0),
                          "target_encoding": t}).results[0]
 
+    def fill(self, scalar, t: TensorType) -> SSAValue:
+        """A rank-0 tensor holding the host value ``scalar``: ``linalg.fill``, which
+        IREE clones into each kernel that reads it (the value travels as the kernel's
+        push constant), where a ``tensor.from_elements`` costs a fill command per use."""
+        elt = t.element_type
+        body = Block(arg_types=[elt, elt])
+        body.add_op(UnregisteredOp.with_name("linalg.yield").create(operands=[body.args[0]]))
+        return self.raw("linalg.fill", [scalar, self.empty(t, [])], [t],
+                        {"operandSegmentSizes": _segments(1, 1)},
+                        regions=[Region(body)]).results[0]
+
     def extract_row(self, source, t_index, row_type: TensorType) -> SSAValue:
         shape = list(row_type.get_shape())
         return self.raw("tensor.extract_slice", [source, t_index], [row_type], {
@@ -128,22 +142,29 @@ def _distinct(b: _IreeBuilder, values: list) -> list:
 
 # -- scalar counters on the host
 #
-# A learning step carries integer counters (steps since the last update, steps in all)
-# and branches on them (``stablehlo.if`` on "an update is due"). Left on the device, the
+# A learning step carries rank-0 counters (steps since the last update, steps in all,
+# the optimizer's step count) and computes scalars from them alone (ES-D-RTRL's bias
+# corrections 1/(1-α^n)), and branches on them (``stablehlo.if`` on "an update is due").
+# Left on the device, each such scalar is a kernel of its own every step, and the
 # branch makes IREE's host program wait for the step's kernels and read the predicate
-# back, every step. A carried rank-0 integer whose next value the step computes from
-# constants and such counters alone is computed on the host as well (``arith`` on an
-# ``scf.for`` value, read from the device once per call); a branch on such a value then
-# takes its predicate from the host. The device keeps computing its own copy, which
-# stays the one that is returned.
+# back. So a carried rank-0 integer or f32 whose next value the step computes from
+# constants and such counters alone is carried on the host instead: ``arith``/``math``
+# ops on an ``scf.for`` value that starts from one ``tensor.extract`` per call. Any
+# scalar computed from them alone that a device op uses (a branch predicate, a bias
+# correction) reaches the device as a ``linalg.fill`` of its host value; the
+# device copies of the counters are written once, after the loop.
 
-#: Compute such counters and branches on the host (benchmarks/fusion_barrier_ab.py sets
-#: it False to measure the form without).
+#: Carry such counters on the host (benchmarks/fusion_barrier_ab.py sets it False to
+#: measure the form without).
 HOST_COUNTERS = True
 
 _INT_BINARY = {"stablehlo.add": "arith.addi", "stablehlo.subtract": "arith.subi",
                "stablehlo.multiply": "arith.muli", "stablehlo.and": "arith.andi",
                "stablehlo.or": "arith.ori"}
+_FLOAT_BINARY = {"stablehlo.add": "arith.addf", "stablehlo.subtract": "arith.subf",
+                 "stablehlo.multiply": "arith.mulf", "stablehlo.divide": "arith.divf",
+                 "stablehlo.power": "math.powf", "stablehlo.maximum": "arith.maximumf",
+                 "stablehlo.minimum": "arith.minimumf"}
 #: stablehlo comparison direction -> arith.cmpi predicate (signed, unsigned)
 _CMPI = {"EQ": (0, 0), "NE": (1, 1), "LT": (2, 6), "LE": (3, 7), "GT": (4, 8), "GE": (5, 9)}
 
@@ -155,58 +176,114 @@ def _scalar_int(t) -> IntegerType | None:
     return None
 
 
+def _scalar(t):
+    """The element type of a rank-0 integer, boolean or f32 tensor type, else None."""
+    if isinstance(t, TensorType) and not list(t.get_shape()) and (
+            isinstance(t.element_type, (IntegerType, Float32Type))):
+        return t.element_type
+    return None
+
+
 class _HostCounters:
-    """Which of a scan body's carried rank-0 integers, and which of its branch
-    predicates, the host can compute; and the ``arith`` ops that compute them."""
+    """Which of a scan body's carried rank-0 values the host carries, which scalars
+    computed from them alone the device needs, and the host ops that compute them."""
 
     def __init__(self, scan: ScanOp):
         block = scan.body.block
         self.block = block
         n = scan.n_carry
         ret = block.last_op
-        cands = {block.args[i]: i for i in range(n) if _scalar_int(block.args[i].type) is not None}
+        cands = {block.args[i]: i for i in range(n) if _scalar(block.args[i].type) is not None}
         while True:  # drop counters whose next value needs a value the host lacks
             self._memo: dict = {}
             keep = {a: i for a, i in cands.items() if self._hostable(ret.operands[i], cands)}
             if len(keep) == len(cands):
                 break
             cands = keep
-        self.carried = sorted(cands.values())  # carry positions computed on the host
+        if not HOST_COUNTERS:
+            cands, self._memo = {}, {}
+        for op in block.ops:  # every scalar the host can compute from them
+            for r in op.results:
+                self._hostable(r, cands)
+        self.carried = sorted(cands.values())  # carry positions on the host
         self.args = {block.args[i]: k for k, i in enumerate(self.carried)}
         self.nexts = [ret.operands[i] for i in self.carried]
-        self.branches = [op for op in block.ops
-                         if op_name(op) == "stablehlo.if" and self._hostable(op.operands[0], cands)]
-        if not self.branches or not HOST_COUNTERS:  # nothing to gain: keep the loop as it was
-            self.carried, self.args, self.nexts = [], {}, []
+        # host values a device op uses: ops outside the host's set (nested branches
+        # included) and the terminator, except where it yields a host-carried counter
+        host_slots = set(self.carried)
+        self.to_device: list[SSAValue] = []
+        values = list(self.args) + [r for op in block.ops for r in op.results]
+        for v in values:
+            if not self._memo.get(v, v in self.args) or (
+                    not isinstance(v, BlockArgument) and op_name(v.owner) == "stablehlo.constant"):
+                continue
+            for use in v.uses:
+                user = use.operation
+                if user is ret:
+                    device = use.index not in host_slots
+                else:
+                    device = not (user.parent_block() is block and user.results
+                                  and all(self._memo.get(r, False) for r in user.results))
+                if device:
+                    self.to_device.append(v)
+                    break
+
+    def erase_dead(self, clones: dict, device: dict) -> None:
+        """Erase one step's device copies of the host's ops that nothing uses now, and
+        the device copies of counters no device op reads."""
+        for op in reversed(list(self.block.ops)):
+            copy = clones.get(op)
+            if (copy is not None and op.results and all(self._memo.get(r, False) for r in op.results)
+                    and not any(r.uses for r in copy.results)):
+                copy.detach()
+                copy.erase()
+        for d in device.values():
+            if not d.uses:
+                fill = d.owner
+                empty = fill.operands[1].owner
+                fill.detach()
+                fill.erase()
+                empty.detach()
+                empty.erase()
 
     def _hostable(self, v, cands) -> bool:
         if v in self._memo:
             return self._memo[v]
         ok = False
-        if _scalar_int(v.type) is not None:
+        t = _scalar(v.type)
+        if t is not None:
             if v in cands:
                 ok = True
             elif not isinstance(v, BlockArgument) and v.owner.parent_block() is self.block:
                 op = v.owner
                 name = op_name(op)
+                operands_ok = lambda: all(self._hostable(o, cands) for o in op.operands)  # noqa: E731
                 if name == "stablehlo.constant":
                     ok = True
-                elif name in _INT_BINARY or name == "stablehlo.select":
-                    ok = all(self._hostable(o, cands) for o in op.operands)
+                elif name == "stablehlo.select":
+                    ok = operands_ok()
+                elif isinstance(t, IntegerType) and name in _INT_BINARY:
+                    ok = operands_ok()
+                elif isinstance(t, Float32Type) and name in _FLOAT_BINARY:
+                    ok = operands_ok()
+                elif name == "stablehlo.convert":
+                    src = _scalar(op.operands[0].type)
+                    ok = (isinstance(t, Float32Type) and isinstance(src, IntegerType)
+                          and operands_ok())
                 elif name == "stablehlo.compare":
                     direction = compare_direction(op)
                     wide = _scalar_int(op.operands[0].type)
                     ok = (direction in _CMPI and wide is not None
                           and (wide.width.data > 1 or direction in ("EQ", "NE"))
-                          and all(self._hostable(o, cands) for o in op.operands))
+                          and operands_ok())
         self._memo[v] = ok
         return ok
 
-    def emit(self, b: "_IreeBuilder", host: list[SSAValue], clones: dict) -> list[SSAValue]:
-        """In one step's copy of the body (``clones``: body op -> its copy), give each
-        host-computable branch its predicate from the host values ``host`` of the
-        counters; returns the counters' host values after the step. Each host op has the
-        location of the op it mirrors."""
+    def emit(self, b: "_IreeBuilder", host: list[SSAValue]) -> tuple[dict, list[SSAValue]]:
+        """One step's host ops, from the counters' host values ``host``: returns the
+        device's copy of each scalar it needs (body value -> ``linalg.fill``)
+        and the counters' host values after the step. Each host op has the location of
+        the op it mirrors."""
         memo: dict = {}
         loc = b.loc
 
@@ -216,12 +293,13 @@ class _HostCounters:
             if v in self.args:
                 memo[v] = host[self.args[v]]
                 return memo[v]
-            op, t = v.owner, _scalar_int(v.type)
+            op, t = v.owner, _scalar(v.type)
             name = op_name(op)
             if name == "stablehlo.constant":
                 b.loc = op.location
                 raw = op.properties["value"].get_values()[0]
-                out = b.raw("arith.constant", [], [t], {"value": IntegerAttr(int(raw), t)})
+                attr = FloatAttr(float(raw), t) if isinstance(t, Float32Type) else IntegerAttr(int(raw), t)
+                out = b.raw("arith.constant", [], [t], {"value": attr})
             elif name == "stablehlo.compare":
                 args = [value(o) for o in op.operands]
                 signed, unsigned = _CMPI[compare_direction(op)]
@@ -229,54 +307,69 @@ class _HostCounters:
                 b.loc = op.location
                 out = b.raw("arith.cmpi", args, [t],
                             {"predicate": IntegerAttr(unsigned if kind == "UNSIGNED" else signed, i64)})
+            elif name == "stablehlo.convert":
+                args = [value(o) for o in op.operands]
+                src = _scalar(op.operands[0].type)
+                b.loc = op.location
+                out = b.raw("arith.uitofp" if src.width.data == 1 else "arith.sitofp", args, [t])
             else:
                 args = [value(o) for o in op.operands]
                 b.loc = op.location
-                out = b.raw("arith.select" if name == "stablehlo.select" else _INT_BINARY[name], args, [t])
+                table = _FLOAT_BINARY if isinstance(t, Float32Type) else _INT_BINARY
+                out = b.raw("arith.select" if name == "stablehlo.select" else table[name], args, [t])
             memo[v] = out.results[0]
             return memo[v]
 
-        for branch in self.branches:
-            copy = clones[branch]
-            pred = copy.operands[0]
-            b.before = copy
-            on_host = value(branch.operands[0])
-            b.loc = branch.location
-            copy.operands[0] = b.raw("tensor.from_elements", [on_host], [pred.type]).results[0]
-        b.before = None
+        device = {}
+        for v in list(self.args) + [v for v in self.to_device if v not in self.args]:
+            h = value(v)
+            b.loc = v.owner.location if not isinstance(v, BlockArgument) else loc
+            device[v] = b.fill(h, v.type)
         out = [value(v) for v in self.nexts]
         b.loc = loc
-        return out
+        return device, out
 
 
 def _loop(b: _IreeBuilder, scan: ScanOp, lo, hi, init: list[SSAValue], unroll: int,
           t_len: SSAValue, fuse_steps: bool = True, counters: _HostCounters | None = None,
           host: list[SSAValue] = ()) -> tuple[list[SSAValue], list[SSAValue]]:
     """``scf.for i = lo .. hi step unroll`` running the scan body ``unroll`` times per
-    iteration (rows i, i+1, ...); loop values are buffer views, imported once at the start
-    of an iteration and exported once at its end, then the host values of ``counters``
-    (starting from ``host``). Returns the views and the host values after the loop."""
+    iteration (rows i, i+1, ...); loop values are buffer views of the device-carried
+    values and of the stacked outputs, imported once at the start of an iteration and
+    exported once at its end, then the host values of ``counters`` (starting from
+    ``host``). Returns the views and the host values after the loop."""
     n = scan.n_carry
+    on_dev = [i for i in range(n) if i not in counters.carried]
     xs = list(scan.xs)
     stacked_types = [r.type for r in list(scan.res)[n:]]
-    carry_types = [SSAValue.get(c).type for c in scan.carry]
+    carry_types = [SSAValue.get(scan.carry[i]).type for i in on_dev]
     host_types = [SSAValue.get(h).type for h in host]
     bv = buffer_view_type()
     body = Block(arg_types=[IndexType()] + [bv] * len(init) + host_types)
     bb = _IreeBuilder(body, loc=scan.location)
     first = body.args[0]
-    carry = [bb.import_(v, t, _dyn_dims(t, t_len)) for v, t in zip(body.args[1:1 + n], carry_types)]
-    bufs = [bb.import_(v, t, [t_len]) for v, t in zip(body.args[1 + n:1 + len(init)], stacked_types)]
+    nd = len(on_dev)
+    carry = [bb.import_(v, t, _dyn_dims(t, t_len)) for v, t in zip(body.args[1:1 + nd], carry_types)]
+    bufs = [bb.import_(v, t, [t_len]) for v, t in zip(body.args[1 + nd:1 + len(init)], stacked_types)]
     on_host = list(body.args[1 + len(init):])
+    block = scan.body.block
     for j in range(unroll):
         t_idx = first if j == 0 else bb.raw("arith.addi", [first, bb.index(j)], [IndexType()]).results[0]
         rows = [bb.extract_row(x, t_idx, TensorType(x.type.element_type, list(x.type.get_shape())[1:]))
                 for x in xs]
+        device, on_host = counters.emit(bb, on_host)
+        args = [None] * n
+        for i, c in zip(on_dev, carry):
+            args[i] = c
+        for i in counters.carried:
+            args[i] = device[block.args[i]]
         clones: dict = {}
-        results = clone_block_ops(scan.body.block, bb, carry + rows, clones=clones)
-        if on_host:
-            on_host = counters.emit(bb, on_host, clones)
-        carry = results[:n]
+        results = clone_block_ops(block, bb, args + rows, clones=clones)
+        for v, d in device.items():  # device uses of host scalars take the host's value
+            if not isinstance(v, BlockArgument):
+                clones[v.owner].results[v.index].replace_all_uses_with(d)
+        counters.erase_dead(clones, device)
+        carry = [results[i] for i in on_dev]
         if not fuse_steps and j < unroll - 1 and carry:
             # The next step starts from values IREE may not fuse with this step's ops:
             # every step then compiles to the same dispatches as a one-step body.
@@ -299,15 +392,17 @@ def lower_scan(scan: ScanOp, unroll: int = 1, fuse_steps: bool = True) -> None:
     n = scan.n_carry
     xs = list(scan.xs)
     stacked_types = [r.type for r in list(scan.res)[n:]]
-    carry_types = [SSAValue.get(c).type for c in scan.carry]
+    carried = list(scan.carry)
+    counters = _HostCounters(scan)
+    on_dev = [i for i in range(n) if i not in counters.carried]
+    carry_types = [SSAValue.get(carried[i]).type for i in on_dev]
     c0 = b.index(0)
     t_len = b.dim(xs[0], 0)
-    views = [b.export(c, _dyn_dims(SSAValue.get(c).type, t_len)) for c in _distinct(b, list(scan.carry))]
+    views = [b.export(c, _dyn_dims(SSAValue.get(c).type, t_len))
+             for c in _distinct(b, [carried[i] for i in on_dev])]
     views += [b.export(b.empty(t, [t_len]), [t_len]) for t in stacked_types]
-    counters = _HostCounters(scan)
-    carried = list(scan.carry)
-    # read once per call: the counters' values on entry
-    host = [b.raw("tensor.extract", [carried[i]], [_scalar_int(SSAValue.get(carried[i]).type)]).results[0]
+    # read once per call: the host-carried counters' values on entry
+    host = [b.raw("tensor.extract", [carried[i]], [_scalar(SSAValue.get(carried[i]).type)]).results[0]
             for i in counters.carried]
     start = c0
     if unroll > 1:
@@ -315,10 +410,15 @@ def lower_scan(scan: ScanOp, unroll: int = 1, fuse_steps: bool = True) -> None:
         rest = b.raw("arith.remui", [t_len, b.index(unroll)], [IndexType()]).results[0]
         start = b.raw("arith.subi", [t_len, rest], [IndexType()]).results[0]
         views, host = _loop(b, scan, c0, start, views, unroll, t_len, fuse_steps, counters, host)
-    views, _ = _loop(b, scan, start, t_len, views, 1, t_len, counters=counters, host=host)
+    views, host = _loop(b, scan, start, t_len, views, 1, t_len, counters=counters, host=host)
     finals = [b.import_(v, t, _dyn_dims(t, t_len))
               for v, t in zip(views, carry_types + stacked_types)]
-    for old, new in zip(scan.results, finals):
+    out = [None] * n
+    for i, v in zip(on_dev, finals):
+        out[i] = v
+    for i, h in zip(counters.carried, host):  # the device's copies, once per call
+        out[i] = b.raw("tensor.from_elements", [h], [SSAValue.get(carried[i]).type]).results[0]
+    for old, new in zip(scan.results, out + finals[len(on_dev):]):
         old.replace_all_uses_with(new)
     scan.detach()
     scan.erase()
