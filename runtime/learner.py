@@ -191,6 +191,7 @@ class Learner:
             for spec in m.get(key, []):
                 self._values[_key(spec)] = self._zeros(spec)
         self.steps_since_reset = 0
+        self._initial: dict | None = None
         self.reset()
 
     def _zeros(self, spec: dict):
@@ -238,12 +239,17 @@ class Learner:
 
     def reset(self) -> None:
         """Zero the state (to init_state's values), traces, accumulated gradient and the
-        step counters; parameters and optimizer state stay."""
-        for spec, v in zip(self._state_specs, self._exec.call("init_state", [])):
-            self._values[_key(spec)] = v
-        for key in ("traces", "accumulators", "counters"):
-            for spec in self.manifest.get(key, []):
-                self._values[_key(spec)] = self._zeros(spec)
+        step counters; parameters and optimizer state stay. The values are made once
+        and handed out again on every reset: an entry point never writes its arguments
+        (each returns new buffers), so they stay as made."""
+        if self._initial is None:
+            initial = {_key(spec): v for spec, v in
+                       zip(self._state_specs, self._exec.call("init_state", []))}
+            for key in ("traces", "accumulators", "counters"):
+                for spec in self.manifest.get(key, []):
+                    initial[_key(spec)] = self._zeros(spec)
+            self._initial = initial
+        self._values.update(self._initial)
         self.steps_since_reset = 0
 
     def _call(self, entry: str, inputs: dict) -> dict:

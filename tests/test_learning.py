@@ -118,10 +118,14 @@ def test_reset_discards_a_partial_window_and_keeps_params(tmp_path):
                    update_every=4).save(path)
     xs, targets, _ = _data(_module("lif_recompute").model)
     learner = tracec.runtime.load(path)
-    p0 = learner.params
+    p0, s0 = learner.params, learner.state
     learner.train_sequence(xs[:3], targets[:3])
-    learner.reset()
+    assert any(np.any(t != 0) for t in learner.traces.values())
+    assert any(not np.array_equal(learner.state[k], s0[k]) for k in s0)
+    learner.reset()  # the same initial values as at load, whatever training did since
     assert all(np.all(t == 0) for t in learner.traces.values())
+    for k in s0:
+        np.testing.assert_array_equal(learner.state[k], s0[k])
     learner.train_sequence(xs[:3], targets[:3])  # 3 < K steps since reset: no update yet
     for k in p0:
         np.testing.assert_array_equal(learner.params[k], p0[k])
