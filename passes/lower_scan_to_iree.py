@@ -237,14 +237,16 @@ class _HostCounters:
                     and not any(r.uses for r in copy.results)):
                 copy.detach()
                 copy.erase()
-        for d in device.values():
-            if not d.uses:
-                fill = d.owner
-                empty = fill.operands[1].owner
-                fill.detach()
-                fill.erase()
-                empty.detach()
-                empty.erase()
+        for fill, listed in device.values():
+            for d in (fill, listed):
+                if not d.uses:
+                    op = d.owner
+                    empty = op.operands[1].owner if d is fill else None
+                    op.detach()
+                    op.erase()
+                    if empty is not None:
+                        empty.detach()
+                        empty.erase()
 
     def _hostable(self, v, cands) -> bool:
         if v in self._memo:
@@ -281,9 +283,10 @@ class _HostCounters:
 
     def emit(self, b: "_IreeBuilder", host: list[SSAValue]) -> tuple[dict, list[SSAValue]]:
         """One step's host ops, from the counters' host values ``host``: returns the
-        device's copy of each scalar it needs (body value -> ``linalg.fill``)
-        and the counters' host values after the step. Each host op has the location of
-        the op it mirrors."""
+        device's copies of each scalar it needs (body value -> ``linalg.fill`` for the
+        step's kernels, ``tensor.from_elements`` for those inside a branch) and the
+        counters' host values after the step. Each host op has the location of the op
+        it mirrors."""
         memo: dict = {}
         loc = b.loc
 
@@ -324,7 +327,7 @@ class _HostCounters:
         for v in list(self.args) + [v for v in self.to_device if v not in self.args]:
             h = value(v)
             b.loc = v.owner.location if not isinstance(v, BlockArgument) else loc
-            device[v] = b.fill(h, v.type)
+            device[v] = (b.fill(h, v.type), b.raw("tensor.from_elements", [h], [v.type]).results[0])
         out = [value(v) for v in self.nexts]
         b.loc = loc
         return device, out
@@ -362,12 +365,17 @@ def _loop(b: _IreeBuilder, scan: ScanOp, lo, hi, init: list[SSAValue], unroll: i
         for i, c in zip(on_dev, carry):
             args[i] = c
         for i in counters.carried:
-            args[i] = device[block.args[i]]
+            args[i] = device[block.args[i]][0]
         clones: dict = {}
         results = clone_block_ops(block, bb, args + rows, clones=clones)
-        for v, d in device.items():  # device uses of host scalars take the host's value
+        for v, (fill, listed) in device.items():  # device uses take the host's value
             if not isinstance(v, BlockArgument):
-                clones[v.owner].results[v.index].replace_all_uses_with(d)
+                clones[v.owner].results[v.index].replace_all_uses_with(fill)
+            for use in list(fill.uses):
+                # inside a branch (the optimizer's update, once per window): a buffer,
+                # so that its kernels stay those of train_step (one executable for both)
+                if use.operation.parent_block() is not body:
+                    use.operation.operands[use.index] = listed
         counters.erase_dead(clones, device)
         carry = [results[i] for i in on_dev]
         if not fuse_steps and j < unroll - 1 and carry:

@@ -1,5 +1,6 @@
 // A training scan as insert-optimizer and make-entry-points write it: a weight w, a
-// counter k of steps since the last update, and a branch on "an update is due".
+// counter k of steps since the last update, and a branch on "an update is due" that
+// also reads the counter.
 func.func @train_sequence(%w0: tensor<3xf32>, %k0: tensor<i32>, %xs: tensor<?x3xf32>) -> (tensor<3xf32>, tensor<i32>) {
   %r:2 = "tracec.scan"(%w0, %k0, %xs) <{operandSegmentSizes = array<i32: 2, 1>}> ({
   ^bb0(%w: tensor<3xf32>, %k: tensor<i32>, %x: tensor<3xf32>):
@@ -10,7 +11,10 @@ func.func @train_sequence(%w0: tensor<3xf32>, %k0: tensor<i32>, %xs: tensor<?x3x
     %due = stablehlo.compare GE, %kn, %every, SIGNED : (tensor<i32>, tensor<i32>) -> tensor<i1>
     %kout = stablehlo.select %due, %zero, %kn : tensor<i1>, tensor<i32>
     %wn = "stablehlo.if"(%due) ({
-      %s = stablehlo.subtract %w, %x : tensor<3xf32>
+      %kf = stablehlo.convert %kn : (tensor<i32>) -> tensor<f32>
+      %kb = stablehlo.broadcast_in_dim %kf, dims = [] : (tensor<f32>) -> tensor<3xf32>
+      %xk = stablehlo.multiply %x, %kb : tensor<3xf32>
+      %s = stablehlo.subtract %w, %xk : tensor<3xf32>
       stablehlo.return %s : tensor<3xf32>
     }, {
       stablehlo.return %w : tensor<3xf32>
