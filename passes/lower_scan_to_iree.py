@@ -36,8 +36,8 @@ from xdsl.dialects.builtin import (
     IntegerAttr,
     IntegerType,
     ModuleOp,
-    UnregisteredOp,
     TensorType,
+    UnregisteredOp,
     i32,
     i64,
 )
@@ -200,11 +200,12 @@ class _HostCounters:
             if len(keep) == len(cands):
                 break
             cands = keep
-        if not HOST_COUNTERS:
+        if not HOST_COUNTERS:  # the form without: nothing on the host
             cands, self._memo = {}, {}
-        for op in block.ops:  # every scalar the host can compute from them
-            for r in op.results:
-                self._hostable(r, cands)
+        else:
+            for op in block.ops:  # every scalar the host can compute from them
+                for r in op.results:
+                    self._hostable(r, cands)
         self.carried = sorted(cands.values())  # carry positions on the host
         self.args = {block.args[i]: k for k, i in enumerate(self.carried)}
         self.nexts = [ret.operands[i] for i in self.carried]
