@@ -11,8 +11,9 @@ the tensor-carried forms grow 20×).
 Rows of ``xs`` are read with ``tensor.extract_slice``; stacked results written
 with ``tensor.insert_slice`` into a ``tensor.empty`` of T rows.
 
-Before: ``tracec.scan`` ops. After: none; ``scf``/``tensor``/``arith``/``hal``
-ops that IREE accepts alongside StableHLO, with the scan's location.
+Before: ``tracec.scan`` ops. After: none; ``scf``/``tensor``/``arith``/``math``/
+``linalg.fill``/``hal`` ops that IREE accepts alongside StableHLO, with the scan's
+location (the host's scalar ops with the locations of the ops they mirror).
 Option ``unroll`` (default 1): K scan steps per loop iteration, the rest after.
 Option ``fuse_steps`` (default true): with ``fuse-steps=false`` the carried values pass
 through one ``stablehlo.optimization_barrier`` between the unrolled steps, so IREE cannot
