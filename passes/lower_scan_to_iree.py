@@ -20,6 +20,9 @@ through one ``stablehlo.optimization_barrier`` between the unrolled steps, so IR
 fuse one step's ops with the next's: every step compiles to the one-step body's
 dispatches (half the executables, about half the IREE compile time, ~17% slower steps
 on lif2 ES-D-RTRL).
+Option ``quiet_windows`` (default false): with ``unroll`` > 1 and branches on host
+scalars only, an ``scf.while`` runs the unrolled iterations in which the host finds no
+branch taken without the branches, and every other step alone (``_quiet_loop``).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from xdsl.dialects.builtin import (
     ModuleOp,
     TensorType,
     UnregisteredOp,
+    i1,
     i32,
     i64,
 )
@@ -51,7 +55,7 @@ from tracec.dialects import make_context
 from tracec.dialects import stablehlo as shlo
 from tracec.dialects.tracec import ScanOp
 from tracec.passes.ir.attributes import compare_direction
-from tracec.passes.ir.builder import Builder, clone_block_ops
+from tracec.passes.ir.builder import FUSION_BARRIER, Builder, clone_block_ops
 from tracec.passes.ir.module import op_error, op_name
 
 @lru_cache(maxsize=1)
@@ -207,6 +211,11 @@ class _HostCounters:
             for op in block.ops:  # every scalar the host can compute from them
                 for r in op.results:
                     self._hostable(r, cands)
+        # the predicates of the body's branches (the optimizer's "an update is due"),
+        # when the host computes every one of them
+        ifs = [op for op in block.ops if op_name(op) == "stablehlo.if"]
+        preds = list(dict.fromkeys(op.operands[0] for op in ifs))
+        self.predicates = preds if ifs and all(self._memo.get(p, False) for p in preds) else []
         self.carried = sorted(cands.values())  # carry positions on the host
         self.args = {block.args[i]: k for k, i in enumerate(self.carried)}
         self.nexts = [ret.operands[i] for i in self.carried]
@@ -283,12 +292,11 @@ class _HostCounters:
         self._memo[v] = ok
         return ok
 
-    def emit(self, b: "_IreeBuilder", host: list[SSAValue]) -> tuple[dict, list[SSAValue]]:
-        """One step's host ops, from the counters' host values ``host``: returns the
-        device's copies of each scalar it needs (body value -> ``linalg.fill`` for the
-        step's kernels, ``tensor.from_elements`` for those inside a branch) and the
-        counters' host values after the step. Each host op has the location of the op
-        it mirrors."""
+    def host_step(self, b: "_IreeBuilder", host: list[SSAValue]) -> tuple[dict, list[SSAValue]]:
+        """One step's host ops, from the counters' host values ``host``: returns the host
+        value of each scalar the device needs (body value -> host value; the branch
+        predicates among them) and the counters' host values after the step. Each host
+        op has the location of the op it mirrors."""
         memo: dict = {}
         loc = b.loc
 
@@ -325,14 +333,112 @@ class _HostCounters:
             memo[v] = out.results[0]
             return memo[v]
 
-        device = {}
-        for v in list(self.args) + [v for v in self.to_device if v not in self.args]:
-            h = value(v)
-            b.loc = v.owner.location if not isinstance(v, BlockArgument) else loc
-            device[v] = (b.fill(h, v.type), b.raw("tensor.from_elements", [h], [v.type]).results[0])
+        values = {v: value(v) for v in list(self.args) + [v for v in self.to_device
+                                                           if v not in self.args]}
         out = [value(v) for v in self.nexts]
         b.loc = loc
-        return device, out
+        return values, out
+
+    def device_copies(self, b: "_IreeBuilder", values: dict, quiet: bool = False) -> dict:
+        """The device's copies of one step's host values (``host_step``): body value ->
+        (``linalg.fill`` for the step's kernels, ``tensor.from_elements`` for those
+        inside a branch). ``quiet``: the step is known to take no branch, and its
+        predicates are the constant false (IREE then folds the branches away)."""
+        loc = b.loc
+        device = {}
+        false = None
+        for v, h in values.items():
+            if quiet and v in self.predicates:
+                if false is None:
+                    false = b.raw("arith.constant", [], [i1], {"value": IntegerAttr(0, i1)}).results[0]
+                h = false
+            b.loc = v.owner.location if not isinstance(v, BlockArgument) else loc
+            device[v] = (b.fill(h, v.type), b.raw("tensor.from_elements", [h], [v.type]).results[0])
+        b.loc = loc
+        return device
+
+    def emit(self, b: "_IreeBuilder", host: list[SSAValue]) -> tuple[dict, list[SSAValue]]:
+        """``host_step`` and the device's copies of its values."""
+        values, out = self.host_step(b, host)
+        return self.device_copies(b, values), out
+
+
+
+
+def _offset(b: _IreeBuilder, first: SSAValue, j: int) -> SSAValue:
+    return first if j == 0 else b.raw("arith.addi", [first, b.index(j)], [IndexType()]).results[0]
+
+
+def _untaken(clones: dict, block: Block, predicates: list) -> dict:
+    """In a copy of the body that takes none of its branches: each branch on one of
+    ``predicates`` replaced by its false side's ops, and the optimization barrier
+    behind it (insert-optimizer's, which keeps IREE from merging adjacent branches;
+    with no branch left it would only split the step's command buffer) dropped.
+    Returns each replaced value's replacement."""
+    replaced: dict = {}
+    for op in block.ops:
+        if op_name(op) != "stablehlo.if" or op.operands[0] not in predicates:
+            continue
+        copy = clones[op]
+        untaken = copy.regions[1].block
+        ret = untaken.last_op
+        for inner in list(untaken.ops)[:-1]:
+            inner.detach()
+            copy.parent_block().insert_op_before(inner, copy)
+        for r, v in zip(copy.results, list(ret.operands)):
+            for use in list(r.uses):
+                user = use.operation
+                if (op_name(user) == "stablehlo.optimization_barrier" and len(user.operands) == 1
+                        and FUSION_BARRIER not in user.attributes):
+                    user.results[0].replace_all_uses_with(v)
+                    replaced[user.results[0]] = v
+                    user.detach()
+                    user.erase()
+            r.replace_all_uses_with(v)
+            replaced[r] = v
+        copy.detach()
+        copy.erase()
+    return replaced
+
+
+def _step(b: _IreeBuilder, scan: ScanOp, counters: _HostCounters, carry: list, bufs: list,
+          t_idx: SSAValue, device: dict, quiet: bool = False) -> tuple[list, list]:
+    """One copy of the scan body at ``b``, on row ``t_idx``: from the device-carried
+    values ``carry`` and the device copies ``device`` of the host's scalars; returns the
+    device-carried values after it and the stacked buffers with its row written.
+    ``quiet``: the step is known to take none of its branches (``_untaken``)."""
+    n = scan.n_carry
+    block = scan.body.block
+    on_dev = [i for i in range(n) if i not in counters.carried]
+    rows = [b.extract_row(x, t_idx, TensorType(x.type.element_type, list(x.type.get_shape())[1:]))
+            for x in scan.xs]
+    args = [None] * n
+    for i, c in zip(on_dev, carry):
+        args[i] = c
+    for i in counters.carried:
+        args[i] = device[block.args[i]][0]
+    clones: dict = {}
+    results = clone_block_ops(block, b, args + rows, clones=clones)
+    for v, (fill, listed) in device.items():  # device uses take the host's value
+        if not isinstance(v, BlockArgument):
+            clones[v.owner].results[v.index].replace_all_uses_with(fill)
+        for use in list(fill.uses):
+            # inside a branch (the optimizer's update, once per window): a buffer,
+            # so that its kernels stay those of train_step (one executable for both)
+            if use.operation.parent_block() is not b.block:
+                use.operation.operands[use.index] = listed
+    if quiet:
+        replaced = _untaken(clones, block, counters.predicates)
+        results = [replaced.get(SSAValue.get(r), r) for r in results]
+    counters.erase_dead(clones, device)
+    return ([results[i] for i in on_dev],
+            [b.insert_row(out, buf, t_idx) for out, buf in zip(results[n:], bufs)])
+
+
+def _exports(b: _IreeBuilder, carry: list, carry_types: list, bufs: list, t_len) -> list:
+    carry = _distinct(b, carry)
+    return ([b.export(v, _dyn_dims(t, t_len)) for v, t in zip(carry, carry_types)]
+            + [b.export(buf, [t_len]) for buf in bufs])
 
 
 def _loop(b: _IreeBuilder, scan: ScanOp, lo, hi, init: list[SSAValue], unroll: int,
@@ -345,7 +451,6 @@ def _loop(b: _IreeBuilder, scan: ScanOp, lo, hi, init: list[SSAValue], unroll: i
     ``host``). Returns the views and the host values after the loop."""
     n = scan.n_carry
     on_dev = [i for i in range(n) if i not in counters.carried]
-    xs = list(scan.xs)
     stacked_types = [r.type for r in list(scan.res)[n:]]
     carry_types = [SSAValue.get(scan.carry[i]).type for i in on_dev]
     host_types = [SSAValue.get(h).type for h in host]
@@ -357,45 +462,86 @@ def _loop(b: _IreeBuilder, scan: ScanOp, lo, hi, init: list[SSAValue], unroll: i
     carry = [bb.import_(v, t, _dyn_dims(t, t_len)) for v, t in zip(body.args[1:1 + nd], carry_types)]
     bufs = [bb.import_(v, t, [t_len]) for v, t in zip(body.args[1 + nd:1 + len(init)], stacked_types)]
     on_host = list(body.args[1 + len(init):])
-    block = scan.body.block
     for j in range(unroll):
-        t_idx = first if j == 0 else bb.raw("arith.addi", [first, bb.index(j)], [IndexType()]).results[0]
-        rows = [bb.extract_row(x, t_idx, TensorType(x.type.element_type, list(x.type.get_shape())[1:]))
-                for x in xs]
         device, on_host = counters.emit(bb, on_host)
-        args = [None] * n
-        for i, c in zip(on_dev, carry):
-            args[i] = c
-        for i in counters.carried:
-            args[i] = device[block.args[i]][0]
-        clones: dict = {}
-        results = clone_block_ops(block, bb, args + rows, clones=clones)
-        for v, (fill, listed) in device.items():  # device uses take the host's value
-            if not isinstance(v, BlockArgument):
-                clones[v.owner].results[v.index].replace_all_uses_with(fill)
-            for use in list(fill.uses):
-                # inside a branch (the optimizer's update, once per window): a buffer,
-                # so that its kernels stay those of train_step (one executable for both)
-                if use.operation.parent_block() is not body:
-                    use.operation.operands[use.index] = listed
-        counters.erase_dead(clones, device)
-        carry = [results[i] for i in on_dev]
+        carry, bufs = _step(bb, scan, counters, carry, bufs, _offset(bb, first, j), device)
         if not fuse_steps and j < unroll - 1 and carry:
             # The next step starts from values IREE may not fuse with this step's ops:
             # every step then compiles to the same dispatches as a one-step body.
             carry = bb.fusion_barrier(carry)
-        bufs = [bb.insert_row(out, buf, t_idx) for out, buf in zip(results[n:], bufs)]
-    carry = _distinct(bb, carry)
-    yielded = [bb.export(v, _dyn_dims(t, t_len)) for v, t in zip(carry, carry_types)]
-    yielded += [bb.export(buf, [t_len]) for buf in bufs]
-    bb.raw("scf.yield", yielded + on_host, [])
+    bb.raw("scf.yield", _exports(bb, carry, carry_types, bufs, t_len) + on_host, [])
     step = b.index(unroll)
     out = list(b.raw("scf.for", [lo, hi, step, *init, *host], [bv] * len(init) + host_types,
                      regions=[Region(body)]).results)
     return out[:len(init)], out[len(init):]
 
 
-def lower_scan(scan: ScanOp, unroll: int = 1, fuse_steps: bool = True) -> None:
+def _quiet_loop(b: _IreeBuilder, scan: ScanOp, hi, init: list[SSAValue], unroll: int,
+                t_len: SSAValue, fuse_steps: bool, counters: _HostCounters,
+                host: list[SSAValue]) -> tuple[list[SSAValue], list[SSAValue]]:
+    """``scf.while i < hi``: where the host finds that none of the steps i .. i+unroll-1
+    takes a branch and i+unroll <= hi, one iteration runs those ``unroll`` steps without
+    their branches (``_untaken``; each predicate the constant false); otherwise it runs
+    step i alone, branches and all. Loop values: i, then those of ``_loop``."""
+    n = scan.n_carry
+    on_dev = [i for i in range(n) if i not in counters.carried]
+    stacked_types = [r.type for r in list(scan.res)[n:]]
+    carry_types = [SSAValue.get(scan.carry[i]).type for i in on_dev]
+    host_types = [SSAValue.get(h).type for h in host]
+    bv = buffer_view_type()
+    types = [IndexType()] + [bv] * len(init) + host_types
+    before = Block(arg_types=types)
+    bf = _IreeBuilder(before, loc=scan.location)
+    more = bf.raw("arith.cmpi", [before.args[0], hi], [i1],
+                  {"predicate": IntegerAttr(_CMPI["LT"][1], i64)}).results[0]
+    bf.raw("scf.condition", [more, *before.args], [])
+
+    after = Block(arg_types=types)
+    bb = _IreeBuilder(after, loc=scan.location)
+    first = after.args[0]
+    nd = len(on_dev)
+    hosts = [list(after.args[1 + len(init):])]
+    values = []
+    for _ in range(unroll):  # the host's scalars of the steps i, i+1, ...
+        v, h = counters.host_step(bb, hosts[-1])
+        values.append(v)
+        hosts.append(h)
+    end = _offset(bb, first, unroll)
+    quiet = bb.raw("arith.cmpi", [end, hi], [i1],
+                   {"predicate": IntegerAttr(_CMPI["LE"][1], i64)}).results[0]
+    true = bb.raw("arith.constant", [], [i1], {"value": IntegerAttr(-1, i1)}).results[0]
+    for j in range(unroll):
+        for p in counters.predicates:
+            idle = bb.raw("arith.xori", [values[j][p], true], [i1]).results[0]
+            quiet = bb.raw("arith.andi", [quiet, idle], [i1]).results[0]
+
+    def branch(steps: int) -> Region:
+        block = Block()
+        rb = _IreeBuilder(block, loc=scan.location)
+        # imported in each branch: a buffer imported once for both would be written in
+        # place by one and read by the other, so IREE would copy it
+        c = [rb.import_(v, t, _dyn_dims(t, t_len)) for v, t in zip(after.args[1:1 + nd], carry_types)]
+        u = [rb.import_(v, t, [t_len]) for v, t in zip(after.args[1 + nd:1 + len(init)], stacked_types)]
+        for j in range(steps):
+            device = counters.device_copies(rb, values[j], quiet=steps > 1)
+            c, u = _step(rb, scan, counters, c, u, _offset(rb, first, j), device, quiet=steps > 1)
+            if not fuse_steps and j < steps - 1 and c:
+                c = rb.fusion_barrier(c)
+        nxt = end if steps == unroll else _offset(rb, first, steps)
+        rb.raw("scf.yield", [nxt, *_exports(rb, c, carry_types, u, t_len),
+                             *hosts[steps]], [])
+        return Region(block)
+
+    taken = bb.raw("scf.if", [quiet], types, regions=[branch(unroll), branch(1)])
+    bb.raw("scf.yield", list(taken.results), [])
+    loop = b.raw("scf.while", [b.index(0), *init, *host], types,
+                 regions=[Region(before), Region(after)])
+    out = list(loop.results)
+    return out[1:1 + len(init)], out[1 + len(init):]
+
+
+def lower_scan(scan: ScanOp, unroll: int = 1, fuse_steps: bool = True,
+               quiet_windows: bool = False) -> None:
     if not scan.xs:
         raise op_error(scan, "tracec.scan without inputs has no trip count")
     b = _IreeBuilder(scan.parent_block(), before=scan, loc=scan.location)
@@ -415,12 +561,16 @@ def lower_scan(scan: ScanOp, unroll: int = 1, fuse_steps: bool = True) -> None:
     host = [b.raw("tensor.extract", [carried[i]], [_scalar(SSAValue.get(carried[i]).type)]).results[0]
             for i in counters.carried]
     start = c0
-    if unroll > 1:
+    if unroll > 1 and quiet_windows and counters.predicates:
+        views, host = _quiet_loop(b, scan, t_len, views, unroll, t_len, fuse_steps, counters, host)
+        start = t_len
+    elif unroll > 1:
         # T - T mod unroll steps in unrolled iterations, the rest one step at a time.
         rest = b.raw("arith.remui", [t_len, b.index(unroll)], [IndexType()]).results[0]
         start = b.raw("arith.subi", [t_len, rest], [IndexType()]).results[0]
         views, host = _loop(b, scan, c0, start, views, unroll, t_len, fuse_steps, counters, host)
-    views, host = _loop(b, scan, start, t_len, views, 1, t_len, counters=counters, host=host)
+    if start is not t_len:
+        views, host = _loop(b, scan, start, t_len, views, 1, t_len, counters=counters, host=host)
     finals = [b.import_(v, t, _dyn_dims(t, t_len))
               for v, t in zip(views, carry_types + stacked_types)]
     out = [None] * n
@@ -440,9 +590,10 @@ class LowerScanToIreePass(ModulePass):
 
     unroll: int = 1
     fuse_steps: bool = True
+    quiet_windows: bool = False
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if not isinstance(self.unroll, int) or self.unroll < 1:
             raise TracecError(f"lower-scan-to-iree: unroll must be an integer >= 1, got {self.unroll!r}")
         for scan in [o for o in op.walk() if isinstance(o, ScanOp)]:
-            lower_scan(scan, self.unroll, self.fuse_steps)
+            lower_scan(scan, self.unroll, self.fuse_steps, self.quiet_windows)

@@ -112,6 +112,40 @@ def test_train_step_equals_train_sequence_and_update_every(tmp_path):
     assert not np.array_equal(c.params["w_in"], p0)
 
 
+@pytest.mark.parametrize("algorithm", ["es-d-rtrl", "d-rtrl"])
+def test_train_sequence_between_updates_equals_train_step(tmp_path, algorithm):
+    # With update_every at least 8 unrolled iterations, train_sequence runs the unrolled
+    # iterations in which no update falls without the optimizer's branches, and the steps
+    # around an update one at a time. Chunks of uneven lengths put the updates at every
+    # position of an unrolled iteration and leave some chunks with none; the result must
+    # be that of train_step, which has no loop, step by step.
+    path = str(tmp_path / "m.vmfb")
+    tracec.compile(os.path.join(ZOO, "alif.py"), algorithm=algorithm, optimizer="adam", lr=0.05,
+                   update_every=16, scan_unroll=2).save(path)
+    model = _module("alif").model
+    rng = np.random.default_rng(3)
+    steps = 70
+    xs = (rng.random((steps,) + tuple(model.input.shape)) < 0.3).astype(np.float32)
+    targets = rng.integers(0, 4, (steps, model.input.shape[0])).astype(np.int32)
+    mask = (rng.random(steps) < 0.8).astype(np.float32)
+    a = tracec.runtime.load(path)
+    p0 = a.params
+    la = [a.train_step(x, y, m)[0] for x, y, m in zip(xs, targets, mask)]
+    b = tracec.runtime.load(path)
+    lb, start = [], 0
+    for n in (1, 6, 9, 2, 4, 12, 6, 12, 5, 13):  # 70 steps
+        lb.extend(b.train_sequence(xs[start:start + n], targets[start:start + n],
+                                   mask[start:start + n]))
+        start += n
+    assert start == steps
+    np.testing.assert_allclose(la, lb, rtol=1e-5, atol=1e-7)
+    for k in p0:
+        assert not np.array_equal(a.params[k], p0[k]), k  # four updates happened
+        np.testing.assert_allclose(a.params[k], b.params[k], rtol=1e-5, atol=1e-6, err_msg=k)
+    for k in a.state:
+        np.testing.assert_allclose(a.state[k], b.state[k], rtol=1e-5, atol=1e-6, err_msg=k)
+
+
 def test_reset_discards_a_partial_window_and_keeps_params(tmp_path):
     path = str(tmp_path / "m.vmfb")
     tracec.compile(os.path.join(ZOO, "lif_recompute.py"), algorithm="d-rtrl", lr=0.5,

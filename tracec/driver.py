@@ -52,10 +52,14 @@ def stage_passes(options: CompileOptions, stage: str, manifest: str = "{}") -> l
         # auto is measured on llvm-cpu only; elsewhere only --event-driven always rewrites
         mode = ("never" if options.event_driven == "auto" and options.target != "llvm-cpu"
                 else options.event_driven)
+        # an update every K-th step: the unrolled iterations between updates run without
+        # the optimizer's branches, and up to `unroll` steps around each update one at a
+        # time; that pays where K is at least 8 unrolled iterations
+        quiet = options.update_every >= 8 * options.scan_unroll
         return [make("event-driven-relations", mode=mode, capacity=float(options.event_capacity)),
                 make("lower-traces-to-stablehlo"), make("leading-sums-to-dot"),
                 make("algebraic-simplify"), make("lower-scan-to-iree", unroll=options.scan_unroll,
-                     fuse_steps=bool(options.fuse_steps)),
+                     fuse_steps=bool(options.fuse_steps), quiet_windows=quiet),
                 make("fusion-barriers-to-iree"), make("guard-scatter-indices"),
                 make("strip-tracec-attributes")]
     raise TracecError(f"unknown IR stage '{stage}'")

@@ -3,6 +3,8 @@
 // RUN: tracec-opt %S/Inputs/scan.mlir -p 'lower-scan-to-iree{unroll=2 fuse-steps=false}' | filecheck %s --check-prefix=BARRIER
 // RUN: tracec-opt %S/Inputs/scan-counter.mlir -p 'lower-scan-to-iree{unroll=2}' | filecheck %s --check-prefix=HOST
 // RUN: tracec-opt %S/Inputs/scan-host-scalars.mlir -p lower-scan-to-iree | filecheck %s --check-prefix=SCALARS
+// RUN: tracec-opt %S/Inputs/scan-quiet.mlir -p 'lower-scan-to-iree{unroll=2 quiet-windows=true}' | filecheck %s --check-prefix=QUIET
+// RUN: tracec-opt %S/Inputs/scan-quiet.mlir -p 'lower-scan-to-iree{unroll=2}' | filecheck %s --check-prefix=NOQUIET
 
 // Loop values cross the scf.for edge as !hal.buffer_view (no tensor carried, so IREE
 // copies nothing per iteration); rows are extracted/inserted in place.
@@ -67,12 +69,13 @@
 // HOST: ^bb0(%{{[0-9]+}}: index {{.*}}, %{{[0-9]+}}: !hal.buffer_view {{.*}}, %[[K:[0-9]+]]: i32
 // HOST: %[[ONE:[0-9]+]] = "arith.constant"() <{value = 1 : i32}> : () -> i32 loc("{{.*}}scan-counter.mlir":7:
 // HOST: %[[KN:[0-9]+]] = "arith.addi"(%[[K]], %[[ONE]]) : (i32, i32) -> i32 loc("{{.*}}scan-counter.mlir":10:
-// HOST: %[[KNB:[0-9]+]] = "tensor.from_elements"(%[[KN]]) : (i32) -> tensor<i32>
 // HOST: %[[EVERY:[0-9]+]] = "arith.constant"() <{value = 3 : i32}>
 // HOST: %[[DUE:[0-9]+]] = "arith.cmpi"(%[[KN]], %[[EVERY]]) <{predicate = 5 : i64}> : (i32, i32) -> i1
+// HOST: %[[KOUT:[0-9]+]] = "arith.select"(%[[DUE]], %{{[0-9]+}}, %[[KN]]) : (i1, i32, i32) -> i32
+// then the device's copies of the host values it reads
+// HOST: %[[KNB:[0-9]+]] = "tensor.from_elements"(%[[KN]]) : (i32) -> tensor<i32>
 // HOST: %[[P:[0-9]+]] = "linalg.fill"(%[[DUE]], %{{[0-9]+}})
 // HOST: }) : (i1, tensor<i1>) -> tensor<i1>
-// HOST: %[[KOUT:[0-9]+]] = "arith.select"(%[[DUE]], %{{[0-9]+}}, %[[KN]]) : (i1, i32, i32) -> i32
 // HOST-NOT: stablehlo.select
 // HOST: "stablehlo.if"(%[[P]])
 // inside the branch the counter is a buffer (tensor.from_elements): the branch's kernels
@@ -99,9 +102,50 @@
 // SCALARS: %[[P:[0-9]+]] = "math.powf"(%{{[0-9]+}}, %[[NF]]) : (f32, f32) -> f32
 // SCALARS: %[[D:[0-9]+]] = "arith.subf"(%{{[0-9]+}}, %[[P]])
 // SCALARS: %[[C:[0-9]+]] = "arith.divf"(%{{[0-9]+}}, %[[D]])
+// SCALARS: %[[TN:[0-9]+]] = "arith.addf"(%[[T]], %{{[0-9]+}}) : (f32, f32) -> f32
 // SCALARS: %[[CD:[0-9]+]] = "linalg.fill"(%[[C]], %{{[0-9]+}})
 // SCALARS: }) : (f32, tensor<f32>) -> tensor<f32>
-// SCALARS: %[[TN:[0-9]+]] = "arith.addf"(%[[T]], %{{[0-9]+}}) : (f32, f32) -> f32
 // SCALARS-NOT: tensor<f32>) -> tensor<f32>
 // SCALARS: "stablehlo.broadcast_in_dim"(%[[CD]])
 // SCALARS: "scf.yield"(%{{[0-9]+}}, %[[NN]], %[[TN]]) : (!hal.buffer_view, i32, f32) -> ()
+
+// quiet-windows: the host computes the counters of steps i and i+1 first; where neither
+// is due and both steps fit, one iteration runs both without the branch (its untaken
+// side inline, its barrier gone, the predicate the constant false); otherwise step i
+// alone, branch and barrier as written. One scf.while, no second loop for the rest.
+// QUIET: %[[K0:[0-9]+]] = "tensor.extract"(%arg2) : (tensor<i32>) -> i32
+// QUIET: "scf.while"(%{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %[[K0]])
+// QUIET: %[[MORE:[0-9]+]] = "arith.cmpi"(%{{[0-9]+}}, %[[T:[0-9]+]]) <{predicate = 6 : i64}> : (index, index) -> i1
+// QUIET: "scf.condition"(%[[MORE]],
+// QUIET: ^bb0(%[[I:[0-9]+]]: index {{.*}}, %[[WV:[0-9]+]]: !hal.buffer_view {{.*}}, %[[GV:[0-9]+]]: !hal.buffer_view {{.*}}, %[[K:[0-9]+]]: i32
+// QUIET: %[[KN:[0-9]+]] = "arith.addi"(%[[K]], %{{[0-9]+}}) : (i32, i32) -> i32
+// QUIET: %[[DUE0:[0-9]+]] = "arith.cmpi"(%[[KN]], %{{[0-9]+}}) <{predicate = 5 : i64}>
+// QUIET: %[[K1:[0-9]+]] = "arith.select"(%[[DUE0]], %{{[0-9]+}}, %[[KN]])
+// QUIET: %[[KN1:[0-9]+]] = "arith.addi"(%[[K1]], %{{[0-9]+}}) : (i32, i32) -> i32
+// QUIET: %[[DUE1:[0-9]+]] = "arith.cmpi"(%[[KN1]], %{{[0-9]+}}) <{predicate = 5 : i64}>
+// QUIET: %[[K2:[0-9]+]] = "arith.select"(%[[DUE1]], %{{[0-9]+}}, %[[KN1]])
+// QUIET: %[[END:[0-9]+]] = "arith.addi"(%[[I]], %{{[0-9]+}}) : (index, index) -> index
+// QUIET: %[[FITS:[0-9]+]] = "arith.cmpi"(%[[END]], %[[T]]) <{predicate = 7 : i64}>
+// QUIET: %[[TRUE:[0-9]+]] = "arith.constant"() <{value = true}> : () -> i1
+// QUIET: %[[IDLE0:[0-9]+]] = "arith.xori"(%[[DUE0]], %[[TRUE]])
+// QUIET: %[[Q0:[0-9]+]] = "arith.andi"(%[[FITS]], %[[IDLE0]])
+// QUIET: %[[IDLE1:[0-9]+]] = "arith.xori"(%[[DUE1]], %[[TRUE]])
+// QUIET: %[[Q:[0-9]+]] = "arith.andi"(%[[Q0]], %[[IDLE1]])
+// QUIET: "scf.if"(%[[Q]]) ({
+// QUIET: %[[W:[0-9]+]] = "hal.tensor.import"(%[[WV]])
+// QUIET: "arith.constant"() <{value = false}> : () -> i1
+// QUIET-NOT: stablehlo.if
+// QUIET-NOT: stablehlo.optimization_barrier
+// QUIET: "hal.tensor.export"(%[[W]])
+// QUIET: "scf.yield"(%[[END]], %{{[0-9]+}}, %{{[0-9]+}}, %[[K2]])
+// QUIET-NEXT: }, {
+// QUIET: "stablehlo.if"
+// QUIET: "stablehlo.optimization_barrier"
+// QUIET: "scf.yield"(%{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %[[K1]])
+// QUIET-NOT: scf.for
+// QUIET: "tensor.from_elements"(%{{[0-9]+}}) : (i32) -> tensor<i32>
+
+// Without the option: the unrolled scf.for and the loop for the rest, as above.
+// NOQUIET-NOT: scf.while
+// NOQUIET: "scf.for"
+// NOQUIET: "scf.for"
