@@ -441,6 +441,22 @@ def _exports(b: _IreeBuilder, carry: list, carry_types: list, bufs: list, t_len)
             + [b.export(buf, [t_len]) for buf in bufs])
 
 
+def _loop_types(scan: ScanOp, counters: _HostCounters, host: list) -> tuple[list, list, list]:
+    """The types of a time loop's values: the device-carried values, the stacked
+    outputs and the host-carried counters."""
+    n = scan.n_carry
+    carry_types = [SSAValue.get(scan.carry[i]).type for i in range(n) if i not in counters.carried]
+    return carry_types, [r.type for r in list(scan.res)[n:]], [SSAValue.get(h).type for h in host]
+
+
+def _imports(b: _IreeBuilder, views: list, carry_types: list, stacked_types: list,
+             t_len) -> tuple[list, list]:
+    """The device-carried values and the stacked buffers, imported from ``views``."""
+    nd = len(carry_types)
+    return ([b.import_(v, t, _dyn_dims(t, t_len)) for v, t in zip(views[:nd], carry_types)],
+            [b.import_(v, t, [t_len]) for v, t in zip(views[nd:], stacked_types)])
+
+
 def _loop(b: _IreeBuilder, scan: ScanOp, lo, hi, init: list[SSAValue], unroll: int,
           t_len: SSAValue, fuse_steps: bool = True, counters: _HostCounters | None = None,
           host: list[SSAValue] = ()) -> tuple[list[SSAValue], list[SSAValue]]:
@@ -449,18 +465,12 @@ def _loop(b: _IreeBuilder, scan: ScanOp, lo, hi, init: list[SSAValue], unroll: i
     values and of the stacked outputs, imported once at the start of an iteration and
     exported once at its end, then the host values of ``counters`` (starting from
     ``host``). Returns the views and the host values after the loop."""
-    n = scan.n_carry
-    on_dev = [i for i in range(n) if i not in counters.carried]
-    stacked_types = [r.type for r in list(scan.res)[n:]]
-    carry_types = [SSAValue.get(scan.carry[i]).type for i in on_dev]
-    host_types = [SSAValue.get(h).type for h in host]
+    carry_types, stacked_types, host_types = _loop_types(scan, counters, host)
     bv = buffer_view_type()
     body = Block(arg_types=[IndexType()] + [bv] * len(init) + host_types)
     bb = _IreeBuilder(body, loc=scan.location)
     first = body.args[0]
-    nd = len(on_dev)
-    carry = [bb.import_(v, t, _dyn_dims(t, t_len)) for v, t in zip(body.args[1:1 + nd], carry_types)]
-    bufs = [bb.import_(v, t, [t_len]) for v, t in zip(body.args[1 + nd:1 + len(init)], stacked_types)]
+    carry, bufs = _imports(bb, list(body.args[1:1 + len(init)]), carry_types, stacked_types, t_len)
     on_host = list(body.args[1 + len(init):])
     for j in range(unroll):
         device, on_host = counters.emit(bb, on_host)
@@ -483,11 +493,7 @@ def _quiet_loop(b: _IreeBuilder, scan: ScanOp, hi, init: list[SSAValue], unroll:
     takes a branch and i+unroll <= hi, one iteration runs those ``unroll`` steps without
     their branches (``_untaken``; each predicate the constant false); otherwise it runs
     step i alone, branches and all. Loop values: i, then those of ``_loop``."""
-    n = scan.n_carry
-    on_dev = [i for i in range(n) if i not in counters.carried]
-    stacked_types = [r.type for r in list(scan.res)[n:]]
-    carry_types = [SSAValue.get(scan.carry[i]).type for i in on_dev]
-    host_types = [SSAValue.get(h).type for h in host]
+    carry_types, stacked_types, host_types = _loop_types(scan, counters, host)
     bv = buffer_view_type()
     types = [IndexType()] + [bv] * len(init) + host_types
     before = Block(arg_types=types)
@@ -499,7 +505,6 @@ def _quiet_loop(b: _IreeBuilder, scan: ScanOp, hi, init: list[SSAValue], unroll:
     after = Block(arg_types=types)
     bb = _IreeBuilder(after, loc=scan.location)
     first = after.args[0]
-    nd = len(on_dev)
     hosts = [list(after.args[1 + len(init):])]
     values = []
     for _ in range(unroll):  # the host's scalars of the steps i, i+1, ...
@@ -520,8 +525,7 @@ def _quiet_loop(b: _IreeBuilder, scan: ScanOp, hi, init: list[SSAValue], unroll:
         rb = _IreeBuilder(block, loc=scan.location)
         # imported in each branch: a buffer imported once for both would be written in
         # place by one and read by the other, so IREE would copy it
-        c = [rb.import_(v, t, _dyn_dims(t, t_len)) for v, t in zip(after.args[1:1 + nd], carry_types)]
-        u = [rb.import_(v, t, [t_len]) for v, t in zip(after.args[1 + nd:1 + len(init)], stacked_types)]
+        c, u = _imports(rb, list(after.args[1:1 + len(init)]), carry_types, stacked_types, t_len)
         for j in range(steps):
             device = counters.device_copies(rb, values[j], quiet=steps > 1)
             c, u = _step(rb, scan, counters, c, u, _offset(rb, first, j), device, quiet=steps > 1)
