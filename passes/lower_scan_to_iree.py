@@ -363,9 +363,8 @@ class _HostCounters:
         return self.device_copies(b, values), out
 
 
-
-
 def _offset(b: _IreeBuilder, first: SSAValue, j: int) -> SSAValue:
+    """The loop index ``first + j``."""
     return first if j == 0 else b.raw("arith.addi", [first, b.index(j)], [IndexType()]).results[0]
 
 
