@@ -485,10 +485,10 @@ def _loop(b: _IreeBuilder, scan: ScanOp, lo, hi, init: list[SSAValue], unroll: i
     return out[:len(init)], out[len(init):]
 
 
-def _quiet_loop(b: _IreeBuilder, scan: ScanOp, hi, init: list[SSAValue], unroll: int,
+def _quiet_loop(b: _IreeBuilder, scan: ScanOp, lo, hi, init: list[SSAValue], unroll: int,
                 t_len: SSAValue, fuse_steps: bool, counters: _HostCounters,
                 host: list[SSAValue]) -> tuple[list[SSAValue], list[SSAValue]]:
-    """``scf.while i < hi``: where the host finds that none of the steps i .. i+unroll-1
+    """``scf.while i < hi``, from ``i = lo``: where the host finds that none of the steps i .. i+unroll-1
     takes a branch and i+unroll <= hi, one iteration runs those ``unroll`` steps without
     their branches (``_untaken``; each predicate the constant false); otherwise it runs
     step i alone, branches and all. Loop values: i, then those of ``_loop``."""
@@ -537,7 +537,7 @@ def _quiet_loop(b: _IreeBuilder, scan: ScanOp, hi, init: list[SSAValue], unroll:
 
     taken = bb.raw("scf.if", [quiet], types, regions=[branch(unroll), branch(1)])
     bb.raw("scf.yield", list(taken.results), [])
-    loop = b.raw("scf.while", [b.index(0), *init, *host], types,
+    loop = b.raw("scf.while", [lo, *init, *host], types,
                  regions=[Region(before), Region(after)])
     out = list(loop.results)
     return out[1:1 + len(init)], out[1 + len(init):]
@@ -563,16 +563,16 @@ def lower_scan(scan: ScanOp, unroll: int = 1, fuse_steps: bool = True,
     # read once per call: the host-carried counters' values on entry
     host = [b.raw("tensor.extract", [carried[i]], [_scalar(SSAValue.get(carried[i]).type)]).results[0]
             for i in counters.carried]
-    start = c0
     if unroll > 1 and quiet_windows and counters.predicates:
-        views, host = _quiet_loop(b, scan, t_len, views, unroll, t_len, fuse_steps, counters, host)
-        start = t_len
-    elif unroll > 1:
-        # T - T mod unroll steps in unrolled iterations, the rest one step at a time.
-        rest = b.raw("arith.remui", [t_len, b.index(unroll)], [IndexType()]).results[0]
-        start = b.raw("arith.subi", [t_len, rest], [IndexType()]).results[0]
-        views, host = _loop(b, scan, c0, start, views, unroll, t_len, fuse_steps, counters, host)
-    if start is not t_len:
+        views, host = _quiet_loop(b, scan, c0, t_len, views, unroll, t_len, fuse_steps, counters,
+                                  host)
+    else:
+        start = c0
+        if unroll > 1:
+            # T - T mod unroll steps in unrolled iterations, the rest one step at a time.
+            rest = b.raw("arith.remui", [t_len, b.index(unroll)], [IndexType()]).results[0]
+            start = b.raw("arith.subi", [t_len, rest], [IndexType()]).results[0]
+            views, host = _loop(b, scan, c0, start, views, unroll, t_len, fuse_steps, counters, host)
         views, host = _loop(b, scan, start, t_len, views, 1, t_len, counters=counters, host=host)
     finals = [b.import_(v, t, _dyn_dims(t, t_len))
               for v, t in zip(views, carry_types + stacked_types)]
