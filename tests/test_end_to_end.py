@@ -77,7 +77,11 @@ def test_scan_unroll_runs_the_same_steps(artifacts, tmp_path, variant):
     A forward-only artifact lets IREE fuse across the 4 steps by default; with
     --no-fuse-steps (the learning rules' default) the outputs agree to float rounding."""
     assert tracec.CompileOptions().fuse_steps is True
-    assert tracec.CompileOptions(algorithm="es-d-rtrl").fuse_steps is False
+    online = tracec.CompileOptions(algorithm="es-d-rtrl")
+    assert (online.scan_unroll, online.fuse_steps, online.fused_steps()) == (4, None, False)
+    windowed = tracec.CompileOptions(algorithm="es-d-rtrl", update_every=64)
+    assert (windowed.scan_unroll, windowed.fused_steps(), windowed.quiet_windows()) == (8, True, True)
+    assert tracec.CompileOptions(algorithm="d-rtrl", update_every=63).scan_unroll == 4
     path = str(tmp_path / "variant.vmfb")
     tracec.compile(os.path.join(EXAMPLES, "lif2.py"), **variant).save(path)
     other, four = tracec.runtime.load(path), tracec.runtime.load(artifacts["llvm-cpu"])

@@ -112,16 +112,19 @@ def test_train_step_equals_train_sequence_and_update_every(tmp_path):
     assert not np.array_equal(c.params["w_in"], p0)
 
 
+@pytest.mark.parametrize("fuse_steps", [False, None])
 @pytest.mark.parametrize("algorithm", ["es-d-rtrl", "d-rtrl"])
-def test_train_sequence_between_updates_equals_train_step(tmp_path, algorithm):
+def test_train_sequence_between_updates_equals_train_step(tmp_path, algorithm, fuse_steps):
     # With update_every at least 8 unrolled iterations, train_sequence runs the unrolled
     # iterations in which no update falls without the optimizer's branches, and the steps
     # around an update one at a time. Chunks of uneven lengths put the updates at every
     # position of an unrolled iteration and leave some chunks with none; the result must
-    # be that of train_step, which has no loop, step by step.
+    # be that of train_step, which has no loop, step by step. With the steps apart the
+    # kernels are train_step's; fused (the default there) IREE's kernels span the steps
+    # and round differently, so the states after 70 steps agree to 1e-5 of their range.
     path = str(tmp_path / "m.vmfb")
     tracec.compile(os.path.join(ZOO, "alif.py"), algorithm=algorithm, optimizer="adam", lr=0.05,
-                   update_every=16, scan_unroll=2).save(path)
+                   update_every=16, scan_unroll=2, fuse_steps=fuse_steps).save(path)
     model = _module("alif").model
     rng = np.random.default_rng(3)
     steps = 70
@@ -143,7 +146,8 @@ def test_train_sequence_between_updates_equals_train_step(tmp_path, algorithm):
         assert not np.array_equal(a.params[k], p0[k]), k  # four updates happened
         np.testing.assert_allclose(a.params[k], b.params[k], rtol=1e-5, atol=1e-6, err_msg=k)
     for k in a.state:
-        np.testing.assert_allclose(a.state[k], b.state[k], rtol=1e-5, atol=1e-6, err_msg=k)
+        atol = 1e-6 if fuse_steps is False else 1e-5 * float(np.max(np.abs(a.state[k])))
+        np.testing.assert_allclose(a.state[k], b.state[k], rtol=1e-5, atol=atol, err_msg=k)
 
 
 def test_reset_discards_a_partial_window_and_keeps_params(tmp_path):

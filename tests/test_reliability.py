@@ -938,3 +938,33 @@ def test_a_model_iree_aggressive_fusion_breaks_still_compiles_and_learns_the_sam
     for name, value in learners[False].params.items():
         np.testing.assert_allclose(learners[True].params[name], value, rtol=1e-5, atol=1e-6)
     assert any(np.any(learners[False].params[n] != v) for n, v in initial.items())  # it learned
+
+
+def test_default_fused_steps_fall_back_to_steps_apart_where_iree_fusion_breaks(tmp_path):
+    """With updates at least 8 iterations apart a learning rule's unrolled steps are fused
+    by default (8 per iteration). On the ALIF loop whose fused form IREE's aggressive
+    fusion breaks, tracec lowers the loop again with its steps apart, keeps aggressive
+    fusion and says nothing: the artifact learns what --no-fuse-steps learns, bit for
+    bit. On lif2 the default stays fused: fewer fusion barriers than --no-fuse-steps."""
+    model = os.path.join(ROOT, "tests", "models", "alif_recomputed.py")
+    opts = dict(algorithm="es-d-rtrl", optimizer="adam", update_every=64, use_cache=False)
+    arts = {"auto": tracec.compile(model, **opts), "apart": tracec.compile(model, fuse_steps=False, **opts)}
+    assert arts["auto"].manifest["options"]["scan_unroll"] == 8
+    assert arts["auto"].manifest["options"]["fuse_steps"] is None
+    assert arts["auto"].warnings == [] and arts["apart"].warnings == []
+    barrier = '"iree_tensor_ext.compute_barrier.start"'
+    assert arts["auto"].ir["iree-input"].count(barrier) == arts["apart"].ir["iree-input"].count(barrier) > 0
+    rng = np.random.default_rng(1)
+    xs = rng.normal(size=(150, 4, 6)).astype(np.float32)
+    ys = rng.integers(0, 3, size=(150, 4)).astype(np.int32)
+    learners = {}
+    for name, art in arts.items():
+        art.save(str(tmp_path / f"{name}.vmfb"))
+        learners[name] = tracec.runtime.load(str(tmp_path / f"{name}.vmfb"))
+    losses = {name: np.asarray(l.train_sequence(xs, ys)) for name, l in learners.items()}
+    np.testing.assert_array_equal(losses["auto"], losses["apart"])
+    for name, value in learners["apart"].params.items():
+        np.testing.assert_array_equal(learners["auto"].params[name], value)
+    lif = {fs: tracec.compile(LIF2, emit="iree-input", fuse_steps=fs, **opts).ir["iree-input"]
+           for fs in (None, False)}
+    assert lif[None].count(barrier) < lif[False].count(barrier)

@@ -130,11 +130,19 @@ def _iree_error(diagnostics: str, target: str, options: CompileOptions | None = 
     return TracecError(f"the {target} backend (IREE) failed: {what[:300]}")
 
 
+class AggressiveFusionFailed(Exception):
+    """IREE's aggressive fusion failed on a module that ``compile_iree`` was told not to
+    compile again without it."""
+
+
 def compile_iree(module_text: str, options: CompileOptions, source_file: str | None = None,
-                 aggressive_fusion: bool = True, warnings: list[str] | None = None) -> bytes:
+                 aggressive_fusion: bool = True, warnings: list[str] | None = None,
+                 retry_without_fusion: bool = True) -> bytes:
     """Run iree-compile on ``module_text``; its errors become tracec errors, its warnings
     (other than the benign ones) go to stderr. tracec's own warnings about the compile
-    are appended to ``warnings``."""
+    are appended to ``warnings``. Where IREE's aggressive fusion fails on the module it
+    is compiled once more without it, or, with ``retry_without_fusion`` false,
+    ``AggressiveFusionFailed`` is raised."""
     from iree.compiler.tools.binaries import find_tool
 
     def run(fusion: bool):
@@ -150,6 +158,8 @@ def compile_iree(module_text: str, options: CompileOptions, source_file: str | N
         # IREE 3.13's aggressive fusion is not sound on every module (across the unrolled
         # steps of an ALIF training loop it builds a region whose operand does not
         # dominate its use): a module it breaks is compiled once more without it.
+        if not retry_without_fusion:
+            raise AggressiveFusionFailed(diagnostics)
         p = run(False)
         diagnostics = p.stderr.decode(errors="replace")
         if p.returncode == 0 and warnings is not None:

@@ -101,7 +101,8 @@ def version_line() -> str:
 
 
 def _compile_parser() -> argparse.ArgumentParser:
-    from tracec.options import ALGORITHMS, EVENT_MODES, OPTIMIZERS, STAGES, TARGETS, CompileOptions
+    from tracec.options import (ALGORITHMS, EVENT_MODES, OPTIMIZERS, QUIET_ITERATIONS, STAGES,
+                                TARGETS, CompileOptions)
 
     p = argparse.ArgumentParser(
         prog="tracec",
@@ -133,13 +134,17 @@ def _compile_parser() -> argparse.ArgumentParser:
     p.add_argument("--update-every", type=int, default=d.update_every, metavar="K",
                    help="apply the optimizer after every K-th step since reset; 1 is fully "
                         "online (default: %(default)s)")
-    p.add_argument("--scan-unroll", type=int, default=d.scan_unroll, metavar="K",
+    p.add_argument("--scan-unroll", type=int, default=None, metavar="K",
                    help="IREE: time steps per loop iteration of the *_sequence entries; "
-                        "1 compiles fastest (default: %(default)s)")
+                        "1 compiles fastest. Default: 8 for a learning rule with "
+                        f"--update-every >= {8 * QUIET_ITERATIONS}, else 4")
     p.add_argument("--fuse-steps", action=argparse.BooleanOptionalAction, default=None,
                    help="IREE: fuse kernels across the unrolled time steps (faster "
                         "sequences; for training about twice the compile time). Default: "
-                        "on for --algorithm forward, off for the learning rules")
+                        "on for --algorithm forward; for the learning rules on where the "
+                        "iterations between updates run without the optimizer (--update-"
+                        f"every >= {QUIET_ITERATIONS} x K) and IREE's fusion accepts it, "
+                        "else off")
     p.add_argument("--event-driven", choices=EVENT_MODES, default=d.event_driven,
                    help="IREE: relations fed by spikes (z @ W) work over the nonzero "
                         "entries only, falling back to the dense product when a step has "

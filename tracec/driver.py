@@ -23,11 +23,12 @@ from tracec.fileio import atomic_write
 from tracec.options import CompileOptions
 from tracec.versions import sources_hash, tool_versions
 
-def stage_passes(options: CompileOptions, stage: str, manifest: str = "{}") -> list:
+def stage_passes(options: CompileOptions, stage: str, manifest: str = "{}",
+                 fuse_steps: bool | None = None) -> list:
     """The default passes of one IR stage, as pass instances built from ``options`` (each
     option's default lives in ``CompileOptions`` alone). With a learning algorithm the
     tracec stage gains the control-flow flattening, the three analyses, the traces and
-    the optimizer."""
+    the optimizer. ``fuse_steps`` overrides ``options.fused_steps()``."""
     from tracec.passes import PASSES
 
     def make(name: str, **kw):
@@ -52,14 +53,11 @@ def stage_passes(options: CompileOptions, stage: str, manifest: str = "{}") -> l
         # auto is measured on llvm-cpu only; elsewhere only --event-driven always rewrites
         mode = ("never" if options.event_driven == "auto" and options.target != "llvm-cpu"
                 else options.event_driven)
-        # an update every K-th step: the unrolled iterations between updates run without
-        # the optimizer's branches, and up to `unroll` steps around each update one at a
-        # time; that pays where K is at least 8 unrolled iterations
-        quiet = options.update_every >= 8 * options.scan_unroll
+        fuse = options.fused_steps() if fuse_steps is None else fuse_steps
         return [make("event-driven-relations", mode=mode, capacity=float(options.event_capacity)),
                 make("lower-traces-to-stablehlo"), make("leading-sums-to-dot"),
                 make("algebraic-simplify"), make("lower-scan-to-iree", unroll=options.scan_unroll,
-                     fuse_steps=bool(options.fuse_steps), quiet_windows=quiet),
+                     fuse_steps=fuse, quiet_windows=options.quiet_windows()),
                 make("fusion-barriers-to-iree"), make("guard-scatter-indices"),
                 make("strip-tracec-attributes")]
     raise TracecError(f"unknown IR stage '{stage}'")
@@ -336,7 +334,15 @@ def compile(source, options: CompileOptions | None = None, *, emit: str | None =
         passes_of = {stage: stage_passes(options, stage, manifest) for stage in stages}
     from tracec.passes.autodiff.engine import module_warnings
 
+    # A learning rule's unrolled steps fused by default ("auto", where quiet windows
+    # apply): IREE's aggressive fusion breaks some such modules, whose loop is then
+    # lowered again with its steps apart (the module before the stage is kept for that).
+    refuse = (pipeline is None and emit == final_stage and options.target != "xla"
+              and options.fuse_steps is None and options.fused_steps())
+    before_backend = None
     for stage in stages:
+        if refuse and stage == stages[2]:
+            before_backend = module.clone()
         run_passes(module, passes_of[stage], stage, callback)
         # Passes never print: they leave warnings on the module (tracec.warnings).
         warnings += [w for w in module_warnings(module) if w not in warnings]
@@ -354,9 +360,21 @@ def compile(source, options: CompileOptions | None = None, *, emit: str | None =
     if options.target == "xla":
         binary = backends.compile_xla(ir["xla-input"], manifest, options)
     else:
-        binary = backends.compile_iree(ir["iree-input"], options, source_file=source.get("file"),
-                                       aggressive_fusion=backends.aggressive_fusion_fits(module),
-                                       warnings=warnings)
+        try:
+            binary = backends.compile_iree(
+                ir["iree-input"], options, source_file=source.get("file"),
+                aggressive_fusion=backends.aggressive_fusion_fits(module), warnings=warnings,
+                retry_without_fusion=not refuse)
+        except backends.AggressiveFusionFailed:
+            module = before_backend
+            run_passes(module, stage_passes(options, stages[2], fuse_steps=False), stages[2],
+                       callback)
+            ir[stages[2]] = print_generic(module)
+            if callback is not None:
+                callback(stages[2], None, ir[stages[2]])
+            binary = backends.compile_iree(
+                ir["iree-input"], options, source_file=source.get("file"),
+                aggressive_fusion=backends.aggressive_fusion_fits(module), warnings=warnings)
     art = Artifact(options.target, manifest, ir, binary, list(warnings))
     if key is not None:
         _cache_store(key, art)

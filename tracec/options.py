@@ -17,6 +17,10 @@ OPTIMIZERS = ("sgd", "adam")
 TARGETS = ("llvm-cpu", "vmvx", "cuda", "rocm", "vulkan", "xla")
 EVENT_MODES = ("auto", "always", "never")
 STAGES = ("stablehlo", "tracec", "iree-input", "xla-input", "vmfb", "xla")
+# Quiet windows (lower-scan-to-iree) pay where the updates are at least this many unrolled
+# loop iterations apart: up to one iteration of steps around each update runs one step at a
+# time, and a single step costs more than quiet iterations save when updates come often.
+QUIET_ITERATIONS = 8
 
 
 @dataclass(frozen=True)
@@ -29,11 +33,15 @@ class CompileOptions:
     update_every: int = 1
     # IREE: time steps per iteration of the loop of forward_sequence/train_sequence
     # (each iteration pays a fixed host cost; 4 measured ~25% faster than 1 for ES-D-RTRL).
-    scan_unroll: int = 4
+    # None (the default): 8 for a learning rule whose updates are at least
+    # QUIET_ITERATIONS iterations of 8 steps apart (so that quiet windows apply), else 4.
+    scan_unroll: int | None = None
     # IREE: let the unrolled steps fuse with each other (~17% faster sequences on lif2,
     # forward and ES-D-RTRL; for training about twice the IREE compile time); off, every
     # unrolled step reuses the one-step body's kernels. None (the default): on for
-    # forward-only artifacts (a few seconds of compile at most), off for training ones.
+    # forward-only artifacts (a few seconds of compile at most); for a learning rule it
+    # stays None, "auto": on where quiet windows apply, and off where IREE's aggressive
+    # fusion then fails on the module (tracec.driver), else off.
     fuse_steps: bool | None = None
     # IREE: relations fed by spikes (z @ W) do work over the nonzero entries only, with
     # a dense fallback at run time; "auto" on llvm-cpu where N >= 1024 and the H outputs
@@ -74,14 +82,17 @@ class CompileOptions:
         if not isinstance(self.update_every, int) or self.update_every < 1:
             raise TracecError("update_every (--update-every) must be an integer >= 1, "
                               f"got {self.update_every!r}")
+        if self.scan_unroll is None:
+            quiet8 = self.algorithm != "forward" and self.update_every >= QUIET_ITERATIONS * 8
+            object.__setattr__(self, "scan_unroll", 8 if quiet8 else 4)
         if not isinstance(self.scan_unroll, int) or isinstance(self.scan_unroll, bool) \
                 or self.scan_unroll < 1:
             raise TracecError("scan_unroll (--scan-unroll) must be an integer >= 1, "
                               f"got {self.scan_unroll!r}",
                               hint="1 compiles fastest; 4 (the default) runs sequences faster")
-        if self.fuse_steps is None:
-            object.__setattr__(self, "fuse_steps", self.algorithm == "forward")
-        if not isinstance(self.fuse_steps, bool):
+        if self.fuse_steps is None and self.algorithm == "forward":
+            object.__setattr__(self, "fuse_steps", True)
+        if self.fuse_steps is not None and not isinstance(self.fuse_steps, bool):
             raise TracecError("fuse_steps (--fuse-steps / --no-fuse-steps) must be True, False "
                               f"or None, got {self.fuse_steps!r}")
         if self.event_driven not in EVENT_MODES:
@@ -93,6 +104,17 @@ class CompileOptions:
                               f"got {self.event_capacity!r}",
                               hint="the fraction of a spike tensor's row the event-driven "
                                    "form holds, e.g. 0.02")
+
+    def quiet_windows(self) -> bool:
+        """Whether the unrolled iterations between updates run without the optimizer's
+        branches (lower-scan-to-iree's quiet-windows)."""
+        return (self.algorithm != "forward" and self.scan_unroll > 1
+                and self.update_every >= QUIET_ITERATIONS * self.scan_unroll)
+
+    def fused_steps(self) -> bool:
+        """Whether the time loop is first lowered with its unrolled steps fused: the
+        option where given, else (a learning rule's "auto") where quiet windows apply."""
+        return self.fuse_steps if self.fuse_steps is not None else self.quiet_windows()
 
     def as_dict(self) -> dict:
         return asdict(self)
