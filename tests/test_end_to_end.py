@@ -72,11 +72,11 @@ def test_forward_sequence_matches_jax_and_continues_state(artifacts, target):
 
 @pytest.mark.parametrize("variant", [{"scan_unroll": 1}, {"fuse_steps": False}])
 def test_scan_unroll_runs_the_same_steps(artifacts, tmp_path, variant):
-    """--scan-unroll 4 (the default) runs 4 steps per loop iteration and the rest one at
-    a time: 77 + 123 steps give the outputs of one step per iteration, bit for bit.
-    A forward-only artifact lets IREE fuse across the 4 steps by default; with
-    --no-fuse-steps (the learning rules' default) the outputs agree to float rounding."""
-    assert tracec.CompileOptions().fuse_steps is True
+    """A forward-only artifact runs 8 steps per loop iteration by default, fused, and the
+    rest one at a time: 77 + 123 steps give the outputs of one step per iteration, bit for
+    bit; with --no-fuse-steps the outputs agree to float rounding. A learning rule's
+    default is 4 steps apart, or 8 fused where its updates are 64 or more steps apart."""
+    assert (tracec.CompileOptions().scan_unroll, tracec.CompileOptions().fuse_steps) == (8, True)
     online = tracec.CompileOptions(algorithm="es-d-rtrl")
     assert (online.scan_unroll, online.fuse_steps, online.fused_steps()) == (4, None, False)
     windowed = tracec.CompileOptions(algorithm="es-d-rtrl", update_every=64)
@@ -84,16 +84,16 @@ def test_scan_unroll_runs_the_same_steps(artifacts, tmp_path, variant):
     assert tracec.CompileOptions(algorithm="d-rtrl", update_every=63).scan_unroll == 4
     path = str(tmp_path / "variant.vmfb")
     tracec.compile(os.path.join(EXAMPLES, "lif2.py"), **variant).save(path)
-    other, four = tracec.runtime.load(path), tracec.runtime.load(artifacts["llvm-cpu"])
-    assert four.manifest["options"]["scan_unroll"] == 4
-    assert four.manifest["options"]["fuse_steps"] is True
+    other, default = tracec.runtime.load(path), tracec.runtime.load(artifacts["llvm-cpu"])
+    assert default.manifest["options"]["scan_unroll"] == 8
+    assert default.manifest["options"]["fuse_steps"] is True
     xs = _inputs()
     for part in (xs[:77], xs[77:]):  # the second part continues from the first's state
         if "fuse_steps" in variant:
-            np.testing.assert_allclose(four.forward_sequence(part), other.forward_sequence(part),
+            np.testing.assert_allclose(default.forward_sequence(part), other.forward_sequence(part),
                                        rtol=1e-6, atol=1e-6)
         else:
-            np.testing.assert_array_equal(four.forward_sequence(part), other.forward_sequence(part))
+            np.testing.assert_array_equal(default.forward_sequence(part), other.forward_sequence(part))
 
 
 def test_caching_allocator_runs_the_same_steps(lif2_vmfb):

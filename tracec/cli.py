@@ -136,8 +136,8 @@ def _compile_parser() -> argparse.ArgumentParser:
                         "online (default: %(default)s)")
     p.add_argument("--scan-unroll", type=int, default=None, metavar="K",
                    help="IREE: time steps per loop iteration of the *_sequence entries; "
-                        "1 compiles fastest. Default: 8 for a learning rule with "
-                        f"--update-every >= {8 * QUIET_ITERATIONS}, else 4")
+                        "1 compiles fastest. Default: 8 for --algorithm forward and for a learning "
+                        f"rule with --update-every >= {8 * QUIET_ITERATIONS}, else 4")
     p.add_argument("--fuse-steps", action=argparse.BooleanOptionalAction, default=None,
                    help="IREE: fuse kernels across the unrolled time steps (faster "
                         "sequences; for training about twice the compile time). Default: "

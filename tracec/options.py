@@ -33,8 +33,9 @@ class CompileOptions:
     update_every: int = 1
     # IREE: time steps per iteration of the loop of forward_sequence/train_sequence
     # (each iteration pays a fixed host cost; 4 measured ~25% faster than 1 for ES-D-RTRL).
-    # None (the default): 8 for a learning rule whose updates are at least
-    # QUIET_ITERATIONS iterations of 8 steps apart (so that quiet windows apply), else 4.
+    # None (the default): 8 for forward-only artifacts and for a learning rule whose
+    # updates are at least QUIET_ITERATIONS iterations of 8 steps apart (so that quiet
+    # windows apply), else 4.
     scan_unroll: int | None = None
     # IREE: let the unrolled steps fuse with each other (~17% faster sequences on lif2,
     # forward and ES-D-RTRL; for training about twice the IREE compile time); off, every
@@ -83,8 +84,8 @@ class CompileOptions:
             raise TracecError("update_every (--update-every) must be an integer >= 1, "
                               f"got {self.update_every!r}")
         if self.scan_unroll is None:
-            quiet8 = self.algorithm != "forward" and self.update_every >= QUIET_ITERATIONS * 8
-            object.__setattr__(self, "scan_unroll", 8 if quiet8 else 4)
+            eight = self.algorithm == "forward" or self.update_every >= QUIET_ITERATIONS * 8
+            object.__setattr__(self, "scan_unroll", 8 if eight else 4)
         if not isinstance(self.scan_unroll, int) or isinstance(self.scan_unroll, bool) \
                 or self.scan_unroll < 1:
             raise TracecError("scan_unroll (--scan-unroll) must be an integer >= 1, "
