@@ -337,11 +337,11 @@ def compile(source, options: CompileOptions | None = None, *, emit: str | None =
     # A learning rule's unrolled steps fused by default ("auto", where quiet windows
     # apply): IREE's aggressive fusion breaks some such modules, whose loop is then
     # lowered again with its steps apart (the module before the stage is kept for that).
-    refuse = (pipeline is None and emit == final_stage and options.target != "xla"
+    relower_apart = (pipeline is None and emit == final_stage and options.target != "xla"
               and options.fuse_steps is None and options.fused_steps())
     before_backend = None
     for stage in stages:
-        if refuse and stage == stages[2]:
+        if relower_apart and stage == stages[2]:
             before_backend = module.clone()
         run_passes(module, passes_of[stage], stage, callback)
         # Passes never print: they leave warnings on the module (tracec.warnings).
@@ -364,7 +364,7 @@ def compile(source, options: CompileOptions | None = None, *, emit: str | None =
             binary = backends.compile_iree(
                 ir["iree-input"], options, source_file=source.get("file"),
                 aggressive_fusion=backends.aggressive_fusion_fits(module), warnings=warnings,
-                retry_without_fusion=not refuse)
+                retry_without_fusion=not relower_apart)
         except backends.AggressiveFusionFailed:
             module = before_backend
             run_passes(module, stage_passes(options, stages[2], fuse_steps=False), stages[2],

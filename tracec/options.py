@@ -90,7 +90,8 @@ class CompileOptions:
                 or self.scan_unroll < 1:
             raise TracecError("scan_unroll (--scan-unroll) must be an integer >= 1, "
                               f"got {self.scan_unroll!r}",
-                              hint="1 compiles fastest; 4 (the default) runs sequences faster")
+                              hint="1 compiles fastest; the default (4, or 8) runs "
+                                   "sequences faster")
         if self.fuse_steps is None and self.algorithm == "forward":
             object.__setattr__(self, "fuse_steps", True)
         if self.fuse_steps is not None and not isinstance(self.fuse_steps, bool):
