@@ -488,10 +488,11 @@ def _loop(b: _IreeBuilder, scan: ScanOp, lo, hi, init: list[SSAValue], unroll: i
 def _quiet_loop(b: _IreeBuilder, scan: ScanOp, lo, hi, init: list[SSAValue], unroll: int,
                 t_len: SSAValue, fuse_steps: bool, counters: _HostCounters,
                 host: list[SSAValue]) -> tuple[list[SSAValue], list[SSAValue]]:
-    """``scf.while i < hi``, from ``i = lo``: where the host finds that none of the steps i .. i+unroll-1
-    takes a branch and i+unroll <= hi, one iteration runs those ``unroll`` steps without
-    their branches (``_untaken``; each predicate the constant false); otherwise it runs
-    step i alone, branches and all. Loop values: i, then those of ``_loop``."""
+    """``scf.while i < hi``, from ``i = lo``: where the host finds that none of the steps
+    i .. i+unroll-1 takes a branch and i+unroll <= hi, one iteration runs those ``unroll``
+    steps without their branches (``_untaken``; each predicate the constant false);
+    otherwise it runs step i alone, branches and all. Loop values: i, then those of
+    ``_loop``."""
     carry_types, stacked_types, host_types = _loop_types(scan, counters, host)
     bv = buffer_view_type()
     types = [IndexType()] + [bv] * len(init) + host_types

@@ -84,7 +84,7 @@ class CompileOptions:
             raise TracecError("update_every (--update-every) must be an integer >= 1, "
                               f"got {self.update_every!r}")
         if self.scan_unroll is None:
-            eight = self.algorithm == "forward" or self.update_every >= QUIET_ITERATIONS * 8
+            eight = self.algorithm == "forward" or self._quiet_at(8)
             object.__setattr__(self, "scan_unroll", 8 if eight else 4)
         if not isinstance(self.scan_unroll, int) or isinstance(self.scan_unroll, bool) \
                 or self.scan_unroll < 1:
@@ -107,11 +107,14 @@ class CompileOptions:
                               hint="the fraction of a spike tensor's row the event-driven "
                                    "form holds, e.g. 0.02")
 
+    def _quiet_at(self, unroll: int) -> bool:
+        return (self.algorithm != "forward" and unroll > 1
+                and self.update_every >= QUIET_ITERATIONS * unroll)
+
     def quiet_windows(self) -> bool:
         """Whether the unrolled iterations between updates run without the optimizer's
         branches (lower-scan-to-iree's quiet-windows)."""
-        return (self.algorithm != "forward" and self.scan_unroll > 1
-                and self.update_every >= QUIET_ITERATIONS * self.scan_unroll)
+        return self._quiet_at(self.scan_unroll)
 
     def fused_steps(self) -> bool:
         """Whether the time loop is first lowered with its unrolled steps fused: the
