@@ -12,6 +12,7 @@ the user's derivative (``custom_surrogates_survive``).
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -26,6 +27,8 @@ from tracec.diagnostics import Diagnostic, SourceLoc, TracecError, display_path
 from tracec.surrogates import CUSTOM_SURROGATE, DEFAULT_ALPHA, DEFAULT_SURROGATE, SURROGATES, problem
 
 SPIKE_COMPOSITE = "tracec.spike"
+#: an element-wise function with the derivative its own rule gives (results: value, derivative)
+CUSTOM_DERIVATIVE_COMPOSITE = "tracec.custom_derivative"
 STOP_GRADIENT_COMPOSITE = "tracec.stop_gradient"
 
 
@@ -125,12 +128,121 @@ def stop_gradients_survive():
     """While lowering a model's step: ``jax.lax.stop_gradient`` lowers to the composite
     of ``tracec.stop_gradient`` instead of vanishing, so the passes honour it as
     ``jax.grad`` does (a detached reset). The lowering rule JAX had is put back on exit.
-    The loss is lowered without it (docs/design.md section 2)."""
+    The loss goes through ``without_library_shifts`` first."""
     from jax.interpreters import mlir
 
     rule = mlir.lower_fun(_stop_gradient_as_composite, multiple_results=False)
     with _lowering_rule(jax.lax.stop_gradient_p, lambda previous: rule):
         yield
+
+
+#: JAX's own functions that subtract a stop-gradient maximum before a computation that
+#: does not change when its input is shifted (log_softmax, softmax, logsumexp): the
+#: derivative through that maximum is zero, so dropping the stop-gradient changes no
+#: gradient (and honouring it breaks IREE 3.13's aggressive fusion of a training step)
+_SHIFT_INVARIANT = frozenset({"log_softmax", "softmax", "_softmax", "logsumexp"})
+_CALL_JAXPR = {"pjit": "jaxpr", "jit": "jaxpr", "closed_call": "call_jaxpr",
+               "custom_jvp_call": "call_jaxpr", "custom_vjp_call": "call_jaxpr"}
+
+
+def _library_shift(eqn) -> bool:
+    """A stop_gradient that one of JAX's shift-invariant functions applies to its max."""
+    tb = eqn.source_info.traceback
+    return tb is not None and any(
+        "/jax/_src/" in f.file_name.replace("\\", "/")
+        and f.function_name.rsplit(".", 1)[-1] in _SHIFT_INVARIANT for f in tb.frames)
+
+
+_HERE = os.path.dirname(os.path.realpath(__file__)) + os.sep
+#: which derivative rules of a model's own tracec keeps (the others get a warning)
+_KEPT_RULES = "tracec keeps the rule of a function of one array, element by element"
+
+
+def _own_rule(params) -> str | None:
+    """The name of a function with a derivative rule the model wrote itself
+    (``jax.custom_jvp`` or ``jax.custom_vjp`` defined outside JAX), from its call's
+    parameters; None for JAX's own (``jax.nn.relu``: their rules are the functions'
+    derivatives)."""
+    info = getattr(params["call_jaxpr"].jaxpr.debug_info, "func_src_info", None) or ""
+    name, _, where = info.partition(" at ")
+    path = os.path.realpath(where.rsplit(":", 1)[0]) if where else ""
+    if "/jax/_src/" in where.replace("\\", "/") or path.startswith(_HERE):
+        return None  # JAX's, or tracec's own (tracec.spike, tracec.stop_gradient)
+    return name or "a function"
+
+
+def _custom_rule_note(eqn, name: str) -> str:
+    """A warning at the user's line: ``name``'s derivative rule cannot be kept."""
+    from jax._src import source_info_util
+
+    frame = source_info_util.user_frame(eqn.source_info.traceback)
+    loc = (SourceLoc(display_path(frame.file_name), frame.start_line, frame.start_column)
+           if frame is not None else None)
+    kind = eqn.primitive.name.replace("_call", "")
+    return str(Diagnostic(
+        "warning", f"the {kind} rule of {name} in the loss is not used ({_KEPT_RULES}): "
+        f"tracec differentiates the function itself, so the gradient can differ from "
+        f"jax.grad's", loc))
+
+
+def _with_own_derivative(eqn, x):
+    """The call ``eqn`` at ``x`` as a ``tracec.custom_derivative`` composite that carries
+    the derivative the model's rule gives, or None where the rule is not element-wise
+    on one floating-point array."""
+    params = eqn.params
+    if _not_one_array(params["call_jaxpr"], params.get("num_consts", 0)):
+        return None
+    derivative = _elementwise_derivative(eqn.primitive, params)
+    if derivative is None:
+        return None
+    return _surrogate_spike(params, derivative, CUSTOM_DERIVATIVE_COMPOSITE)(x)[0]
+
+
+def _eval_jaxpr(jaxpr, consts, args, notes: list) -> list:
+    """Evaluate ``jaxpr`` op by op (calls inlined), a ``stop_gradient`` of JAX's
+    shift-invariant functions replaced by its operand, an element-wise derivative rule
+    of the model's own kept (``_with_own_derivative``); one that cannot be kept adds a
+    warning to ``notes``."""
+    from jax._src import core
+
+    env = {}
+    read = lambda v: v.val if isinstance(v, core.Literal) else env[v]  # noqa: E731
+    env.update(zip(jaxpr.constvars, consts))
+    env.update(zip(jaxpr.invars, args))
+    for eqn in jaxpr.eqns:
+        ins = [read(v) for v in eqn.invars]
+        name, own = eqn.primitive.name, None
+        if name == "stop_gradient" and _library_shift(eqn):
+            outs = ins
+        elif name.startswith("custom_") and (own := _own_rule(eqn.params)) is not None and (
+                kept := _with_own_derivative(eqn, ins[0]) if len(ins) == 1 else None) is not None:
+            outs = [kept]  # the model's own element-wise rule, kept for the passes
+        elif name in _CALL_JAXPR:
+            # JAX's own rules, and the model's that cannot be kept (a warning), lower to
+            # the function, as JAX lowers them
+            if name.startswith("custom_") and own is not None:
+                notes.append(_custom_rule_note(eqn, own))
+            sub = eqn.params[_CALL_JAXPR[name]]
+            outs = _eval_jaxpr(sub.jaxpr, sub.consts, ins, notes)
+        else:
+            outs = eqn.primitive.bind(*ins, **eqn.params)
+            outs = outs if eqn.primitive.multiple_results else [outs]
+        for v, o in zip(eqn.outvars, outs):
+            if not isinstance(v, core.DropVar):
+                env[v] = o
+    return [read(v) for v in jaxpr.outvars]
+
+
+def without_library_shifts(fn: Callable, *specs, notes: list | None = None) -> Callable:
+    """``fn`` (flat arguments, one result) as a function of the same arguments in which
+    the stop-gradient that ``jax.nn.log_softmax``, ``softmax`` and ``logsumexp`` apply to
+    their maximum is gone, as JAX lowers it; every other ``jax.lax.stop_gradient`` stays,
+    for ``stop_gradients_survive`` to keep. ``specs``: the arguments' shapes. A
+    derivative rule of the model's own in ``fn`` adds a warning to ``notes`` when the
+    result is traced."""
+    closed = jax.make_jaxpr(fn)(*specs)
+    sink = notes if notes is not None else []
+    return lambda *args: _eval_jaxpr(closed.jaxpr, closed.consts, args, sink)[0]
 
 
 # -- a surrogate written with the model's own jax.custom_jvp or jax.custom_vjp
@@ -221,9 +333,15 @@ def _is_step(call_jaxpr) -> bool:
 def _not_a_spike(call_jaxpr, num_consts: int) -> str | None:
     """Why the call is not turned into a spike (None: it is); the reason is said only
     where its primal is a step function, the case a user writes for a surrogate."""
-    jaxpr = call_jaxpr.jaxpr
     if not _is_step(call_jaxpr):
         return "not a step function"
+    return _not_one_array(call_jaxpr, num_consts)
+
+
+def _not_one_array(call_jaxpr, num_consts: int) -> str | None:
+    """Why a call's own derivative rule cannot be kept element by element (None: it
+    can, given an element-wise rule): one floating-point array in, one of its shape out."""
+    jaxpr = call_jaxpr.jaxpr
     if num_consts or len(jaxpr.invars) != 1 or len(jaxpr.outvars) != 1:
         return ("it has several inputs or outputs, or closes over traced values; tracec "
                 "honours a surrogate of one array argument (close over constants only)")
@@ -252,9 +370,10 @@ def _derivative(primitive, params, x):
     return jax.jvp(call, (x,), (jnp.ones_like(x),))[1]
 
 
-def _surrogate_spike(params, derivative):
+def _surrogate_spike(params, derivative, name: str = SPIKE_COMPOSITE):
     """The lowering (a JAX function) of an honoured custom_jvp call: a ``tracec.spike``
-    composite whose results are the primal and ``derivative`` (``_elementwise_derivative``:
+    composite (or ``name``: ``tracec.custom_derivative`` for a function that is not a
+    step) whose results are the primal and ``derivative`` (``_elementwise_derivative``:
     the user's derivative at the input, traced once)."""
     from jax.extend.core import jaxpr_as_fun
 
@@ -265,9 +384,10 @@ def _surrogate_spike(params, derivative):
         y = primal(x)[0]
         return y, slope(x)[0].astype(y.dtype)
 
+    attributes = {"surrogate": CUSTOM_SURROGATE} if name == SPIKE_COMPOSITE else {}
+
     def lowered(x):
-        y, _ = jax.lax.composite(primal_and_derivative, name=SPIKE_COMPOSITE)(
-            x, surrogate=CUSTOM_SURROGATE)
+        y, _ = jax.lax.composite(primal_and_derivative, name=name)(x, **attributes)
         return [y]
 
     return lowered
@@ -314,6 +434,24 @@ def _custom_derivative_rule(primitive, notes: list, previous):
         if _Lowering.depth:
             return previous(ctx, *args, **params)
         why = _not_a_spike(params["call_jaxpr"], params.get("num_consts", 0))
+        own = _own_rule(params) if why == "not a step function" else None
+        if own is not None:
+            # a rule of the model's own on a smooth function (a straight-through clip):
+            # kept where it is element-wise, as jax.grad would use it
+            derivative = (None if _not_one_array(params["call_jaxpr"], params.get("num_consts", 0))
+                          else _elementwise_derivative(primitive, params))
+            if derivative is None:
+                kind = primitive.name.replace("_call", "")
+                notes.append(_note(ctx, params["call_jaxpr"], f"the {kind} rule of {own} is not "
+                                   f"used ({_KEPT_RULES}): tracec differentiates the function "
+                                   f"itself, so the gradient can differ from jax.grad's"))
+                return previous(ctx, *args, **params)
+            _Lowering.depth += 1
+            try:
+                return mlir.lower_fun(_surrogate_spike(params, derivative, CUSTOM_DERIVATIVE_COMPOSITE),
+                                      multiple_results=True)(ctx, *args)
+            finally:
+                _Lowering.depth -= 1
         derivative = None if why is not None else _elementwise_derivative(primitive, params)
         if why is None and derivative is None:
             why = "its derivative rule is not element-wise"

@@ -14,7 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from tracec.diagnostics import SourceLoc, TracecError
-from tracec.frontends.jax_frontend import Model, custom_surrogates_survive, stop_gradients_survive
+from tracec.frontends.jax_frontend import (Model, custom_surrogates_survive, stop_gradients_survive,
+                                          without_library_shifts)
 from tracec.frontends.stablehlo_io import display_path, mlir_to_generic
 from tracec.frontends.streams import packing
 
@@ -88,9 +89,10 @@ def _user_error(model_file: str, what: str, err: Exception) -> TracecError:
                        loc=SourceLoc(display_path(model_file), line))
 
 
-def _lower_loss(model: Model, out_example, outputs: list[TensorSpec], model_file: str) -> str:
+def _lower_loss(model: Model, out_example, outputs: list[TensorSpec], model_file: str,
+                notes: list) -> str:
     """``loss(output, target)`` with the output's leaves as separate arguments (and the
-    target packed when it is several streams)."""
+    target packed when it is several streams); warnings about it go to ``notes``."""
     out_tree = jax.tree_util.tree_structure(out_example)
     pack = packing(model.target)
 
@@ -106,7 +108,12 @@ def _lower_loss(model: Model, out_example, outputs: list[TensorSpec], model_file
     specs = [jax.ShapeDtypeStruct(o.shape, o.dtype) for o in outputs] + [
         jax.ShapeDtypeStruct(target.shape, target.dtype)]
     try:
-        lowered = jax.jit(flat_loss, keep_unused=True).lower(*specs)
+        # jax.lax.stop_gradient in the loss (a detached weight) holds for the learning
+        # rules as it does for jax.grad, but for the max that log_softmax, softmax and
+        # logsumexp subtract, which changes no gradient (docs/design.md section 2)
+        loss = without_library_shifts(flat_loss, *specs, notes=notes)
+        with stop_gradients_survive():
+            lowered = jax.jit(loss, keep_unused=True).lower(*specs)
     except TracecError:
         raise
     except Exception as e:
@@ -197,7 +204,7 @@ def lower_model(model: Model, *, seed: int = 0, model_file: str = "<model>") -> 
             extra["target_leaves"] = t_pack.as_json()
     loss_text = None
     if model.loss is not None and model.target is not None and out_tree_box:
-        loss_text = _lower_loss(model, out_tree_box[0], outputs, model_file)
+        loss_text = _lower_loss(model, out_tree_box[0], outputs, model_file, surrogate_notes)
     step_line = 0
     try:
         import inspect

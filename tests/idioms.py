@@ -292,6 +292,52 @@ def detached_reset():
     return _model(step)
 
 
+def _lif_step(p, s, x):
+    """One LIF layer and its readout: the step of the models that vary the loss."""
+    v, z = lif(s["v"], x @ p["w_in"] + p["b"])
+    return {"v": v}, _readout(p, v, z)
+
+
+def detached_loss_weight():
+    """A loss with a detached part: each sample's cross-entropy weighed by how wrong the
+    model is, the weight under jax.lax.stop_gradient (as focal-style losses write it);
+    jax.grad does not differentiate through the weight, nor may tracec."""
+    def loss(out, target):
+        nll = -jnp.sum(jax.nn.one_hot(target, out.shape[-1]) * jax.nn.log_softmax(out), axis=-1)
+        return jnp.mean(jax.lax.stop_gradient(1.0 - jnp.exp(-nll)) * nll)
+
+    return _model(_lif_step, loss=loss)
+
+
+@jax.custom_jvp
+def _straight_through_clip(x):
+    return jnp.clip(x, -0.5, 0.5)
+
+
+@_straight_through_clip.defjvp
+def _straight_through_clip_jvp(primals, tangents):
+    return _straight_through_clip(primals[0]), tangents[0]
+
+
+def own_rule_in_loss():
+    """The loss clips the readout with a straight-through estimator written with
+    jax.custom_jvp: jax.grad uses the rule (derivative 1), not the clip's derivative."""
+    def loss(out, target):
+        return xent_one_hot(_straight_through_clip(out), target)
+
+    return _model(_lif_step, loss=loss)
+
+
+def own_rule_in_step():
+    """The input current clipped with the straight-through estimator of
+    own_rule_in_loss (jax.custom_jvp) before it reaches the membrane: jax.grad
+    differentiates the clip by the rule (derivative 1)."""
+    def step(p, s, x):
+        v, z = lif(s["v"], _straight_through_clip(x @ p["w_in"]) + p["b"])
+        return {"v": v}, _readout(p, v, z)
+    return _model(step)
+
+
 @jax.custom_jvp
 def _superspike(x):
     return (x > 0).astype(x.dtype)
@@ -360,7 +406,9 @@ def custom_vjp_surrogate():
 
 
 IDIOMS = {f.__name__: f for f in (custom_jvp_surrogate, custom_vjp_surrogate, vmapped_per_sample,
-                                  min_gru, detached_reset, dale, masked, softplus_weight,
+                                  min_gru, detached_reset, detached_loss_weight, own_rule_in_loss,
+                                  own_rule_in_step, dale,
+                                  masked, softplus_weight,
                                   transposed, einsum_hi, two_params_one_weight, fori_substeps, scan_substeps, branch,
                                   two_streams, embedding, take_embedding, conv_reset_before_read,
                                   fused_gates_read_before_update)}

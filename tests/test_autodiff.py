@@ -1267,13 +1267,15 @@ def test_every_rule_is_documented():
     """docs/passes.md, differentiate: each op of the rule table is listed."""
     from conftest import ROOT
 
-    from tracec.passes.autodiff.rules import RULES
+    from tracec.passes.autodiff.rules import COMPOSITE_RULES, RULES
 
     text = open(os.path.join(ROOT, "docs", "passes.md")).read()
     section = text[text.index("## differentiate"):]
     for cls in RULES:
         name = cls.name.split(".", 1)[1]
         assert f"`{name}`" in section, f"{cls.name} has a rule but docs/passes.md does not list it"
+    for name in COMPOSITE_RULES:
+        assert f"`composite` `{name}`" in section, f"composite {name} is not in docs/passes.md"
 
 
 def test_structured_attributes_round_trip():

@@ -75,6 +75,61 @@ def test_jax_stop_gradient_survives_while_tracec_lowers_a_model():
     assert "composite" not in jax.jit(lambda v: plain(v)).lower(X).as_text()
 
 
+def test_loss_keeps_its_own_stop_gradient_and_drops_log_softmax_shift():
+    """In the loss, the user's jax.lax.stop_gradient (a detached weight) reaches the passes
+    as the stop-gradient composite; the one jax.nn.log_softmax applies to its maximum
+    (no gradient flows through it anyway) lowers to nothing, as JAX lowers it."""
+    import tracec.driver as driver
+    from idioms import IDIOMS
+
+    def loss_function(model):
+        text = driver.compile(model, emit="stablehlo", use_cache=False).ir["stablehlo"]
+        start = text.index('sym_name = "loss"')
+        end = text.find('sym_name = "', start + 20)
+        return text[start:end if end > 0 else len(text)]
+
+    detached = loss_function(IDIOMS["detached_loss_weight"]())
+    plain = loss_function(IDIOMS["detached_reset"]())  # the same cross-entropy, no weight
+    assert detached.count('name = "tracec.stop_gradient"') == 1
+    assert "tracec.stop_gradient" not in plain
+    assert "stablehlo.reduce" in plain and "stablehlo.maximum" in plain  # the max is there
+
+
+def test_own_derivative_rule_in_the_loss_is_kept_or_a_warning():
+    """A derivative rule of the model's own in the loss (jax.custom_jvp) reaches the passes
+    as a tracec.custom_derivative composite when it acts element by element on one array
+    (its gradient is checked against jax.grad by test_idioms.py's own_rule_in_loss); one
+    of two arguments cannot be kept: a warning names its line. JAX's own rules
+    (jax.nn.relu) are the functions' derivatives: no composite, no warning."""
+    import tracec.driver as driver
+    from idioms import IDIOMS, _model
+
+    @jax.custom_jvp
+    def clip_to(x, limit):
+        return jnp.clip(x, -limit, limit)
+
+    @clip_to.defjvp
+    def _clip_to_jvp(primals, tangents):
+        return clip_to(*primals), tangents[0]
+
+    step = IDIOMS["detached_reset"]().step
+
+    def compiled(f):
+        loss = lambda out, target: -jnp.mean(  # noqa: E731
+            jax.nn.log_softmax(f(out))[jnp.arange(out.shape[0]), target])
+        return driver.compile(_model(step, loss=loss), emit="stablehlo", use_cache=False)
+
+    kept = driver.compile(IDIOMS["own_rule_in_loss"](), emit="stablehlo", use_cache=False)
+    assert kept.warnings == [] and 'name = "tracec.custom_derivative"' in kept.ir["stablehlo"]
+    two = compiled(lambda out: clip_to(out, 0.5))
+    assert len(two.warnings) == 1, two.warnings
+    assert "custom_jvp rule of clip_to in the loss is not used" in two.warnings[0]
+    assert "test_frontend.py:" in two.warnings[0]
+    assert "tracec.custom_derivative" not in two.ir["stablehlo"]
+    relu = compiled(jax.nn.relu)
+    assert relu.warnings == [] and "tracec.custom_derivative" not in relu.ir["stablehlo"]
+
+
 def _with_superspike(primal):
     """``primal`` under a custom_jvp whose derivative is SuperSpike's."""
     @jax.custom_jvp
@@ -103,7 +158,8 @@ def _sum_jvp_step_jvp(primals, tangents):
 def test_custom_derivative_heaviside_keeps_its_derivative_while_tracec_lowers_a_model():
     """A Heaviside under the model's own jax.custom_jvp or jax.custom_vjp reaches the passes as a spike
     whose second result is the user's derivative, with no default-surrogate warning;
-    a smooth custom_jvp (jax.nn.relu) and one whose jvp mixes elements lower as JAX
+    a smooth function under the model's own rule as a tracec.custom_derivative carrying
+    it; JAX's own rules (jax.nn.relu) and one whose jvp mixes elements lower as JAX
     lowers them; outside tracec's lowering, and after an error inside it, JAX's rule is
     back."""
     import tracec.driver as driver
@@ -124,9 +180,12 @@ def test_custom_derivative_heaviside_keeps_its_derivative_while_tracec_lowers_a_
         for primal in (lambda v: jnp.heaviside(v, 1.0), lambda v: jnp.array(v >= 0.0, dtype=v.dtype),
                        lambda v: jnp.floor(jnp.clip(v, 0.0, 1.0))):
             assert "tracec.spike" in jax.jit(lambda v: _with_superspike(primal)(v)).lower(X).as_text()
-        for left_alone in (jax.nn.relu, _sum_jvp_step, _with_superspike(lambda v: jnp.where(v > 0, v, 0.0)),
-                           _with_superspike(lambda v: jnp.where(v != v, 0.0, v))):
+        for left_alone in (jax.nn.relu, _sum_jvp_step):
             assert "composite" not in jax.jit(lambda v: left_alone(v)).lower(X).as_text()
+        for smooth in (_with_superspike(lambda v: jnp.where(v > 0, v, 0.0)),
+                       _with_superspike(lambda v: jnp.where(v != v, 0.0, v))):
+            text = jax.jit(lambda v: smooth(v)).lower(X).as_text()
+            assert "tracec.custom_derivative" in text and "tracec.spike" not in text
     with pytest.raises(ZeroDivisionError):
         with custom_surrogates_survive():
             1 / 0

@@ -49,6 +49,8 @@ INDEX_MAP = (shlo.SliceOp, shlo.ReshapeOp, shlo.TransposeOp, shlo.BroadcastInDim
 
 SPIKE = "tracec.spike"
 STOP_GRADIENT = "tracec.stop_gradient"
+#: an element-wise function carrying its own derivative (frontends/jax_frontend.py)
+CUSTOM_DERIVATIVE = "tracec.custom_derivative"
 
 
 def composite_name(op: Operation) -> str | None:
@@ -63,7 +65,7 @@ def numel(value: SSAValue) -> int:
 def is_elementwise(op: Operation) -> bool:
     if isinstance(op, ELEMENTWISE):
         return True
-    if composite_name(op) == SPIKE:
+    if composite_name(op) in (SPIKE, CUSTOM_DERIVATIVE):
         return True
     if isinstance(op, (shlo.BroadcastInDimOp, shlo.ReshapeOp)):
         return numel(op.operands[0]) == numel(op.results[0])
