@@ -7,7 +7,10 @@ the very same function still uses the surrogate (a user can run BPTT on the mode
 While tracec lowers a model's step, ``jax.lax.stop_gradient`` lowers to the same
 composite as ``stop_gradient`` (``stop_gradients_survive``), and a Heaviside under the
 model's own ``jax.custom_jvp`` or ``jax.custom_vjp`` to a ``tracec.spike`` that carries
-the user's derivative (``custom_surrogates_survive``).
+the user's derivative (``custom_surrogates_survive``); such a rule on a smooth
+element-wise function, to a ``tracec.custom_derivative`` that carries it. The loss is
+lowered the same way, less the stop-gradient that JAX's own log_softmax, softmax and
+logsumexp put on their maximum (``without_library_shifts``).
 """
 
 from __future__ import annotations
