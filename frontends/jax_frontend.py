@@ -174,37 +174,39 @@ def _own_rule(params) -> str | None:
     return name or "a function"
 
 
+def _unused_rule(primitive, name: str, where: str = "") -> str:
+    """The warning for ``name``'s derivative rule, which cannot be kept."""
+    kind = primitive.name.replace("_call", "")
+    return (f"the {kind} rule of {name}{where} is not used ({_KEPT_RULES}): tracec "
+            f"differentiates the function itself, so the gradient can differ from jax.grad's")
+
+
+def _own_derivative(primitive, params):
+    """The lowering (a JAX function) of a call whose rule is the model's own, as a
+    ``tracec.custom_derivative`` composite that carries the rule's derivative; None
+    where the rule is not element-wise on one floating-point array."""
+    if _not_one_array(params["call_jaxpr"], params.get("num_consts", 0)):
+        return None
+    derivative = _elementwise_derivative(primitive, params)
+    if derivative is None:
+        return None
+    return _surrogate_spike(params, derivative, CUSTOM_DERIVATIVE_COMPOSITE)
+
+
 def _custom_rule_note(eqn, name: str) -> str:
-    """A warning at the user's line: ``name``'s derivative rule cannot be kept."""
+    """A warning at the user's line: ``name``'s derivative rule in the loss cannot be kept."""
     from jax._src import source_info_util
 
     frame = source_info_util.user_frame(eqn.source_info.traceback)
     loc = (SourceLoc(display_path(frame.file_name), frame.start_line, frame.start_column)
            if frame is not None else None)
-    kind = eqn.primitive.name.replace("_call", "")
-    return str(Diagnostic(
-        "warning", f"the {kind} rule of {name} in the loss is not used ({_KEPT_RULES}): "
-        f"tracec differentiates the function itself, so the gradient can differ from "
-        f"jax.grad's", loc))
-
-
-def _with_own_derivative(eqn, x):
-    """The call ``eqn`` at ``x`` as a ``tracec.custom_derivative`` composite that carries
-    the derivative the model's rule gives, or None where the rule is not element-wise
-    on one floating-point array."""
-    params = eqn.params
-    if _not_one_array(params["call_jaxpr"], params.get("num_consts", 0)):
-        return None
-    derivative = _elementwise_derivative(eqn.primitive, params)
-    if derivative is None:
-        return None
-    return _surrogate_spike(params, derivative, CUSTOM_DERIVATIVE_COMPOSITE)(x)[0]
+    return str(Diagnostic("warning", _unused_rule(eqn.primitive, name, " in the loss"), loc))
 
 
 def _eval_jaxpr(jaxpr, consts, args, notes: list) -> list:
     """Evaluate ``jaxpr`` op by op (calls inlined), a ``stop_gradient`` of JAX's
     shift-invariant functions replaced by its operand, an element-wise derivative rule
-    of the model's own kept (``_with_own_derivative``); one that cannot be kept adds a
+    of the model's own kept (``_own_derivative``); one that cannot be kept adds a
     warning to ``notes``."""
     from jax._src import core
 
@@ -218,8 +220,8 @@ def _eval_jaxpr(jaxpr, consts, args, notes: list) -> list:
         if name == "stop_gradient" and _library_shift(eqn):
             outs = ins
         elif name.startswith("custom_") and (own := _own_rule(eqn.params)) is not None and (
-                kept := _with_own_derivative(eqn, ins[0]) if len(ins) == 1 else None) is not None:
-            outs = [kept]  # the model's own element-wise rule, kept for the passes
+                kept := _own_derivative(eqn.primitive, eqn.params)) is not None:
+            outs = kept(*ins)  # the model's own element-wise rule, kept for the passes
         elif name in _CALL_JAXPR:
             # JAX's own rules, and the model's that cannot be kept (a warning), lower to
             # the function, as JAX lowers them
@@ -441,18 +443,13 @@ def _custom_derivative_rule(primitive, notes: list, previous):
         if own is not None:
             # a rule of the model's own on a smooth function (a straight-through clip):
             # kept where it is element-wise, as jax.grad would use it
-            derivative = (None if _not_one_array(params["call_jaxpr"], params.get("num_consts", 0))
-                          else _elementwise_derivative(primitive, params))
-            if derivative is None:
-                kind = primitive.name.replace("_call", "")
-                notes.append(_note(ctx, params["call_jaxpr"], f"the {kind} rule of {own} is not "
-                                   f"used ({_KEPT_RULES}): tracec differentiates the function "
-                                   f"itself, so the gradient can differ from jax.grad's"))
+            kept = _own_derivative(primitive, params)
+            if kept is None:
+                notes.append(_note(ctx, params["call_jaxpr"], _unused_rule(primitive, own)))
                 return previous(ctx, *args, **params)
             _Lowering.depth += 1
             try:
-                return mlir.lower_fun(_surrogate_spike(params, derivative, CUSTOM_DERIVATIVE_COMPOSITE),
-                                      multiple_results=True)(ctx, *args)
+                return mlir.lower_fun(kept, multiple_results=True)(ctx, *args)
             finally:
                 _Lowering.depth -= 1
         derivative = None if why is not None else _elementwise_derivative(primitive, params)
