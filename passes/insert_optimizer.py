@@ -12,15 +12,25 @@ up to 2^30 (``Builder.next_count``), where it stays.
 SGD: ``θ ← θ − lr·accum``. Adam (β1 0.9, β2 0.999, ε 1e-8, bias-corrected): ``opt``
 holds ``m``, ``v`` per parameter and the update count ``t``.
 
-Options: ``kind`` (``sgd`` | ``adam``), ``lr`` (> 0), ``update_every`` (K >= 1).
+With ``skip_masked`` the pass also builds ``@advance_core``, the same step for a mask of
+0: no gradient is computed, everything else (state, traces, counters, the optimizer on
+the accumulated sum) advances as in ``@train_core`` with that mask. make-entry-points
+turns it into ``advance_sequence``, which the runtime calls for the runs of steps a
+sequence's mask leaves out.
+
+Options: ``kind`` (``sgd`` | ``adam``), ``lr`` (> 0), ``update_every`` (K >= 1),
+``skip_masked`` (bool, default false).
 Before: ``@learn_step`` exists (insert-eligibility-traces). After: ``@train_core``
-(private) with roles; ``@learn_step`` unchanged.
+(private) with roles, and ``@advance_core`` with ``skip_masked``; ``@learn_step``
+unchanged.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+import numpy as np
 
 from xdsl.context import Context
 from xdsl.dialects import func
@@ -31,10 +41,34 @@ from xdsl.passes import ModulePass
 from tracec.diagnostics import TracecError
 from tracec.dialects import stablehlo as shlo
 from tracec.options import CompileOptions
+from tracec.passes.autodiff.engine import remove_dead_code
 from tracec.passes.ir.builder import Builder, clone_block_ops
 from tracec.passes.ir.module import get_function, role_attrs, roles
 
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
+#: The most elements an iota of ``@advance_core`` may have to be written as a constant.
+IOTA_CONSTANT_LIMIT = 4096
+
+
+def _iotas_as_constants(block: Block) -> None:
+    """Each small ``stablehlo.iota`` of ``block`` written as the constant it equals.
+    Without its derivative a loss's one-hot (``iota == label``) is left to IREE 3.13's
+    aggressive fusion alone, which moves the iota, shared by the unrolled steps, into
+    the last step's kernel, where the earlier steps cannot reach it ("operand does not
+    dominate this use"); a constant is not moved."""
+    for op in list(block.ops):
+        if not isinstance(op, shlo.IotaOp):
+            continue
+        t = op.results[0].type
+        shape = t.get_shape()
+        if not shape or any(d < 0 for d in shape) or math.prod(shape) > IOTA_CONSTANT_LIMIT:
+            continue
+        dim = op.properties["iota_dimension"].value.data
+        values = np.broadcast_to(np.arange(shape[dim]).reshape(
+            [-1 if i == dim else 1 for i in range(len(shape))]), shape)
+        const = Builder(block, before=op, loc=op.location).constant(values, t)
+        op.results[0].replace_all_uses_with(const)
+        block.erase_op(op)
 
 
 @dataclass(frozen=True)
@@ -44,6 +78,7 @@ class InsertOptimizerPass(ModulePass):
     kind: str = CompileOptions.optimizer
     lr: float = CompileOptions.lr
     update_every: int = CompileOptions.update_every
+    skip_masked: bool = CompileOptions.skip_masked_steps
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.kind not in ("sgd", "adam"):
@@ -54,7 +89,6 @@ class InsertOptimizerPass(ModulePass):
             raise TracecError(f"insert-optimizer: update_every must be >= 1, got {self.update_every}")
         learn = get_function(op, "learn_step", self.name)
         lroles = roles(learn.arg_attrs)
-        rroles = roles(learn.res_attrs)
         ltypes = list(learn.function_type.inputs.data)
         params = [(n, t) for (r, n), t in zip(lroles, ltypes) if r == "param"]
         n_p = len(params)
@@ -67,10 +101,21 @@ class InsertOptimizerPass(ModulePass):
         accum = [(n, t) for n, t in params]
         # learn_step args: params, state..., traces..., n, x, target, mask
         n_before_counter = rest_roles.index(("counter", "n"))
-        carried_roles = rest_roles[:n_before_counter]
-        carried_types = rest_types[:n_before_counter]
-        tail_roles = rest_roles[n_before_counter + 1:]  # x, target, mask
-        tail_types = rest_types[n_before_counter + 1:]
+        layout = (params, opt, accum, rest_roles[:n_before_counter], rest_types[:n_before_counter],
+                  rest_roles[n_before_counter + 1:], rest_types[n_before_counter + 1:])
+        op.body.block.add_op(self._core(learn, "train_core", layout, advance=False))
+        if self.skip_masked:
+            op.body.block.add_op(self._core(learn, "advance_core", layout, advance=True))
+
+    def _core(self, learn: func.FuncOp, name: str, layout: tuple, advance: bool) -> func.FuncOp:
+        """``@train_core``, or with ``advance`` ``@advance_core``: the same step with the
+        mask 0 and no gradient, so that nothing that only feeds the gradient (the loss's
+        derivative, the learning signals, the products with the traces) is left to run.
+        State, traces, counters and the optimizer advance exactly as ``train_core``'s do
+        with a mask of 0 (its gradient is then 0)."""
+        params, opt, accum, carried_roles, carried_types, tail_roles, tail_types = layout
+        rroles = roles(learn.res_attrs)
+        n_p = len(params)
         scalar_i = TensorType(i32, [])
         in_types = ([t for _, t in params] + [t for _, t in opt] + carried_types
                     + [t for _, t in accum] + [scalar_i, scalar_i] + tail_types)
@@ -84,10 +129,14 @@ class InsertOptimizerPass(ModulePass):
         n_arg, k_arg = a[k0 + n_p], a[k0 + n_p + 1]
         tail = a[k0 + n_p + 2:]
         b = Builder(block, loc=learn.location)
+        if advance:  # x, target and a mask of 0
+            tail = tail[:-1] + [b.zeros(tail[-1])]
         res = clone_block_ops(learn.body.block, b, p_args + c_args + [n_arg] + tail)
         n_carried_out = len(carried_types)
         new_carried = res[:n_carried_out]
         grads = res[n_carried_out:n_carried_out + n_p]
+        if advance:
+            grads = [b.zeros(g) for g in grads]
         loss_and_outputs = res[n_carried_out + n_p:]
 
         em = Builder(block, loc=learn.location)
@@ -96,7 +145,12 @@ class InsertOptimizerPass(ModulePass):
         n_next = em.next_count(n_arg)
         due = em.compare(k_next, em.i32(self.update_every), "GE")
         k_out = em.select(due, em.i32(0), k_next)
-        new_params, new_opt, new_acc = self._update(em, due, p_args, o_args, acc_args, grads)
+        if advance and self.kind == "sgd" and self.update_every == 1:
+            # Updated after every step, the accumulator is 0 when a step starts (reset
+            # makes it 0, every step leaves it 0): SGD on a zero gradient changes nothing.
+            new_params, new_opt, new_acc = p_args, o_args, acc_args
+        else:
+            new_params, new_opt, new_acc = self._update(em, due, p_args, o_args, acc_args, grads)
         final = em.insert(func.ReturnOp(*new_params, *new_opt, *new_carried, *new_acc, n_next,
                                         k_out, *loss_and_outputs))
         arg_roles = ([("param", n) for n, _ in params] + [("opt", n) for n, _ in opt]
@@ -105,11 +159,14 @@ class InsertOptimizerPass(ModulePass):
         res_roles = ([("param", n) for n, _ in params] + [("opt", n) for n, _ in opt]
                      + rroles[:n_carried_out] + [("accum", n) for n, _ in accum]
                      + [("counter", "n"), ("counter", "k")] + rroles[n_carried_out + n_p:])
-        fn = func.FuncOp("train_core", FunctionType.from_lists(in_types, [v.type for v in final.operands]),
+        if advance:  # what fed only the gradient goes
+            remove_dead_code(block)
+            _iotas_as_constants(block)
+        fn = func.FuncOp(name, FunctionType.from_lists(in_types, [v.type for v in final.operands]),
                          Region(block), visibility="private", arg_attrs=role_attrs(arg_roles),
                          res_attrs=role_attrs(res_roles))
         fn.location = learn.location
-        op.body.block.add_op(fn)
+        return fn
 
     def _update(self, em: Builder, due, p_args, o_args, acc_args, grads):
         """The parameters, optimizer state and accumulators after this step: each gradient

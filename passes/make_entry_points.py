@@ -8,6 +8,9 @@ Calling convention (ABI 1), argument order fixed by roles:
   forward(params..., state..., x)            -> (state..., outputs...)
   forward_sequence(params..., state..., xs)  -> (state..., outputs[T]...)
   init_params() -> (params...)   init_state() -> (state...)
+With a learning rule (``@train_core``): ``train_step`` and ``train_sequence``, and with
+``@advance_core`` (insert-optimizer's ``skip_masked``) ``advance_sequence``, called like
+``train_sequence`` (docs/abi.md).
 
 Options: ``manifest`` is a JSON object (as a string) merged into the manifest
 (the driver passes source hash, options, versions).
@@ -83,11 +86,14 @@ class MakeEntryPointsPass(ModulePass):
         core = functions(op).get("train_core")
         learning_tensors: dict[str, list] = {}
         if core is not None:
-            train_step, train_seq = self._training(core)
-            op.body.block.add_op(train_step)
-            op.body.block.add_op(train_seq)
-            entries["train_step"] = train_step
-            entries["train_sequence"] = train_seq
+            entries["train_step"] = self._train_step(core)
+            entries["train_sequence"] = self._sequence(core, "train_sequence")
+            advance = functions(op).get("advance_core")
+            if advance is not None:
+                entries["advance_sequence"] = self._sequence(advance, "advance_sequence")
+            for name in ("train_step", "train_sequence", "advance_sequence"):
+                if name in entries:
+                    op.body.block.add_op(entries[name])
             for (r, n), t in zip(roles(core.arg_attrs), core.function_type.inputs.data):
                 if r in ("trace", "opt", "accum", "counter", "target", "mask"):
                     learning_tensors.setdefault(r, []).append(_tensor_json(t, r, n))
@@ -124,20 +130,24 @@ class MakeEntryPointsPass(ModulePass):
                 refl["tracec.manifest"] = StringAttr(text)
             fn.attributes["iree.reflection"] = DictionaryAttr(refl)
 
-    def _training(self, core: func.FuncOp) -> tuple[func.FuncOp, func.FuncOp]:
-        """``train_step`` (a copy of ``@train_core``) and ``train_sequence`` (a
-        ``tracec.scan`` of it over the rows of ``xs``, ``targets``, ``masks``, stacking the
-        per-step loss)."""
+    def _train_step(self, core: func.FuncOp) -> func.FuncOp:
+        """``train_step``: a copy of ``@train_core``."""
         types = list(core.function_type.inputs.data)
-        arg_roles = roles(core.arg_attrs)
-        res_roles = roles(core.res_attrs)
         block = Block(arg_types=types)
         results = clone_block_ops(core.body.block, Builder(block, loc=core.location), list(block.args))
         block.add_op(func.ReturnOp(*results))
         step_fn = func.FuncOp("train_step", core.function_type, Region(block),
                               arg_attrs=core.arg_attrs, res_attrs=core.res_attrs)
         step_fn.location = core.location
+        return step_fn
 
+    def _sequence(self, core: func.FuncOp, name: str) -> func.FuncOp:
+        """``train_sequence`` (from ``@train_core``) or ``advance_sequence`` (from
+        ``@advance_core``): a ``tracec.scan`` of the core over the rows of ``xs``,
+        ``targets``, ``masks``, stacking the per-step loss."""
+        types = list(core.function_type.inputs.data)
+        arg_roles = roles(core.arg_attrs)
+        res_roles = roles(core.res_attrs)
         n_tail = 3  # x, target, mask
         n_carry = len(types) - n_tail
         row_types = types[n_carry:]
@@ -156,12 +166,12 @@ class MakeEntryPointsPass(ModulePass):
             [TensorType(loss_t.element_type, [DYNAMIC_INDEX] + list(loss_t.get_shape()))]))
         outer.add_op(func.ReturnOp(*scan.results))
         seq_roles = arg_roles[:n_carry] + [("input", "xs"), ("target", "targets"), ("mask", "masks")]
-        seq_fn = func.FuncOp("train_sequence",
+        seq_fn = func.FuncOp(name,
                              FunctionType.from_lists(outer.arg_types, [r.type for r in scan.results]),
                              Region(outer), arg_attrs=role_attrs(seq_roles),
                              res_attrs=role_attrs(res_roles[:n_carry] + [("loss", "losses")]))
         seq_fn.location = core.location
-        return step_fn, seq_fn
+        return seq_fn
 
     def _forward(self, step: func.FuncOp) -> func.FuncOp:
         block = Block(arg_types=step.function_type.inputs.data)

@@ -25,6 +25,32 @@ CHECKPOINT_DIR_META = "checkpoint.json"
 CARRIED = ("param", "state", "trace", "opt", "accum", "counter")
 # Reset to initial values by reset(); params and optimizer state are kept.
 RESET_ROLES = ("state", "trace", "accum", "counter")
+# train_sequence leaves a run of steps whose mask is 0 to advance_sequence (where the
+# artifact has it) from this many steps on; a shorter run costs more in the extra calls
+# than it saves (benchmarks/masked_steps.py).
+MIN_SKIPPED_RUN = 8
+
+
+def mask_runs(mask: np.ndarray, skip: bool) -> list[tuple[str, int, int]]:
+    """The entry that runs each part ``[lo, hi)`` of a sequence with loss mask ``mask``:
+    with ``skip`` (an artifact compiled with --skip-masked-steps) ``advance_sequence`` for
+    each run of at least ``MIN_SKIPPED_RUN`` steps whose mask is 0, ``train_sequence``
+    for the rest; without, ``train_sequence`` for all of it."""
+    T = len(mask)
+    if not skip or T < MIN_SKIPPED_RUN:
+        return [("train_sequence", 0, T)]
+    zero = np.concatenate([[False], np.asarray(mask) == 0, [False]])
+    edges = np.flatnonzero(zero[1:] != zero[:-1])  # where each run of zeros starts and ends
+    runs, lo = [], 0
+    for start, end in zip(edges[::2].tolist(), edges[1::2].tolist()):
+        if end - start >= MIN_SKIPPED_RUN:
+            if start > lo:
+                runs.append(("train_sequence", lo, start))
+            runs.append(("advance_sequence", start, end))
+            lo = end
+    if lo < T:
+        runs.append(("train_sequence", lo, T))
+    return runs
 
 
 def load(path: str, driver: str | None = None, allocator: str | None = "caching") -> "Learner":
@@ -296,7 +322,10 @@ class Learner:
         return float(self._exec.to_numpy(out["loss"][0])), self._outputs_numpy(out["output"])
 
     def train_sequence(self, xs, targets, mask=None):
-        """T online steps inside the binary; returns the per-step losses ``[T]``."""
+        """T online steps inside the binary; returns the per-step losses ``[T]``. In an
+        artifact compiled with --skip-masked-steps, each run of ``MIN_SKIPPED_RUN`` or
+        more steps whose mask is 0 runs through ``advance_sequence``, which computes no
+        gradient; the results are those of ``train_sequence`` alone."""
         self._require_training("train_sequence")
         xs = self._pack(xs, self._input_leaves, "inputs xs", True)
         targets = self._pack(targets, self._target_leaves, "targets", True)
@@ -307,10 +336,13 @@ class Learner:
             raise TracecError(f"targets have {targets.shape[0]} steps, inputs {T}")
         mask = (np.ones(T, np.float32) if mask is None
                 else self._mask(mask, (T,), "mask", f"of shape [T] = [{T}]"))
-        out = self._call("train_sequence", {"input:xs": xs, "target:targets": targets,
-                                            "mask:masks": mask})
-        self.steps_since_reset += T
-        return self._host(out["loss"][0])
+        losses = []
+        for entry, lo, hi in mask_runs(mask, "advance_sequence" in self.manifest["entries"]):
+            out = self._call(entry, {"input:xs": xs[lo:hi], "target:targets": targets[lo:hi],
+                                     "mask:masks": mask[lo:hi]})
+            self.steps_since_reset += hi - lo
+            losses.append(self._host(out["loss"][0]))
+        return losses[0] if len(losses) == 1 else np.concatenate(losses)
 
     def _require_training(self, what: str) -> None:
         if what not in self.manifest["entries"]:

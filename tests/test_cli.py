@@ -169,6 +169,8 @@ def test_bad_option_values():
     _one_line_error(run_cli(LIF2, "--lr", "-1", "-o", "x.vmfb"), "lr (--lr) must be a positive")
     _one_line_error(run_cli(LIF2, "--scan-unroll", "0", "-o", "x.vmfb"),
                     "scan_unroll (--scan-unroll) must be an integer >= 1")
+    _one_line_error(run_cli(LIF2, "--skip-masked-steps", "-o", "x.vmfb"),
+                    "skip_masked_steps (--skip-masked-steps) needs a learning rule")
 
 
 def test_compile_cache_hit_and_bypass(tmp_path):

@@ -392,3 +392,66 @@ def test_train_step_update_every_against_numpy_adam(tmp_path, name, target):
             np.testing.assert_allclose(now[f"opt:v/{p}"], v, rtol=1e-5, atol=1e-12, err_msg=p)
             np.testing.assert_allclose(now[f"param:{p}"], want, rtol=1e-6, atol=1e-6, err_msg=p)
             assert np.all(now[f"accum:{p}"] == 0)
+
+
+@pytest.mark.parametrize("algorithm,optimizer,update_every,target", [
+    ("es-d-rtrl", "sgd", 1, "llvm-cpu"),
+    ("d-rtrl", "adam", 3, "llvm-cpu"),
+    ("es-d-rtrl", "adam", 1, "xla"),
+])
+def test_skipped_masked_steps_equal_train_step(tmp_path, algorithm, optimizer, update_every,
+                                               target):
+    # --skip-masked-steps: train_sequence runs long runs of steps whose mask is 0 through
+    # advance_sequence, which computes no gradient. Parameters, state, traces and losses
+    # must come out as those of train_sequence alone (the same artifact with the entry
+    # hidden) and, to the rounding of other kernels, as those of train_step, step by step,
+    # with updates falling inside the skipped runs (Adam moves a parameter there on its
+    # moments alone).
+    path = str(tmp_path / "m.vmfb")
+    tracec.compile(os.path.join(ZOO, "alif.py"), algorithm=algorithm, optimizer=optimizer,
+                   lr=0.05, update_every=update_every, target=target,
+                   skip_masked_steps=True).save(path)
+    model = _module("alif").model
+    rng = np.random.default_rng(4)
+    runs = [(1, 3), (0, 10), (1, 2), (0, 5), (1, 4), (0, 9)]  # (mask, steps): 33 steps
+    mask = np.concatenate([np.full(n, m, np.float32) for m, n in runs])
+    steps = len(mask)
+    xs = (rng.random((steps,) + tuple(model.input.shape)) < 0.3).astype(np.float32)
+    targets = rng.integers(0, 4, (steps, model.input.shape[0])).astype(np.int32)
+    skip = tracec.runtime.load(path)
+    assert "advance_sequence" in skip.manifest["entries"]
+    p0 = skip.params
+    called = []
+    call = skip._exec.call
+    skip._exec.call = lambda entry, args: called.append(entry) or call(entry, args)
+    losses = skip.train_sequence(xs, targets, mask)
+    assert called == ["train_sequence", "advance_sequence", "train_sequence", "advance_sequence"]
+    whole = tracec.runtime.load(path)
+    del whole.manifest["entries"]["advance_sequence"]
+    whole_losses = whole.train_sequence(xs, targets, mask)
+    by_step = tracec.runtime.load(path)
+    step_losses = [by_step.train_step(x, y, m)[0] for x, y, m in zip(xs, targets, mask)]
+    np.testing.assert_allclose(losses, whole_losses, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(losses, step_losses, rtol=1e-5, atol=1e-6)
+    for what in ("params", "state", "traces"):
+        for k, v in getattr(skip, what).items():
+            scale = max(1.0, float(np.max(np.abs(v))))
+            if what == "params":
+                assert not np.array_equal(v, p0[k]), k
+            np.testing.assert_allclose(v, getattr(whole, what)[k], rtol=1e-6, atol=1e-7 * scale,
+                                       err_msg=f"{what} {k}")
+            np.testing.assert_allclose(v, getattr(by_step, what)[k], rtol=1e-4, atol=1e-5 * scale,
+                                       err_msg=f"{what} {k} (train_step)")
+    assert skip.steps_since_reset == by_step.steps_since_reset == steps
+
+
+def test_mask_runs_leave_short_runs_to_train_sequence():
+    from tracec.runtime.learner import MIN_SKIPPED_RUN, mask_runs
+
+    n = MIN_SKIPPED_RUN
+    mask = np.concatenate([np.zeros(n), np.ones(2), np.zeros(n - 1), [0.5], np.zeros(n + 3)])
+    assert mask_runs(mask, skip=True) == [("advance_sequence", 0, n),
+                                          ("train_sequence", n, 2 * n + 2),
+                                          ("advance_sequence", 2 * n + 2, 3 * n + 5)]
+    assert mask_runs(mask, skip=False) == [("train_sequence", 0, len(mask))]
+    assert mask_runs(np.ones(3 * n), skip=True) == [("train_sequence", 0, 3 * n)]

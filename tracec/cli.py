@@ -134,6 +134,11 @@ def _compile_parser() -> argparse.ArgumentParser:
     p.add_argument("--update-every", type=int, default=d.update_every, metavar="K",
                    help="apply the optimizer after every K-th step since reset; 1 is fully "
                         "online (default: %(default)s)")
+    p.add_argument("--skip-masked-steps", action="store_true",
+                   help="also compile advance_sequence, the steps of train_sequence without "
+                        "the gradient; the runtime runs the steps whose mask is 0 through it "
+                        "(faster where the loss counts at a few steps only, e.g. the last; "
+                        "a little more compile time)")
     p.add_argument("--scan-unroll", type=int, default=None, metavar="K",
                    help="IREE: time steps per loop iteration of the *_sequence entries; "
                         "1 compiles fastest. Default: 8 for --algorithm forward and for a learning "
@@ -228,7 +233,8 @@ def _compile_main(argv) -> int:
                               hint="tracec --list-passes shows the available passes")
     options = CompileOptions(
         algorithm=args.algorithm, decay=args.decay, optimizer=args.optimizer, lr=args.lr,
-        update_every=args.update_every, scan_unroll=args.scan_unroll,
+        update_every=args.update_every, skip_masked_steps=args.skip_masked_steps,
+        scan_unroll=args.scan_unroll,
         fuse_steps=args.fuse_steps, event_driven=args.event_driven,
         event_capacity=args.event_capacity, target=args.target,
         seed=args.seed, cpu=args.cpu,

@@ -43,7 +43,7 @@ def stage_passes(options: CompileOptions, stage: str, manifest: str = "{}",
             make("insert-eligibility-traces", algorithm=options.algorithm,
                  decay=float(options.decay)),
             make("insert-optimizer", kind=options.optimizer, lr=float(options.lr),
-                 update_every=options.update_every)]
+                 update_every=options.update_every, skip_masked=options.skip_masked_steps)]
         return [make("extract-step"), *learning, make("check-backend-ops", target=options.target),
                 make("make-entry-points", manifest=manifest)]
     if stage == "xla-input":

@@ -31,6 +31,9 @@ class CompileOptions:
     optimizer: str = "sgd"
     lr: float = 1e-3
     update_every: int = 1
+    # Also compile advance_sequence, train_sequence's steps for a mask of 0 without the
+    # gradient; the runtime runs the steps a sequence's mask leaves out through it.
+    skip_masked_steps: bool = False
     # IREE: time steps per iteration of the loop of forward_sequence/train_sequence
     # (each iteration pays a fixed host cost; 4 measured ~25% faster than 1 for ES-D-RTRL).
     # None (the default): 8 for forward-only artifacts and for a learning rule whose
@@ -83,6 +86,13 @@ class CompileOptions:
         if not isinstance(self.update_every, int) or self.update_every < 1:
             raise TracecError("update_every (--update-every) must be an integer >= 1, "
                               f"got {self.update_every!r}")
+        if not isinstance(self.skip_masked_steps, bool):
+            raise TracecError("skip_masked_steps (--skip-masked-steps) must be True or False, "
+                              f"got {self.skip_masked_steps!r}")
+        if self.skip_masked_steps and self.algorithm == "forward":
+            raise TracecError("skip_masked_steps (--skip-masked-steps) needs a learning rule",
+                              hint="add --algorithm es-d-rtrl or d-rtrl; a forward-only "
+                                   "artifact has no mask")
         if self.scan_unroll is None:
             eight = self.algorithm == "forward" or self._quiet_at(8)
             object.__setattr__(self, "scan_unroll", 8 if eight else 4)

@@ -1,6 +1,8 @@
 // RUN: tracec-opt %S/Inputs/learn.mlir -p 'identify-recurrent-state,find-hidden-groups,find-param-relations,insert-eligibility-traces{algorithm=d-rtrl decay=0.0},insert-optimizer{kind=sgd lr=0.5 update-every=3}' | filecheck %s
 // RUN: tracec-opt %S/Inputs/learn.mlir -p 'identify-recurrent-state,find-hidden-groups,find-param-relations,insert-eligibility-traces{algorithm=d-rtrl decay=0.0},insert-optimizer{kind=adam lr=0.5 update-every=3}' | filecheck %s --check-prefix=ADAM
 // RUN: tracec-opt %S/Inputs/learn.mlir -p 'identify-recurrent-state,find-hidden-groups,find-param-relations,insert-eligibility-traces{algorithm=d-rtrl decay=0.0},insert-optimizer{kind=adam lr=0.5 update-every=1}' | filecheck %s --check-prefix=EVERY
+// RUN: tracec-opt %S/Inputs/learn.mlir -p 'identify-recurrent-state,find-hidden-groups,find-param-relations,insert-eligibility-traces{algorithm=d-rtrl decay=0.0},insert-optimizer{kind=sgd lr=0.5 update-every=1 skip-masked=true}' | filecheck %s --check-prefix=SKIP
+// RUN: tracec-opt %S/Inputs/learn.mlir -p 'identify-recurrent-state,find-hidden-groups,find-param-relations,insert-eligibility-traces{algorithm=d-rtrl decay=0.0},insert-optimizer{kind=adam lr=0.5 update-every=3 skip-masked=true}' | filecheck %s --check-prefix=SKIPADAM
 
 // Accumulate, count k, and when k+1 >= 3 apply θ - lr·accum and clear the accumulator.
 // CHECK: sym_name = "train_core"
@@ -43,3 +45,23 @@
 // EVERY-NOT: optimization_barrier
 // EVERY: "stablehlo.select"
 // EVERY-NOT: stablehlo.if
+
+// skip-masked: @advance_core is the step for a mask of 0. The trace still advances; the
+// gradient (tracec.trace_grad), the mask and the loss's derivative are gone. SGD after
+// every step leaves the parameter and the (zero) accumulator as they came in.
+// SKIP: sym_name = "train_core"
+// SKIP: "tracec.trace_grad"
+// SKIP: sym_name = "advance_core"
+// SKIP-NEXT: ^bb0(%[[W:[0-9]+]]: tensor<2x3xf32> {{.*}}, %[[V:[0-9]+]]: tensor<4x3xf32> {{.*}}, %[[E:[0-9]+]]: tensor<3x4x2xf32> {{.*}}, %[[ACC:[0-9]+]]: tensor<2x3xf32>
+// SKIP-NOT: tracec.trace_grad
+// SKIP: %[[TR:[0-9]+]] = "tracec.param_trace"(%{{[0-9]+}}, %[[E]],
+// SKIP-NOT: tracec.trace_grad
+// SKIP: "func.return"(%[[W]], %{{[0-9]+}}, %[[TR]], %[[ACC]],
+
+// Adam moves a parameter on its moments alone, so with a zero gradient the update still
+// runs when due.
+// SKIPADAM: sym_name = "advance_core"
+// SKIPADAM-NOT: tracec.trace_grad
+// SKIPADAM: "stablehlo.if"
+// SKIPADAM-NOT: tracec.trace_grad
+// SKIPADAM: "func.return"
