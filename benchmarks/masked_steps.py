@@ -12,7 +12,9 @@ last tenth, the last step alone; rounds interleaved so that a change in the mach
 load hits every variant alike. Before timing, each mask's final parameters and losses
 are checked equal between the two artifacts. Reports the median µs per step, the ratio
 (without / with), ``forward_sequence`` of the same artifact for scale, the compile times
-and the artifact sizes. Writes benchmarks/results/masked_steps.md.
+and the artifact sizes; then ``advance_sequence`` alone and the fixed cost of a call, and
+from them the shortest run of masked steps worth a call of its own. Writes
+benchmarks/results/masked_steps.md.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ def main(argv=None) -> int:
     import tracec
     import tracec.runtime
     from benchmarks.networks import make_model
+    from tracec.runtime.learner import MIN_SKIPPED_RUN
 
     xs, ys = make_data(args.T, 32)
     ms = masks(args.T)
@@ -84,15 +87,20 @@ def main(argv=None) -> int:
                     for k in p0:
                         assert np.allclose(out[False][1][k], out[True][1][k], rtol=1e-5,
                                            atol=1e-6), (name, k)
-                calls = {}
-                for skip, learner in learners.items():
-                    for name, m in ms.items():
+                calls = {}  # the two artifacts alternate: each call follows the other's
+                for name, m in ms.items():
+                    for skip, learner in learners.items():
                         calls[(skip, name)] = (lambda lr=learner, m=m:
                                                (lr.reset(), lr.train_sequence(xs, ys, m)))
-                fwd = learners[True]
-                calls["forward"] = lambda: (fwd.reset(), fwd.forward_sequence(xs))
+                sk = learners[True]
+                calls["forward"] = lambda: (sk.reset(), sk.forward_sequence(xs))
+                calls["advance"] = lambda: (sk.reset(), sk._call("advance_sequence", {
+                    "input:xs": xs, "target:targets": ys, "mask:masks": ms["every step"]}))
+                one = ms["every step"][:1]
+                calls["one step"] = lambda: (sk.reset(), sk.train_sequence(xs[:1], ys[:1], one))
                 times, _ = interleaved(calls, args.rounds)
                 med = {k: statistics.median(v) / args.T * 1e6 for k, v in times.items()}
+                med["one step"] *= args.T  # µs per call
                 rows.append((net, alg, med, info))
                 print(net, alg, {str(k): round(v, 1) for k, v in med.items()}, flush=True)
     lines = ["# Steps whose loss mask is 0: `--skip-masked-steps`", "",
@@ -112,6 +120,22 @@ def main(argv=None) -> int:
         lines.append(f"| {net} | {alg} | " + " | ".join(cells) + f" | {med['forward']:.1f} | "
                      f"{info[False][0]:.1f} / {info[True][0]:.1f} | "
                      f"{info[False][1] // 1024} / {info[True][1] // 1024} |")
+    lines += ["", "Where a run of masked steps is worth a call of its own. A run of n such steps "
+              "cut out of a sequence costs two calls more (one of `advance_sequence`, one more "
+              "of `train_sequence`) and saves n × (train − advance): `advance_sequence` alone "
+              "(its entry called directly, µs per step), one call of `train_sequence` on a "
+              "single step (µs, reset included), its cost beyond a step of the long sequence, "
+              "and the run length from which skipping saves time, 2 × call cost / saving per "
+              "step (the runtime skips runs of `MIN_SKIPPED_RUN` = "
+              f"{MIN_SKIPPED_RUN} or more).", "",
+              "| network | rule | train µs/step | advance µs/step | one-step call µs | "
+              "call cost µs | break-even run |", "|---|---|---|---|---|---|---|"]
+    for net, alg, med, info in rows:
+        train, adv = med[(True, "every step")], med["advance"]
+        cost = med["one step"] - train
+        even = f"{2 * cost / (train - adv):.1f}" if train > adv else "never"
+        lines.append(f"| {net} | {alg} | {train:.1f} | {adv:.1f} | {med['one step']:.1f} | "
+                     f"{cost:.1f} | {even} |")
     text = "\n".join(lines) + "\n"
     print(text)
     if not args.no_write:

@@ -15,8 +15,8 @@ holds ``m``, ``v`` per parameter and the update count ``t``.
 With ``skip_masked`` the pass also builds ``@advance_core``, the same step for a mask of
 0: no gradient is computed, everything else (state, traces, counters, the optimizer on
 the accumulated sum) advances as in ``@train_core`` with that mask. make-entry-points
-turns it into ``advance_sequence``, which the runtime calls for the runs of steps a
-sequence's mask leaves out.
+turns it into ``advance_step`` and ``advance_sequence``, which the runtime calls for the
+steps a mask leaves out.
 
 Options: ``kind`` (``sgd`` | ``adam``), ``lr`` (> 0), ``update_every`` (K >= 1),
 ``skip_masked`` (bool, default false).

@@ -9,8 +9,8 @@ Calling convention (ABI 1), argument order fixed by roles:
   forward_sequence(params..., state..., xs)  -> (state..., outputs[T]...)
   init_params() -> (params...)   init_state() -> (state...)
 With a learning rule (``@train_core``): ``train_step`` and ``train_sequence``, and with
-``@advance_core`` (insert-optimizer's ``skip_masked``) ``advance_sequence``, called like
-``train_sequence`` (docs/abi.md).
+``@advance_core`` (insert-optimizer's ``skip_masked``) ``advance_step`` and
+``advance_sequence``, called like ``train_step`` and ``train_sequence`` (docs/abi.md).
 
 Options: ``manifest`` is a JSON object (as a string) merged into the manifest
 (the driver passes source hash, options, versions).
@@ -86,12 +86,13 @@ class MakeEntryPointsPass(ModulePass):
         core = functions(op).get("train_core")
         learning_tensors: dict[str, list] = {}
         if core is not None:
-            entries["train_step"] = self._train_step(core)
+            entries["train_step"] = self._step_copy(core, "train_step")
             entries["train_sequence"] = self._sequence(core, "train_sequence")
             advance = functions(op).get("advance_core")
             if advance is not None:
+                entries["advance_step"] = self._step_copy(advance, "advance_step")
                 entries["advance_sequence"] = self._sequence(advance, "advance_sequence")
-            for name in ("train_step", "train_sequence", "advance_sequence"):
+            for name in ("train_step", "train_sequence", "advance_step", "advance_sequence"):
                 if name in entries:
                     op.body.block.add_op(entries[name])
             for (r, n), t in zip(roles(core.arg_attrs), core.function_type.inputs.data):
@@ -130,13 +131,13 @@ class MakeEntryPointsPass(ModulePass):
                 refl["tracec.manifest"] = StringAttr(text)
             fn.attributes["iree.reflection"] = DictionaryAttr(refl)
 
-    def _train_step(self, core: func.FuncOp) -> func.FuncOp:
-        """``train_step``: a copy of ``@train_core``."""
+    def _step_copy(self, core: func.FuncOp, name: str) -> func.FuncOp:
+        """``train_step`` (``advance_step``): a copy of ``@train_core`` (``@advance_core``)."""
         types = list(core.function_type.inputs.data)
         block = Block(arg_types=types)
         results = clone_block_ops(core.body.block, Builder(block, loc=core.location), list(block.args))
         block.add_op(func.ReturnOp(*results))
-        step_fn = func.FuncOp("train_step", core.function_type, Region(block),
+        step_fn = func.FuncOp(name, core.function_type, Region(block),
                               arg_attrs=core.arg_attrs, res_attrs=core.res_attrs)
         step_fn.location = core.location
         return step_fn

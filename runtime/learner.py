@@ -26,9 +26,11 @@ CARRIED = ("param", "state", "trace", "opt", "accum", "counter")
 # Reset to initial values by reset(); params and optimizer state are kept.
 RESET_ROLES = ("state", "trace", "accum", "counter")
 # train_sequence leaves a run of steps whose mask is 0 to advance_sequence (where the
-# artifact has it) from this many steps on; a shorter run costs more in the extra calls
-# than it saves (benchmarks/masked_steps.py).
-MIN_SKIPPED_RUN = 8
+# artifact has it) from this many steps on. Cutting a run out costs two calls more, and a
+# call costs 0.2 ms and more with the size of the carried state: skipping pays from runs
+# of 19-22 steps on for 2x64 LIF and ALIF, from 6 on for 2x256 LIF (ES-D-RTRL,
+# benchmarks/masked_steps.py).
+MIN_SKIPPED_RUN = 24
 
 
 def mask_runs(mask: np.ndarray, skip: bool) -> list[tuple[str, int, int]]:
@@ -308,16 +310,19 @@ class Learner:
         return self._outputs_numpy(out["output"])
 
     def train_step(self, x, target, mask=1.0):
-        """One online step: traces, gradient, optimizer when due. Returns ``(loss, output)``."""
+        """One online step: traces, gradient, optimizer when due. Returns ``(loss, output)``.
+        With a mask of 0, an artifact compiled with --skip-masked-steps runs
+        ``advance_step``, which computes no gradient, with the same results."""
         self._require_training("train_step")
         x = self._pack(x, self._input_leaves, "input x")
         target = self._pack(target, self._target_leaves, "target")
         x = self._finite(self._check(x, self._input, "input x"), "input x")
         target = self._finite(self._check(target, self._target, "target"), "target")
         mask = self._mask(mask, (), "mask", "a scalar for train_step")
-        out = self._call("train_step", {f"input:{self._input['name']}": x,
-                                        f"target:{self._target['name']}": target,
-                                        "mask:mask": mask})
+        entry = ("advance_step" if mask == 0 and "advance_step" in self.manifest["entries"]
+                 else "train_step")
+        out = self._call(entry, {f"input:{self._input['name']}": x,
+                                 f"target:{self._target['name']}": target, "mask:mask": mask})
         self.steps_since_reset += 1
         return float(self._exec.to_numpy(out["loss"][0])), self._outputs_numpy(out["output"])
 
@@ -338,8 +343,10 @@ class Learner:
                 else self._mask(mask, (T,), "mask", f"of shape [T] = [{T}]"))
         losses = []
         for entry, lo, hi in mask_runs(mask, "advance_sequence" in self.manifest["entries"]):
-            out = self._call(entry, {"input:xs": xs[lo:hi], "target:targets": targets[lo:hi],
-                                     "mask:masks": mask[lo:hi]})
+            part = (lambda a: a) if hi - lo == T else (lambda a: a[lo:hi])  # noqa: E731
+            # (the whole arrays, not views of them: iree.runtime copies a view's data)
+            out = self._call(entry, {"input:xs": part(xs), "target:targets": part(targets),
+                                     "mask:masks": part(mask)})
             self.steps_since_reset += hi - lo
             losses.append(self._host(out["loss"][0]))
         return losses[0] if len(losses) == 1 else np.concatenate(losses)

@@ -135,8 +135,9 @@ def _compile_parser() -> argparse.ArgumentParser:
                    help="apply the optimizer after every K-th step since reset; 1 is fully "
                         "online (default: %(default)s)")
     p.add_argument("--skip-masked-steps", action="store_true",
-                   help="also compile advance_sequence, the steps of train_sequence without "
-                        "the gradient; the runtime runs the steps whose mask is 0 through it "
+                   help="also compile advance_step and advance_sequence, the training steps "
+                        "without the gradient; the runtime runs the steps whose mask is 0 "
+                        "through them "
                         "(faster where the loss counts at a few steps only, e.g. the last; "
                         "a little more compile time)")
     p.add_argument("--scan-unroll", type=int, default=None, metavar="K",

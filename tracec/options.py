@@ -31,8 +31,8 @@ class CompileOptions:
     optimizer: str = "sgd"
     lr: float = 1e-3
     update_every: int = 1
-    # Also compile advance_sequence, train_sequence's steps for a mask of 0 without the
-    # gradient; the runtime runs the steps a sequence's mask leaves out through it.
+    # Also compile advance_step/advance_sequence, the training entries' steps for a mask
+    # of 0 without the gradient; the runtime runs the steps a mask leaves out through them.
     skip_masked_steps: bool = False
     # IREE: time steps per iteration of the loop of forward_sequence/train_sequence
     # (each iteration pays a fixed host cost; 4 measured ~25% faster than 1 for ES-D-RTRL).
