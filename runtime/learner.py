@@ -364,6 +364,8 @@ class Learner:
     @staticmethod
     def _mask(mask, shape: tuple, what: str, expected: str) -> np.ndarray:
         """A loss mask as float32: the given shape, every weight finite and in [0, 1]."""
+        if shape == () and type(mask) in (int, float) and 0 <= mask <= 1:
+            return np.asarray(mask, np.float32)  # a plain number: train_step's usual mask
         try:
             arr = np.asarray(mask)
             if arr.dtype.kind not in "biuf":
