@@ -27,9 +27,9 @@ CARRIED = ("param", "state", "trace", "opt", "accum", "counter")
 RESET_ROLES = ("state", "trace", "accum", "counter")
 # train_sequence leaves a run of steps whose mask is 0 to advance_sequence (where the
 # artifact has it) from this many steps on. Cutting a run out costs two calls more, and a
-# call costs 0.2 ms and more with the size of the carried state: skipping pays from runs
-# of 19-22 steps on for 2x64 LIF and ALIF, from 6 on for 2x256 LIF (ES-D-RTRL,
-# benchmarks/masked_steps.py).
+# short call, run between long ones, costs 0.2 ms and more with the network's size beyond
+# its steps: skipping pays from runs of 19-22 steps on for 2x64 LIF and ALIF, from 6 on
+# for 2x256 LIF (ES-D-RTRL, benchmarks/masked_steps.py).
 MIN_SKIPPED_RUN = 24
 
 
