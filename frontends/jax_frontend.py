@@ -439,7 +439,7 @@ def _custom_derivative_rule(primitive, notes: list, previous):
         if _Lowering.depth:
             return previous(ctx, *args, **params)
         why = _not_a_spike(params["call_jaxpr"], params.get("num_consts", 0))
-        own = _own_rule(params) if why == "not a step function" else None
+        own = None if _is_step(params["call_jaxpr"]) else _own_rule(params)
         if own is not None:
             # a rule of the model's own on a smooth function (a straight-through clip):
             # kept where it is element-wise, as jax.grad would use it

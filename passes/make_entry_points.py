@@ -86,15 +86,13 @@ class MakeEntryPointsPass(ModulePass):
         core = functions(op).get("train_core")
         learning_tensors: dict[str, list] = {}
         if core is not None:
-            entries["train_step"] = self._step_copy(core, "train_step")
-            entries["train_sequence"] = self._sequence(core, "train_sequence")
-            advance = functions(op).get("advance_core")
-            if advance is not None:
-                entries["advance_step"] = self._step_copy(advance, "advance_step")
-                entries["advance_sequence"] = self._sequence(advance, "advance_sequence")
-            for name in ("train_step", "train_sequence", "advance_step", "advance_sequence"):
-                if name in entries:
-                    op.body.block.add_op(entries[name])
+            for kind in ("train", "advance"):  # advance_core: insert-optimizer's skip_masked
+                fn = functions(op).get(f"{kind}_core")
+                if fn is not None:
+                    for name, made in ((f"{kind}_step", self._step_copy(fn, f"{kind}_step")),
+                                       (f"{kind}_sequence", self._sequence(fn, f"{kind}_sequence"))):
+                        entries[name] = made
+                        op.body.block.add_op(made)
             for (r, n), t in zip(roles(core.arg_attrs), core.function_type.inputs.data):
                 if r in ("trace", "opt", "accum", "counter", "target", "mask"):
                     learning_tensors.setdefault(r, []).append(_tensor_json(t, r, n))

@@ -343,10 +343,8 @@ class Learner:
                 else self._mask(mask, (T,), "mask", f"of shape [T] = [{T}]"))
         losses = []
         for entry, lo, hi in mask_runs(mask, "advance_sequence" in self.manifest["entries"]):
-            part = (lambda a: a) if hi - lo == T else (lambda a: a[lo:hi])  # noqa: E731
-            # (the whole arrays, not views of them: iree.runtime copies a view's data)
-            out = self._call(entry, {"input:xs": part(xs), "target:targets": part(targets),
-                                     "mask:masks": part(mask)})
+            out = self._call(entry, {"input:xs": xs[lo:hi], "target:targets": targets[lo:hi],
+                                     "mask:masks": mask[lo:hi]})
             self.steps_since_reset += hi - lo
             losses.append(self._host(out["loss"][0]))
         return losses[0] if len(losses) == 1 else np.concatenate(losses)

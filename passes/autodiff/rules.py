@@ -322,8 +322,8 @@ def _spike_jvp(em, op, t):
 SPIKE = Rule(jvp=_spike_jvp, vjp=lambda em, op, c, n: [
     None if c[0] is None else em.mul(_spike_deriv(em, op), c[0])])
 
-# An element-wise function with its own derivative rule (a custom_jvp in the loss): the
-# second result is that derivative at the input; it is not differentiated itself.
+# An element-wise function with the model's own derivative rule (custom_jvp/custom_vjp):
+# the second result is that derivative at the input; it is not differentiated itself.
 CUSTOM_DERIVATIVE = Rule(
     jvp=lambda em, op, t: [em.mul(op.results[1], t[0]), None],
     vjp=lambda em, op, c, n: [None if c[0] is None else em.mul(op.results[1], c[0])])
