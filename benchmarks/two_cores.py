@@ -2,8 +2,8 @@
 core, on IREE's multi-threaded driver, and split over the batch into two processes or
 threads; braintrace's ``pp_prop`` on both cores (as its authors run it) and pinned to one.
 
-    python -m benchmarks.two_cores [--networks lif_v:64 alif_v:64 lif_v:256] [--T 180]
-        [--rounds 9] [--no-braintrace]
+    python -m benchmarks.two_cores [--networks lif_v:64 alif_v:64 lif_v:256 lif_v:512]
+        [--T 180] [--rounds 9] [--no-braintrace]
 
 Per network of benchmarks/networks.py (ES-D-RTRL, Adam lr 1e-3 with one update per
 sequence, as the side-by-side runner trains; IREE llvm-cpu; no compile cache), rounds
@@ -58,9 +58,9 @@ def _acc_keys(learner) -> list[str]:
 
 def _part_window(learner, xs, ys):
     """One update window's steps on one part of the batch, the update held back (the
-    window counter ``k`` starts at -1, so that the last step's does not reach the window's
-    length); returns the losses and the accumulated gradients. Like the rest of this
-    prototype it reaches into the runtime's carried values, which docs/abi.md names."""
+    window counter ``k`` starts at -1, so that the last step's count does not reach the
+    window's length); returns the losses and the accumulated gradients. Like the rest of
+    this prototype it reaches into the runtime's carried values, which docs/abi.md names."""
     import numpy as np
 
     learner._values["counter:k"] = learner._exec.to_device(np.asarray(np.int32(-1)))
@@ -179,7 +179,8 @@ def braintrace_pp_prop(python: str, variant: str, H: int, T: int, repeats: int,
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--networks", nargs="+", default=["lif_v:64", "alif_v:64", "lif_v:256"])
+    ap.add_argument("--networks", nargs="+",
+                    default=["lif_v:64", "alif_v:64", "lif_v:256", "lif_v:512"])
     ap.add_argument("--T", type=int, default=180)
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--no-braintrace", action="store_true")
