@@ -18,11 +18,21 @@ the accumulated sum) advances as in ``@train_core`` with that mask. make-entry-p
 turns it into ``advance_step`` and ``advance_sequence``, which the runtime calls for the
 steps a mask leaves out.
 
+With ``apart`` (a data-parallel artifact, ``--batch-shards``) the cores only
+accumulate: ``k`` still counts and wraps at ``update_every``, but the parameters,
+optimizer state and ``accum`` pass through unchanged but for the added gradient. The
+pass then builds ``@update_core``, the optimizer on its own:
+
+    update_core(params..., opt..., accum...) -> (params'..., opt'..., accum'...)
+
+applied unconditionally to ``accum`` (a runtime hands it the reduced sum of its parts'
+accumulators), which comes back zero.
+
 Options: ``kind`` (``sgd`` | ``adam``), ``lr`` (> 0), ``update_every`` (K >= 1),
-``skip_masked`` (bool, default false).
+``skip_masked`` (bool, default false), ``apart`` (bool, default false).
 Before: ``@learn_step`` exists (insert-eligibility-traces). After: ``@train_core``
-(private) with roles, and ``@advance_core`` with ``skip_masked``; ``@learn_step``
-unchanged.
+(private) with roles, ``@advance_core`` with ``skip_masked`` and ``@update_core`` with
+``apart``; ``@learn_step`` unchanged.
 """
 
 from __future__ import annotations
@@ -79,6 +89,7 @@ class InsertOptimizerPass(ModulePass):
     lr: float = CompileOptions.lr
     update_every: int = CompileOptions.update_every
     skip_masked: bool = CompileOptions.skip_masked_steps
+    apart: bool = False
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.kind not in ("sgd", "adam"):
@@ -106,6 +117,38 @@ class InsertOptimizerPass(ModulePass):
         op.body.block.add_op(self._core(learn, "train_core", layout, advance=False))
         if self.skip_masked:
             op.body.block.add_op(self._core(learn, "advance_core", layout, advance=True))
+        if self.apart:
+            op.body.block.add_op(self._update_core(learn, params, opt))
+
+    def _update_core(self, learn: func.FuncOp, params: list, opt: list) -> func.FuncOp:
+        """``@update_core``: the optimizer applied to ``accum``, unconditionally."""
+        types = [t for _, t in params] + [t for _, t in opt] + [t for _, t in params]
+        block = Block(arg_types=types)
+        a = list(block.args)
+        n_p, n_o = len(params), len(opt)
+        p_args, o_args, acc_args = a[:n_p], a[n_p:n_p + n_o], a[n_p + n_o:]
+        em = Builder(block, loc=learn.location)
+        new_params, new_opt = [], list(o_args)
+        if self.kind == "sgd":
+            new_params = [self._step(em, p, acc) for p, acc in zip(p_args, acc_args)]
+        else:
+            bc1, bc2 = self._bias_corrections(em, o_args[-1])
+            new_opt[-1] = em.add(o_args[-1], em.full(1.0, o_args[-1]))
+            for i, (p, acc) in enumerate(zip(p_args, acc_args)):
+                m1 = self._first_moment(em, o_args[i], acc)
+                v1 = self._second_moment(em, o_args[n_p + i], acc)
+                new_params.append(self._step(em, p, acc, m1, v1, bc1, bc2))
+                new_opt[i], new_opt[n_p + i] = m1, v1
+        new_acc = [em.zeros(acc) for acc in acc_args]
+        final = em.insert(func.ReturnOp(*new_params, *new_opt, *new_acc))
+        names = ([("param", n) for n, _ in params] + [("opt", n) for n, _ in opt]
+                 + [("accum", n) for n, _ in params])
+        fn = func.FuncOp("update_core",
+                         FunctionType.from_lists(types, [v.type for v in final.operands]),
+                         Region(block), visibility="private", arg_attrs=role_attrs(names),
+                         res_attrs=role_attrs(names))
+        fn.location = learn.location
+        return fn
 
     def _core(self, learn: func.FuncOp, name: str, layout: tuple, advance: bool) -> func.FuncOp:
         """``@train_core``, or with ``advance`` ``@advance_core``: the same step with the
@@ -145,7 +188,10 @@ class InsertOptimizerPass(ModulePass):
         n_next = em.next_count(n_arg)
         due = em.compare(k_next, em.i32(self.update_every), "GE")
         k_out = em.select(due, em.i32(0), k_next)
-        if advance and self.kind == "sgd" and self.update_every == 1:
+        if self.apart:  # accumulate only; update_core applies the optimizer
+            new_params, new_opt = p_args, o_args
+            new_acc = acc_args if advance else [em.add(acc, g) for acc, g in zip(acc_args, grads)]
+        elif advance and self.kind == "sgd" and self.update_every == 1:
             # Updated after every step, the accumulator is 0 when a step starts (reset
             # makes it 0, every step leaves it 0): SGD on a zero gradient changes nothing.
             new_params, new_opt, new_acc = p_args, o_args, acc_args

@@ -10,7 +10,8 @@ Calling convention (ABI 1), argument order fixed by roles:
   init_params() -> (params...)   init_state() -> (state...)
 With a learning rule (``@train_core``): ``train_step`` and ``train_sequence``, and with
 ``@advance_core`` (insert-optimizer's ``skip_masked``) ``advance_step`` and
-``advance_sequence``, called like ``train_step`` and ``train_sequence`` (docs/abi.md).
+``advance_sequence``, called like ``train_step`` and ``train_sequence``, and with
+``@update_core`` (insert-optimizer's ``apart``) ``apply_update`` (docs/abi.md).
 
 Options: ``manifest`` is a JSON object (as a string) merged into the manifest
 (the driver passes source hash, options, versions).
@@ -93,6 +94,10 @@ class MakeEntryPointsPass(ModulePass):
                                        (f"{kind}_sequence", self._sequence(fn, f"{kind}_sequence"))):
                         entries[name] = made
                         op.body.block.add_op(made)
+            update = functions(op).get("update_core")  # insert-optimizer's apart
+            if update is not None:
+                entries["apply_update"] = self._step_copy(update, "apply_update")
+                op.body.block.add_op(entries["apply_update"])
             for (r, n), t in zip(roles(core.arg_attrs), core.function_type.inputs.data):
                 if r in ("trace", "opt", "accum", "counter", "target", "mask"):
                     learning_tensors.setdefault(r, []).append(_tensor_json(t, r, n))
@@ -130,7 +135,8 @@ class MakeEntryPointsPass(ModulePass):
             fn.attributes["iree.reflection"] = DictionaryAttr(refl)
 
     def _step_copy(self, core: func.FuncOp, name: str) -> func.FuncOp:
-        """``train_step`` (``advance_step``): a copy of ``@train_core`` (``@advance_core``)."""
+        """``train_step`` (``advance_step``, ``apply_update``): a copy of ``@train_core``
+        (``@advance_core``, ``@update_core``)."""
         types = list(core.function_type.inputs.data)
         block = Block(arg_types=types)
         results = clone_block_ops(core.body.block, Builder(block, loc=core.location), list(block.args))

@@ -12,5 +12,6 @@ jax, imported only when such an artifact is loaded.
 from __future__ import annotations
 
 from tracec.runtime.learner import ArtifactError, Learner, load
+from tracec.runtime.sharded import ShardedLearner
 
-__all__ = ["load", "Learner", "ArtifactError"]
+__all__ = ["load", "Learner", "ShardedLearner", "ArtifactError"]

@@ -55,14 +55,23 @@ def mask_runs(mask: np.ndarray, skip: bool) -> list[tuple[str, int, int]]:
     return runs
 
 
-def load(path: str, driver: str | None = None, allocator: str | None = "caching") -> "Learner":
+def load(path: str, driver: str | None = None, allocator: str | None = "caching") -> "Learner | ShardedLearner":
     """Load a ``.vmfb`` (IREE) or XLA artifact built by tracec. ``driver``: the IREE
     driver; by default the one for the target the artifact was compiled for
     (``local-sync`` for CPUs, ``vulkan``, ``cuda``, ``hip`` for rocm). ``allocator``:
     IREE's device allocator on the CPU drivers: ``caching`` (the default) reuses the
     buffers a time step allocates instead of allocating and zeroing them again; None is
-    IREE's plain one. Other drivers (Vulkan, CUDA, HIP) keep their own."""
-    return Learner(path, driver=driver, allocator=allocator)
+    IREE's plain one. Other drivers (Vulkan, CUDA, HIP) keep their own.
+
+    An artifact compiled with ``--batch-shards N`` loads as a data-parallel learner
+    (``tracec.runtime.sharded.ShardedLearner``): N learners over the parts of the batch,
+    with the same methods, speaking for the whole batch."""
+    learner = Learner(path, driver=driver, allocator=allocator)
+    if "batch_shards" in learner.manifest:
+        from tracec.runtime.sharded import ShardedLearner
+
+        return ShardedLearner(path, driver=driver, allocator=allocator, first=learner)
+    return learner
 
 
 def _executor(path: str, driver: str | None, allocator: str | None = "caching"):
@@ -294,17 +303,31 @@ class Learner:
                 out.setdefault(k.split(":", 1)[0], []).append(v)
         return out
 
+    # Each public call checks everything it is given (``_prepare_*``, which raises before
+    # anything runs) and then runs (``_run_*``); a data-parallel learner checks every
+    # part's share before it runs any of them.
+
     def forward(self, x):
         """One step without learning: returns the output ``[B, ...]``."""
-        x = self._check(self._pack(x, self._input_leaves, "input x"), self._input, "input x")
+        return self._run_forward(self._prepare_forward(x))
+
+    def _prepare_forward(self, x):
+        return self._check(self._pack(x, self._input_leaves, "input x"), self._input, "input x")
+
+    def _run_forward(self, x):
         out = self._call("forward", {f"input:{self._input['name']}": x})
         self.steps_since_reset += 1
         return self._outputs_numpy(out["output"])
 
     def forward_sequence(self, xs):
         """T steps inside the binary: ``xs [T, B, ...]`` -> outputs ``[T, B, ...]``."""
-        xs = self._check(self._pack(xs, self._input_leaves, "inputs xs", True), self._input,
-                         "inputs xs", leading=True)
+        return self._run_forward_sequence(self._prepare_forward_sequence(xs))
+
+    def _prepare_forward_sequence(self, xs):
+        return self._check(self._pack(xs, self._input_leaves, "inputs xs", True), self._input,
+                           "inputs xs", leading=True)
+
+    def _run_forward_sequence(self, xs):
         out = self._call("forward_sequence", {"input:xs": xs})
         self.steps_since_reset += int(xs.shape[0])
         return self._outputs_numpy(out["output"])
@@ -313,12 +336,18 @@ class Learner:
         """One online step: traces, gradient, optimizer when due. Returns ``(loss, output)``.
         With a mask of 0, an artifact compiled with --skip-masked-steps runs
         ``advance_step``, which computes no gradient, with the same results."""
+        return self._run_train_step(*self._prepare_train_step(x, target, mask))
+
+    def _prepare_train_step(self, x, target, mask):
         self._require_training("train_step")
         x = self._pack(x, self._input_leaves, "input x")
         target = self._pack(target, self._target_leaves, "target")
         x = self._finite(self._check(x, self._input, "input x"), "input x")
         target = self._finite(self._check(target, self._target, "target"), "target")
         mask = self._mask(mask, (), "mask", "a scalar for train_step")
+        return x, target, mask
+
+    def _run_train_step(self, x, target, mask):
         entry = ("advance_step" if mask == 0 and "advance_step" in self.manifest["entries"]
                  else "train_step")
         out = self._call(entry, {f"input:{self._input['name']}": x,
@@ -331,6 +360,9 @@ class Learner:
         artifact compiled with --skip-masked-steps, each run of ``MIN_SKIPPED_RUN`` or
         more steps whose mask is 0 runs through ``advance_sequence``, which computes no
         gradient; the results are those of ``train_sequence`` alone."""
+        return self._run_train_sequence(*self._prepare_train_sequence(xs, targets, mask))
+
+    def _prepare_train_sequence(self, xs, targets, mask):
         self._require_training("train_sequence")
         xs = self._pack(xs, self._input_leaves, "inputs xs", True)
         targets = self._pack(targets, self._target_leaves, "targets", True)
@@ -341,6 +373,9 @@ class Learner:
             raise TracecError(f"targets have {targets.shape[0]} steps, inputs {T}")
         mask = (np.ones(T, np.float32) if mask is None
                 else self._mask(mask, (T,), "mask", f"of shape [T] = [{T}]"))
+        return xs, targets, mask
+
+    def _run_train_sequence(self, xs, targets, mask):
         losses = []
         for entry, lo, hi in mask_runs(mask, "advance_sequence" in self.manifest["entries"]):
             out = self._call(entry, {"input:xs": xs[lo:hi], "target:targets": targets[lo:hi],
@@ -481,6 +516,13 @@ class Learner:
         against this artifact's manifest (names, shapes, dtypes, finite values) before
         anything is replaced: on an error the learner is unchanged."""
         meta, arrays = _read_checkpoint(path)
+        steps = self._checked_checkpoint(path, meta, arrays)
+        self._values = {k: self._exec.to_device(v) for k, v in arrays.items()}
+        self.steps_since_reset = steps
+
+    def _checked_checkpoint(self, path: str, meta: dict, arrays: dict) -> int:
+        """Raise unless ``arrays`` (with ``meta``) is a checkpoint of this artifact;
+        returns its step counter."""
         if meta.get("format") != CHECKPOINT_FORMAT or meta.get("version") != CHECKPOINT_VERSION:
             raise TracecError(f"{path} is not a tracec checkpoint of version {CHECKPOINT_VERSION}")
         if meta.get("identity") != self._identity() or set(arrays) != set(self._values):
@@ -502,8 +544,7 @@ class Learner:
             if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
                 raise TracecError(f"{path}: '{key}' contains NaN or Inf",
                                   hint="the checkpoint was saved from a diverged run or is damaged")
-        self._values = {k: self._exec.to_device(v) for k, v in arrays.items()}
-        self.steps_since_reset = steps
+        return steps
 
     def __repr__(self) -> str:
         return (f"<tracec Learner {os.path.basename(self.path)}: {self.algorithm}, "

@@ -140,6 +140,11 @@ def _compile_parser() -> argparse.ArgumentParser:
                         "through them "
                         "(faster where the loss counts at a few steps only, e.g. the last; "
                         "a little more compile time)")
+    p.add_argument("--batch-shards", type=int, default=d.batch_shards, metavar="N",
+                   help="compile the step for B/N rows; the runtime trains N parts of the "
+                        "batch side by side (one thread each) and applies the optimizer to "
+                        "their summed gradients once per update window, the same learning "
+                        "as the whole batch (default: %(default)s)")
     p.add_argument("--scan-unroll", type=int, default=None, metavar="K",
                    help="IREE: time steps per loop iteration of the *_sequence entries; "
                         "1 compiles fastest. Default: 8 for --algorithm forward and for a learning "
@@ -235,7 +240,7 @@ def _compile_main(argv) -> int:
     options = CompileOptions(
         algorithm=args.algorithm, decay=args.decay, optimizer=args.optimizer, lr=args.lr,
         update_every=args.update_every, skip_masked_steps=args.skip_masked_steps,
-        scan_unroll=args.scan_unroll,
+        batch_shards=args.batch_shards, scan_unroll=args.scan_unroll,
         fuse_steps=args.fuse_steps, event_driven=args.event_driven,
         event_capacity=args.event_capacity, target=args.target,
         seed=args.seed, cpu=args.cpu,

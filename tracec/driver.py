@@ -43,7 +43,8 @@ def stage_passes(options: CompileOptions, stage: str, manifest: str = "{}",
             make("insert-eligibility-traces", algorithm=options.algorithm,
                  decay=float(options.decay)),
             make("insert-optimizer", kind=options.optimizer, lr=float(options.lr),
-                 update_every=options.update_every, skip_masked=options.skip_masked_steps)]
+                 update_every=options.update_every, skip_masked=options.skip_masked_steps,
+                 apart=options.update_apart())]
         return [make("extract-step"), *learning, make("check-backend-ops", target=options.target),
                 make("make-entry-points", manifest=manifest)]
     if stage == "xla-input":
@@ -116,6 +117,11 @@ def _import(source, options: CompileOptions, model_name: str | None, nir_options
             from tracec.frontends.mlir_input import assemble_mlir_file
             from tracec.frontends.stablehlo_io import read_mlir_file
 
+            if options.batch_shards > 1:
+                raise TracecError(f"{display_path(path)}: batch_shards (--batch-shards) needs "
+                                  "a model.py or a NIR graph: a .mlir step fixes its batch",
+                                  hint="compile the model.py it came from, or split the "
+                                       "batch in the .mlir file yourself")
             module = assemble_mlir_file(path, read_mlir_file(path))
             desc = {"file": display_path(path), "sha256": _file_hash(path)}
             target = loss_target_spec(module)  # what train_step takes as `target`
@@ -141,6 +147,12 @@ def _import(source, options: CompileOptions, model_name: str | None, nir_options
         model_file = inspect.getsourcefile(model.step) or "<model>"
     from tracec.frontends.lower_jax import lower_model
 
+    shards = None
+    if options.batch_shards > 1:
+        from tracec.frontends.batch_shards import shard_model
+
+        model, shards = shard_model(model, options.batch_shards, seed=options.seed,
+                                    model_file=model_file)
     lowered = lower_model(model, seed=options.seed, model_file=model_file)
     module = assemble(lowered)
     from tracec.passes.autodiff.engine import add_warning
@@ -152,6 +164,8 @@ def _import(source, options: CompileOptions, model_name: str | None, nir_options
     if lowered.target is not None:
         desc["target"] = lowered.target.as_json()
     desc.update(lowered.extra)  # input_leaves / target_leaves of several streams
+    if shards is not None:
+        desc["batch_shards"] = shards  # moved to the manifest's top level by compile()
     return module, desc
 
 
@@ -325,11 +339,19 @@ def compile(source, options: CompileOptions | None = None, *, emit: str | None =
         warnings.append(f"{where}warning: --skip-masked-steps does not pay with --algorithm "
                         "d-rtrl: a masked step still updates every weight's trace, most of a "
                         "D-RTRL step (measured 0.9-1.1x as fast); it pays with es-d-rtrl")
+    if options.update_apart() and options.update_every == 1 and emit == final_stage:
+        where = f"{source['file']}: " if source.get("file") else ""
+        warnings.append(f"{where}warning: --batch-shards with --update-every 1 brings the "
+                        "parts together after every step, which costs more than it saves; "
+                        "update once per window of many steps (--update-every K)")
     ir: dict[str, str] = {}
     manifest_extra = {
         "tracec_version": tool_versions()["tracec"], "target": options.target,
-        "algorithm": options.algorithm, "options": options.as_dict(), "source": source,
+        "algorithm": options.algorithm, "options": options.as_dict(),
+        "source": {k: v for k, v in source.items() if k != "batch_shards"},
     }
+    if "batch_shards" in source:
+        manifest_extra["batch_shards"] = source["batch_shards"]
     if callback is not None:
         callback("import", None, input_ir)
     if pipeline is not None:

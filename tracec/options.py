@@ -34,6 +34,11 @@ class CompileOptions:
     # Also compile advance_step/advance_sequence, the training entries' steps for a mask
     # of 0 without the gradient; the runtime runs the steps a mask leaves out through them.
     skip_masked_steps: bool = False
+    # Data parallelism over the batch: the step is compiled for B / N rows and the
+    # runtime runs N such parts side by side (threads), summing or averaging their
+    # accumulated gradients once per update window and applying the optimizer to the
+    # result (the entry apply_update); the training entries then only accumulate.
+    batch_shards: int = 1
     # IREE: time steps per iteration of the loop of forward_sequence/train_sequence
     # (each iteration pays a fixed host cost; 4 measured ~25% faster than 1 for ES-D-RTRL).
     # None (the default): 8 for forward-only artifacts and for a learning rule whose
@@ -93,8 +98,17 @@ class CompileOptions:
             raise TracecError("skip_masked_steps (--skip-masked-steps) needs a learning rule",
                               hint="add --algorithm es-d-rtrl or d-rtrl; a forward-only "
                                    "artifact has no mask")
+        if (not isinstance(self.batch_shards, int) or isinstance(self.batch_shards, bool)
+                or self.batch_shards < 1):
+            raise TracecError("batch_shards (--batch-shards) must be an integer >= 1, "
+                              f"got {self.batch_shards!r}")
+        if self.batch_shards > 1 and self.target == "xla":
+            raise TracecError("batch_shards (--batch-shards) needs an IREE target",
+                              hint="XLA spreads its own kernels over the cores; "
+                                   "use --target llvm-cpu")
         if self.scan_unroll is None:
-            eight = self.algorithm == "forward" or self._quiet_at(8)
+            eight = (self.algorithm == "forward" or self._quiet_at(8)
+                     or self.update_apart())
             object.__setattr__(self, "scan_unroll", 8 if eight else 4)
         if not isinstance(self.scan_unroll, int) or isinstance(self.scan_unroll, bool) \
                 or self.scan_unroll < 1:
@@ -126,10 +140,20 @@ class CompileOptions:
         branches (lower-scan-to-iree's quiet-windows)."""
         return self._quiet_at(self.scan_unroll)
 
+    def update_apart(self) -> bool:
+        """Whether the optimizer runs apart from the steps (``apply_update``): with a
+        learning rule over several parts of the batch. The training entries then carry
+        no optimizer branch, and their time loop is unrolled and fused like a forward
+        one's."""
+        return self.algorithm != "forward" and self.batch_shards > 1
+
     def fused_steps(self) -> bool:
         """Whether the time loop is first lowered with its unrolled steps fused: the
-        option where given, else (a learning rule's "auto") where quiet windows apply."""
-        return self.fuse_steps if self.fuse_steps is not None else self.quiet_windows()
+        option where given, else (a learning rule's "auto") where quiet windows apply or
+        the update runs apart."""
+        if self.fuse_steps is not None:
+            return self.fuse_steps
+        return self.quiet_windows() or self.update_apart()
 
     def as_dict(self) -> dict:
         return asdict(self)

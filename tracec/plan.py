@@ -208,6 +208,11 @@ def write_plan(artifact: str, out_dir: str, chunk: int = DEFAULT_CHUNK) -> dict:
     if not isinstance(chunk, int) or chunk < 1:
         raise TracecError(f"--chunk must be a positive integer, got {chunk!r}")
     data, manifest = read_artifact(artifact)
+    if "batch_shards" in manifest:  # the driver would train one part, never updating
+        raise TracecError(f"{artifact} was compiled with --batch-shards "
+                          f"{manifest['batch_shards'].get('parts')}: its parts run together "
+                          "in tracec.runtime only",
+                          hint="compile without --batch-shards for iree-run-module")
     for entry in ("init_params", "init_state", "forward_sequence"):
         if entry not in manifest["entries"]:
             raise TracecError(f"{artifact} has no entry '{entry}'", hint="recompile it with this tracec")

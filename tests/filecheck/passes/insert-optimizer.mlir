@@ -3,6 +3,7 @@
 // RUN: tracec-opt %S/Inputs/learn.mlir -p 'identify-recurrent-state,find-hidden-groups,find-param-relations,insert-eligibility-traces{algorithm=d-rtrl decay=0.0},insert-optimizer{kind=adam lr=0.5 update-every=1}' | filecheck %s --check-prefix=EVERY
 // RUN: tracec-opt %S/Inputs/learn.mlir -p 'identify-recurrent-state,find-hidden-groups,find-param-relations,insert-eligibility-traces{algorithm=d-rtrl decay=0.0},insert-optimizer{kind=sgd lr=0.5 update-every=1 skip-masked=true}' | filecheck %s --check-prefix=SKIP
 // RUN: tracec-opt %S/Inputs/learn.mlir -p 'identify-recurrent-state,find-hidden-groups,find-param-relations,insert-eligibility-traces{algorithm=d-rtrl decay=0.0},insert-optimizer{kind=adam lr=0.5 update-every=3 skip-masked=true}' | filecheck %s --check-prefix=SKIPADAM
+// RUN: tracec-opt %S/Inputs/learn.mlir -p 'identify-recurrent-state,find-hidden-groups,find-param-relations,insert-eligibility-traces{algorithm=d-rtrl decay=0.0},insert-optimizer{kind=sgd lr=0.5 update-every=3 apart=true}' | filecheck %s --check-prefix=APART
 
 // Accumulate, count k, and when k+1 >= 3 apply θ - lr·accum and clear the accumulator.
 // CHECK: sym_name = "train_core"
@@ -65,3 +66,17 @@
 // SKIPADAM: "stablehlo.if"
 // SKIPADAM-NOT: tracec.trace_grad
 // SKIPADAM: "func.return"
+
+// apart (a data-parallel artifact): the step only adds its gradient to the accumulator,
+// k still counts the window; @update_core applies SGD to the accumulator it is given
+// and returns it cleared.
+// APART: sym_name = "train_core"
+// APART-NOT: stablehlo.if
+// APART: %[[ACC:[0-9]+]] = "stablehlo.add"(%3, %{{[0-9]+}}) : (tensor<2x3xf32>, tensor<2x3xf32>)
+// APART-NEXT: "func.return"(%0, {{.*}}, %[[ACC]],
+// APART: sym_name = "update_core"
+// APART-SAME: arg_attrs = [{tracec.role = "param", tracec.name = "w"}, {tracec.role = "accum", tracec.name = "w"}]
+// APART: %[[STEP:[0-9]+]] = "stablehlo.multiply"(%{{[0-9]+}}, %1)
+// APART-NEXT: %[[NEW:[0-9]+]] = "stablehlo.subtract"(%0, %[[STEP]])
+// APART-NEXT: %[[ZERO:[0-9]+]] = "stablehlo.constant"() <{value = dense<0.000000e+00> : tensor<2x3xf32>}>
+// APART-NEXT: "func.return"(%[[NEW]], %[[ZERO]])
