@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from tracec.diagnostics import SourceLoc, TracecError

@@ -12,11 +12,16 @@ import io
 import json
 import os
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from tracec.diagnostics import TracecError
 from tracec.fileio import atomic_write
 from tracec.runtime.artifact import ArtifactError, sniff, unseal
+
+if TYPE_CHECKING:
+    from tracec.runtime.sharded import ShardedLearner
 
 CHECKPOINT_FORMAT = "tracec-checkpoint"
 CHECKPOINT_VERSION = 1
