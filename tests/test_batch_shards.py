@@ -195,3 +195,30 @@ def test_refusals_name_what_to_do(tmp_path):
     assert r.returncode != 0 and "does not divide the batch 4" in r.stderr
     assert len(r.stderr.strip().splitlines()) <= 2
     assert not os.path.exists(tmp_path / "m.vmfb")
+
+
+@pytest.mark.parametrize("source", ["sequence", "nir"])
+def test_a_sequence_model_and_a_nir_graph(tmp_path, source):
+    """A model written as a lax.scan over time (the zoo's lif_scan, batch 8) and a NIR
+    graph (recurrent LIF, --batch 4 and a cross-entropy loss) in two parts."""
+    options = dict(algorithm="d-rtrl", optimizer="adam", lr=1e-2, update_every=4)
+    if source == "sequence":
+        path = os.path.join(EXAMPLES, "zoo", "lif_scan.py")
+    else:
+        import nir
+        from test_nir import DT, DTS, GRAPHS
+
+        from tracec.frontends.nir_input import NirOptions
+
+        graph, _ = GRAPHS["rec_lif"]()
+        path = str(tmp_path / "rec_lif.nir")
+        nir.write(path, graph)
+        options["nir_options"] = NirOptions(dt=DTS.get("rec_lif", DT), batch=4,
+                                            loss="cross-entropy")
+    whole, split = _pair(path, tmp_path, 2, **options)
+    rng = np.random.default_rng(5)
+    m = whole.manifest
+    xs = (rng.random((T, *m["input"]["shape"])) < 0.5).astype(np.float32) * 1.5
+    n_out = m["outputs"][0]["shape"][-1]
+    ys = rng.integers(0, n_out, (T, *m["source"]["target"]["shape"])).astype(np.int32)
+    _same_learning(whole, split, xs, ys, np.ones(T, np.float32), cuts=[5])
