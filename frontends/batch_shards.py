@@ -94,6 +94,16 @@ def _rows_agree(whole, parts: list, axis_of, what: str, shards: int, where: Sour
                                    "batch) cannot be split; compile without --batch-shards")
 
 
+def _failed(err: Exception, what: str, model_file: str) -> TracecError:
+    """A step or loss that fails at the part's batch: the user's line, what to do."""
+    from tracec.frontends.lower_jax import _user_error
+
+    located = _user_error(model_file, what, err)
+    return TracecError(located.message, loc=located.loc,
+                       hint="the batch size must come from the shapes of the arguments, "
+                            "not a constant (jnp.arange(B), a reshape to B rows)")
+
+
 def shard_model(model: Model, shards: int, *, seed: int, model_file: str) -> tuple[Model, dict]:
     """The model at ``B / shards`` rows and the manifest's ``batch_shards`` record
     (``parts``, ``batch``, ``loss``: ``mean`` or ``sum``, ``state_axes``)."""
@@ -131,10 +141,8 @@ def shard_model(model: Model, shards: int, *, seed: int, model_file: str) -> tup
         parts = [run(params, _take(state, lambda n: axes, i, rows),
                      _take(x, lambda n: [in_axis] * n, i, rows)) for i in range(shards)]
     except Exception as e:
-        raise TracecError(f"batch_shards (--batch-shards) {shards}: the step failed at "
-                          f"{rows} rows: {type(e).__name__}: {str(e).splitlines()[0]}",
-                          loc=where, hint="the step must not fix the batch size; take it "
-                                          "from the shapes of its arguments") from e
+        raise _failed(e, f"batch_shards (--batch-shards) {shards}: the step at {rows} rows",
+                      model_file) from e
     _rows_agree(new_state, [p[0] for p in parts], lambda n: axes, "the new state", shards, where)
     _rows_agree(out, [p[1] for p in parts], lambda n: [out_axis] * n, "the output", shards, where)
     record = {"parts": shards, "batch": B, "state_axes": axes}
@@ -146,10 +154,17 @@ def shard_model(model: Model, shards: int, *, seed: int, model_file: str) -> tup
     loss = jax.jit(model.loss)
     if seq:  # the loss sees one step's output
         out = jax.tree_util.tree_map(lambda o: o[-1], out)
-    whole = float(loss(out, target))
-    each = [float(loss(_take(out, lambda n: [0] * n, i, rows),
-                       _take(target, lambda n: [0] * n, i, rows))) for i in range(shards)]
-    close = lambda a: np.isclose(whole, a, rtol=1e-4, atol=1e-6 * max(1.0, abs(whole)))  # noqa: E731
+    try:
+        whole = float(loss(out, target))
+        each = [float(loss(_take(out, lambda n: [0] * n, i, rows),
+                           _take(target, lambda n: [0] * n, i, rows))) for i in range(shards)]
+    except Exception as e:
+        raise _failed(e, f"batch_shards (--batch-shards) {shards}: the loss at {rows} rows",
+                      model_file) from e
+
+    def close(a: float) -> bool:
+        return bool(np.isclose(whole, a, rtol=1e-4, atol=1e-6 * max(1.0, abs(whole))))
+
     if whole != 0 and close(sum(each) / shards):
         record["loss"] = "mean"
     elif whole != 0 and close(sum(each)):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import os
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -60,7 +59,8 @@ def mask_runs(mask: np.ndarray, skip: bool) -> list[tuple[str, int, int]]:
     return runs
 
 
-def load(path: str, driver: str | None = None, allocator: str | None = "caching") -> "Learner | ShardedLearner":
+def load(path: str, driver: str | None = None,
+         allocator: str | None = "caching") -> "Learner | ShardedLearner":
     """Load a ``.vmfb`` (IREE) or XLA artifact built by tracec. ``driver``: the IREE
     driver; by default the one for the target the artifact was compiled for
     (``local-sync`` for CPUs, ``vulkan``, ``cuda``, ``hip`` for rocm). ``allocator``:

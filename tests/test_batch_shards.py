@@ -164,8 +164,11 @@ _MSE_SPEC = {"n_states": 1, "memoryless": False, "coupling": [0.0], "input_to": 
     (("}, out\n", "}, out - jnp.mean(out, axis=0)\n"), "rows of the batch meet"),
     (("jnp.mean((out - target) ** 2)", "jnp.mean(out - target) ** 2"),
      "neither the mean nor the sum"),
+    (("y = x @ p['w_in']", "y = x.reshape(B, N_IN) @ p['w_in']"), r"model.py:\d+: .*the step at 2 rows"),
+    (("jnp.mean((out - target) ** 2)", "jnp.mean((out - target.reshape(B, N_OUT)) ** 2)"),
+     r"model.py:\d+: .*the loss at 2 rows"),
 ])
-def test_models_whose_rows_meet_are_refused(tmp_path, edit, message):
+def test_models_that_cannot_be_split_are_refused(tmp_path, edit, message):
     text = _source(_MSE_SPEC, 4)
     assert edit[0] in text
     _, path = _load_model(text.replace(edit[0], edit[1], 1), tmp_path)
