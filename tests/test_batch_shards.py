@@ -49,6 +49,7 @@ def _load_model(text: str, directory) -> tuple[object, str]:
 def _pair(path: str, tmp, shards: int, **options):
     """The whole-batch learner and the data-parallel one, compiled alike."""
     learners = []
+    os.makedirs(str(tmp), exist_ok=True)
     for n in (1, shards):
         out = os.path.join(str(tmp), f"b{n}.vmfb")
         tracec.compile(path, batch_shards=n, **options).save(out)
@@ -142,6 +143,8 @@ def test_two_layers_in_four_parts_checkpoint_and_forward(tmp_path):
 
 
 def test_a_summed_loss_is_summed_over_the_parts(tmp_path):
+    """A loss summed over the batch: the parts' gradients are summed; and the same model
+    forward only, in two parts."""
     spec = {**_MSE_SPEC}
     text = _source(spec, 4).replace("jnp.mean((out - target) ** 2)", "jnp.sum((out - target) ** 2)")
     model, path = _load_model(text, tmp_path)
@@ -150,6 +153,10 @@ def test_a_summed_loss_is_summed_over_the_parts(tmp_path):
     assert split.manifest["batch_shards"]["loss"] == "sum"
     xs, targets, mask = _data(model, spec, 3)
     _same_learning(whole, split, xs, targets, mask, cuts=[2])
+    fwd_whole, fwd_split = _pair(path, tmp_path / "fwd", 2, algorithm="forward")
+    assert "apply_update" not in fwd_split.manifest["entries"]
+    _close(fwd_whole.forward_sequence(xs), fwd_split.forward_sequence(xs), "forward_sequence")
+    _close(fwd_whole.state["s0"], fwd_split.state["s0"], "state after forward_sequence")
 
 
 _MSE_SPEC = {"n_states": 1, "memoryless": False, "coupling": [0.0], "input_to": [True],
