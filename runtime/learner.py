@@ -59,8 +59,8 @@ def mask_runs(mask: np.ndarray, skip: bool) -> list[tuple[str, int, int]]:
     return runs
 
 
-def load(path: str, driver: str | None = None,
-         allocator: str | None = "caching") -> "Learner | ShardedLearner":
+def load(path: str, driver: str | None = None, allocator: str | None = "caching",
+         threads: int | None = None) -> "Learner | ShardedLearner":
     """Load a ``.vmfb`` (IREE) or XLA artifact built by tracec. ``driver``: the IREE
     driver; by default the one for the target the artifact was compiled for
     (``local-sync`` for CPUs, ``vulkan``, ``cuda``, ``hip`` for rocm). ``allocator``:
@@ -70,12 +70,18 @@ def load(path: str, driver: str | None = None,
 
     An artifact compiled with ``--batch-shards N`` loads as a data-parallel learner
     (``tracec.runtime.sharded.ShardedLearner``): N learners over the parts of the batch,
-    with the same methods, speaking for the whole batch."""
+    with the same methods, speaking for the whole batch. ``threads``: how many threads
+    run its parts (by default one per part, up to the cores this process may use); each
+    thread runs its share of the parts one after the other."""
     learner = Learner(path, driver=driver, allocator=allocator)
     if "batch_shards" in learner.manifest:
         from tracec.runtime.sharded import ShardedLearner
 
-        return ShardedLearner(path, driver=driver, allocator=allocator, first=learner)
+        return ShardedLearner(path, driver=driver, allocator=allocator, first=learner,
+                              threads=threads)
+    if threads not in (None, 1):
+        raise ArtifactError(f"threads={threads!r}: {path} runs its whole batch as one part; "
+                            "compile it with --batch-shards N to run parts in threads")
     return learner
 
 
@@ -112,6 +118,15 @@ def checkpoint_meta(manifest: dict, steps_since_reset: int, keys) -> dict:
     return {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
             "identity": checkpoint_identity(manifest), "keys": sorted(keys),
             "steps_since_reset": steps_since_reset}
+
+
+def write_checkpoint(path: str, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+    """An ``.npz`` checkpoint, written atomically: ``meta`` (from :func:`checkpoint_meta`)
+    as its ``__meta__`` member, ``arrays[key]`` as ``v{i}`` for its i-th key."""
+    buf = io.BytesIO()
+    np.savez(buf, __meta__=np.frombuffer(json.dumps(meta).encode(), np.uint8),
+             **{f"v{i}": arrays[k] for i, k in enumerate(meta["keys"])})
+    atomic_write(path, buf.getvalue())
 
 
 def _check_keys(meta) -> None:
@@ -500,11 +515,8 @@ class Learner:
     def save_checkpoint(self, path: str) -> None:
         """Everything needed to resume exactly, written atomically."""
         arrays = {k: self._exec.to_numpy(v) for k, v in self._values.items()}
-        meta = checkpoint_meta(self.manifest, self.steps_since_reset, arrays)
-        buf = io.BytesIO()
-        np.savez(buf, __meta__=np.frombuffer(json.dumps(meta).encode(), np.uint8),
-                 **{f"v{i}": arrays[k] for i, k in enumerate(meta["keys"])})
-        atomic_write(path, buf.getvalue())
+        write_checkpoint(path, checkpoint_meta(self.manifest, self.steps_since_reset, arrays),
+                         arrays)
 
     def _carried_specs(self) -> dict[str, dict]:
         """``role:name`` -> spec of every value the learner carries (and checkpoints)."""

@@ -129,7 +129,7 @@ def test_two_layers_in_four_parts_checkpoint_and_forward(tmp_path):
     ckpt = str(tmp_path / "split.npz")
     split.save_checkpoint(ckpt)
     after = split.train_sequence(xs[:T], ys[:T])
-    params = split.params
+    params, state = split.params, split.state
     split.reset()
     split.train_sequence(xs[T:], ys[T:])  # moves everything on
     split.load_checkpoint(ckpt)
@@ -140,6 +140,17 @@ def test_two_layers_in_four_parts_checkpoint_and_forward(tmp_path):
         whole.load_checkpoint(ckpt)
     traces = split.traces
     assert all(v.shape[0] == 4 for v in traces.values())
+    # Fewer threads than parts (each running its parts one after the other): the same
+    # computation, bit for bit, with the parts put back in their order.
+    for threads in (1, 3):
+        fewer = tracec.runtime.load(str(tmp_path / "b4.vmfb"), threads=threads)
+        assert fewer.threads == threads
+        fewer.load_checkpoint(ckpt)
+        np.testing.assert_array_equal(fewer.train_sequence(xs[:T], ys[:T]), after)
+        for k, v in state.items():
+            np.testing.assert_array_equal(fewer.state[k], v)
+        for k, v in params.items():
+            np.testing.assert_array_equal(fewer.params[k], v)
 
 
 def test_a_summed_loss_is_summed_over_the_parts(tmp_path):
@@ -198,6 +209,12 @@ def test_refusals_name_what_to_do(tmp_path):
     art = tracec.compile(path, algorithm="d-rtrl", batch_shards=2, update_every=1)
     assert any("--update-every 1" in w for w in art.warnings)
     art.save(str(tmp_path / "s.vmfb"))
+    for threads in (0, 3, True):
+        with pytest.raises(TracecError, match="from 1 to the artifact's 2 parts"):
+            tracec.runtime.load(str(tmp_path / "s.vmfb"), threads=threads)
+    tracec.compile(path, algorithm="d-rtrl").save(str(tmp_path / "w.vmfb"))
+    with pytest.raises(TracecError, match="compile it with --batch-shards N"):
+        tracec.runtime.load(str(tmp_path / "w.vmfb"), threads=2)
     r = run_cli("plan", str(tmp_path / "s.vmfb"), "-o", str(tmp_path / "plan"))
     assert r.returncode != 0 and "in tracec.runtime only" in r.stderr
     r = run_cli(path, "-o", str(tmp_path / "m.vmfb"), "--algorithm", "d-rtrl",
