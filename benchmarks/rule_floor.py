@@ -1,7 +1,7 @@
 """What the ES-D-RTRL rule costs, part by part: a ladder of hand-written programs from
 the bare products up to the whole rule, beside tracec's own step.
 
-    python -m benchmarks.rule_floor [--H 64] [--T 180] [--rounds 9]
+    python -m benchmarks.rule_floor [--H 64] [--B 32] [--T 180] [--rounds 9]
 
 benchmarks/step_floor.py times the 12 matrix products an ES-D-RTRL step must run. A
 learning step must also run the network's own element-wise step, its loss and the
@@ -35,7 +35,8 @@ and timed interleaved with tracec's forward and ES-D-RTRL steps on the same netw
 then braintrace's pp_prop (the newest benchmark venv, its own process). No learning
 step that does a rung's work in these kernels is faster than the rung: when a rung
 misses a target, the rule cannot meet it by changing what the passes emit. Writes
-benchmarks/results/rule_floor.md.
+benchmarks/results/rule_floor.md. ``--B``: another batch (16: one of two parts of the batch,
+what each core runs under ``--batch-shards 2``), for every program, tracec's included.
 """
 
 from __future__ import annotations
@@ -220,7 +221,7 @@ def check_whole_rule(H: int, params, xs, ys, inp, tmp: str) -> float:
                 raise SystemExit(f"rule_floor: the rule per chunk of {K} steps differs "
                                  f"from the rule per step ({key}: {err:.1e})")
     path = os.path.join(tmp, "es-sgd.vmfb")
-    tracec.compile(make_model(H, "lif_v"), algorithm="es-d-rtrl", decay=DECAY,
+    tracec.compile(make_model(H, "lif_v", B), algorithm="es-d-rtrl", decay=DECAY,
                    optimizer="sgd", lr=1.0, update_every=T).save(path)
     learner = tracec.runtime.load(path)
     learner.set_params({k: np.asarray(v) for k, v in _flat(params).items()})
@@ -266,11 +267,17 @@ def chunked(data, K: int):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--H", type=int, default=64)
+    ap.add_argument("--B", type=int, default=B)
     ap.add_argument("--T", type=int, default=180)
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--no-braintrace", action="store_true")
     ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "rule_floor.md"))
     args = ap.parse_args(argv)
+    if args.B != B:  # every program of this script and of step_floor reads the module's B
+        import benchmarks.step_floor as step_floor
+
+        step_floor.B = args.B
+        globals()["B"] = args.B
     import jax
 
     import tracec
@@ -281,7 +288,7 @@ def main(argv=None) -> int:
     xs, ys = make_data(T, B)
     onehot = np.eye(N_OUT, dtype=np.float32)[ys]
     inp = np.ascontiguousarray(np.concatenate([xs, onehot], axis=-1))
-    model = make_model(H, "lif_v")
+    model = make_model(H, "lif_v", B)
     params = model.init_params(jax.random.PRNGKey(0))
     floor_w = {k: jax.numpy.asarray(v) for k, v in weights(H).items()}
     es_floor, es_init = floor_steps(H)["es-d-rtrl"]
@@ -334,7 +341,7 @@ def main(argv=None) -> int:
     fwd = us[("tracec forward", "IREE")]
     es = us[("tracec ES-D-RTRL", "IREE")]
     lines = [f"# What the ES-D-RTRL rule costs, part by part (lif_v 2×{H}, batch {B}, T = {T})",
-             "", f"Command: `python -m benchmarks.rule_floor --H {H} --T {T} --rounds "
+             "", f"Command: `python -m benchmarks.rule_floor --H {H} --B {B} --T {T} --rounds "
              f"{args.rounds}` (benchmarks/rule_floor.py says what each rung computes). One "
              f"process, {args.rounds} interleaved rounds, µs per time step, median [min]; IREE "
              f"llvm-cpu local-sync through tracec's time loop, XLA from jax {jax.__version__}. "
