@@ -1,6 +1,6 @@
 """How fast can one learning step be? The contractions alone, on IREE and XLA, beside tracec.
 
-    python -m benchmarks.step_floor [--H 64] [--T 180] [--rounds 7] [--no-braintrace]
+    python -m benchmarks.step_floor [--H 64] [--B 32] [--T 180] [--rounds 7] [--no-braintrace]
 
 An ES-D-RTRL step of the 2-layer benchmark network (40 inputs, 2×H recurrent neurons, 10
 outputs, batch 32) must run, whatever compiler emits it, the forward step's 5 matrix
@@ -25,10 +25,19 @@ ES-D-RTRL floor, ``bptt`` in the GFLOP/s column). With ``braintrace`` present (t
 benchmark venv), its pp_prop and D_RTRL on the same network run next, in their own
 process.
 
+The D-RTRL floor updates each trace but never reads it for a gradient, which an exact
+rule must do every step. Two rows of work ``d-rtrl`` add that (they are not counted as
+floors): ``floor + gradient contracted`` (``Σ_b δ[b,h] ε[h,b,i]`` into ``[H, I]`` each
+step, the exact rule's least work) and ``floor + gradient per batch row`` (``δ ε``
+accumulated element-wise into ``[H, B, I]``, whose batch sum once per update window is
+left out: a form a compiler could fuse with the update, at the price of an accumulator
+the trace's size).
+
 A floor is not a bound proved for every schedule, but no learning step that does this
 work in these kernels can be faster than it: when a floor alone misses a target, the
 target cannot be met by changing what the passes emit. Writes
-benchmarks/results/step_floor.md.
+benchmarks/results/step_floor.md. ``--B``: another batch (16: one of two parts of the
+batch, what each core runs under ``--batch-shards 2``).
 """
 
 from __future__ import annotations
@@ -85,14 +94,17 @@ def floor_steps(H: int) -> dict:
              "Wo": s["Wo"] + outer(h2, y)}
         return {"z1": h1, "z2": h2, **g}, y
 
-    def drtrl(p, s, x):
+    def drtrl(p, s, x, gradient=None):
         # the products of the forward and the signals, and each hidden weight's trace
         # updated by one multiply-add: read once, written once (a fused kernel could
         # contract it with the signal on the way; none can touch it less). The trace is
         # laid out [H, B, I], neuron-major, as tracec lays out its D-RTRL traces
         # (results/trace_layout.md; the batch-first [B, I, H] form measured within 20% of
         # it here); the barrier keeps the signal's product out of the trace kernel (IREE
-        # fuses it in otherwise, ~15% slower here)
+        # fuses it in otherwise, ~15% slower here). ``gradient``: the trace also
+        # contracted with the signal over the batch each step, as an exact rule must
+        # ("contracted", into [H, I]), or accumulated per batch row ("rows", [H, B, I],
+        # element-wise; its batch sum, once per update window, is left out)
         h1, h2, y = forward_body(p, s["z1"], s["z2"], x)
         d2 = y @ p["Wo"].T
         d1 = d2 @ p["W2"].T
@@ -101,6 +113,10 @@ def floor_steps(H: int) -> dict:
         for k, inp, d in (("W1", x, d1), ("R1", s["z1"], d1), ("W2", h1, d2), ("R2", s["z2"], d2)):
             decay = 0.9 * (1.0 - 0.01 * jnp.abs(d.T))  # [H, B]
             new[k] = s[k] * decay[:, :, None] + inp[None, :, :]
+            if gradient == "contracted":
+                new["g" + k] = s["g" + k] + jnp.einsum("bh,hbi->hi", d, new[k])
+            elif gradient == "rows":
+                new["g" + k] = s["g" + k] + d.T[:, :, None] * new[k]
         return new, y
 
     def zeros(shapes):
@@ -110,8 +126,15 @@ def floor_steps(H: int) -> dict:
     shapes = {"W1": (N_IN, H), "R1": (H, H), "W2": (H, H), "R2": (H, H), "Wo": (H, N_OUT)}
     grads = {k: (lambda b, v=v: v) for k, v in shapes.items()}
     traces = {k: (lambda b, v=v: (v[1], b, v[0])) for k, v in shapes.items() if k != "Wo"}
+    contracted = {"g" + k: (lambda b, v=v: (v[1], v[0])) for k, v in shapes.items() if k != "Wo"}
+    rows = {"g" + k: v for k, v in traces.items()}
     return {"forward": (forward, zeros(hidden)), "es-d-rtrl": (es, zeros({**hidden, **grads})),
-            "d-rtrl": (drtrl, zeros({**hidden, **traces}))}
+            "d-rtrl": (drtrl, zeros({**hidden, **traces})),
+            "d-rtrl, gradient contracted": (
+                lambda p, s, x: drtrl(p, s, x, "contracted"),
+                zeros({**hidden, **traces, **contracted})),
+            "d-rtrl, gradient per batch row": (
+                lambda p, s, x: drtrl(p, s, x, "rows"), zeros({**hidden, **traces, **rows}))}
 
 
 def chunked_es_step(H: int, K: int):
@@ -235,11 +258,14 @@ def braintrace_rows(H: int, T: int, rounds: int) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--H", type=int, default=64)
+    ap.add_argument("--B", type=int, default=B,
+                    help="batch (16: one of two parts, what a core runs under --batch-shards 2)")
     ap.add_argument("--T", type=int, default=180)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--no-braintrace", action="store_true")
     ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "step_floor.md"))
     args = ap.parse_args(argv)
+    globals()["B"] = args.B  # every program here reads the module's B
     import jax
 
     import tracec
@@ -253,15 +279,18 @@ def main(argv=None) -> int:
     calls = {}
     os.environ["TRACEC_CACHE"] = "0"  # compile times below are cold ones
     with tempfile.TemporaryDirectory() as tmp:
-        for name, (step, init_state) in floor_steps(H).items():
+        for i, (name, (step, init_state)) in enumerate(floor_steps(H).items()):
+            # the D-RTRL floor with its gradient: a row of work "d-rtrl", not a floor
+            name, _, extra = name.partition(", ")
+            prog = f"floor + {extra}" if extra else "floor"
             run = xla_sequence(step, init_state)
-            calls[(name, "floor, XLA")] = lambda r=run: jax.block_until_ready(r(w, xs))
+            calls[(name, f"{prog}, XLA")] = lambda r=run: jax.block_until_ready(r(w, xs))
             for unroll in UNROLLS:
-                path = os.path.join(tmp, f"floor-{name}-{unroll}.vmfb")
+                path = os.path.join(tmp, f"floor-{i}-{unroll}.vmfb")
                 tracec.compile(floor_model(step, init_state, w), algorithm="forward",
                                scan_unroll=unroll).save(path)
                 learner = tracec.runtime.load(path)
-                calls[(name, f"floor, IREE (tracec's loop, unroll {unroll})")] = (
+                calls[(name, f"{prog}, IREE (tracec's loop, unroll {unroll})")] = (
                     lambda lr=learner: lr.forward_sequence(xs))
         for K in (k for k in CHUNKS if T % k == 0):
             step, init_state = chunked_es_step(H, K)
@@ -276,7 +305,7 @@ def main(argv=None) -> int:
             learner = tracec.runtime.load(path)
             calls[("es-d-rtrl", f"floor, IREE (tracec's loop), {label}")] = (
                 lambda lr=learner, xk=xk: lr.forward_sequence(xk))
-        model = make_model(H, "lif_v")
+        model = make_model(H, "lif_v", B)
         compile_s = {}
         for alg, fuse in (("forward", None), ("es-d-rtrl", None), ("es-d-rtrl", True),
                           ("d-rtrl", None), ("d-rtrl", True)):
@@ -307,7 +336,7 @@ def main(argv=None) -> int:
     fl = flops(H)
     fwd = us[("forward", "tracec, IREE")]
     lines = [f"# How fast can one learning step be? (2×{H} network, batch {B}, T = {T})", "",
-             f"Command: `python -m benchmarks.step_floor --H {H} --T {T} --rounds {args.rounds}`"
+             f"Command: `python -m benchmarks.step_floor --H {H} --B {B} --T {T} --rounds {args.rounds}`"
              f" (benchmarks/step_floor.py says what the floor programs compute). One process, "
              f"{args.rounds} interleaved rounds, µs per time step, median [min]; tracec on "
              f"IREE llvm-cpu local-sync, XLA from jax {jax.__version__}, one core in use.", "",
@@ -327,7 +356,8 @@ def main(argv=None) -> int:
                      f"{r['us']:.1f} [{r['min']:.1f}] | {r['us'] / fwd:.2f}× | "
                      f"{fl[alg] / (r['us'] * 1e3):.0f} | |")
     lines.append("")
-    floor = lambda alg: min(t for (a, prog), t in us.items() if a == alg and "floor" in prog)  # noqa: E731
+    floor = lambda alg: min(t for (a, prog), t in us.items()  # noqa: E731
+                            if a == alg and prog.startswith("floor,"))
     bptt = us[("bptt", "JAX BPTT, jit(value_and_grad) + Adam")]
     needs = [("es-d-rtrl", "ES-D-RTRL ≤ 2.5× tracec's forward", 2.5 * fwd),
              ("es-d-rtrl", "ES-D-RTRL ≥ 1.3× JAX BPTT", bptt / 1.3),
