@@ -28,10 +28,11 @@ process.
 The D-RTRL floor updates each trace but never reads it for a gradient, which an exact
 rule must do every step. Two rows of work ``d-rtrl`` add that (they are not counted as
 floors): ``floor + gradient contracted`` (``Σ_b δ[b,h] ε[h,b,i]`` into ``[H, I]`` each
-step, the exact rule's least work) and ``floor + gradient per batch row`` (``δ ε``
+step, as tracec computes it) and ``floor + gradient per batch row`` (``δ ε``
 accumulated element-wise into ``[H, B, I]``, whose batch sum once per update window is
 left out: a form a compiler could fuse with the update, at the price of an accumulator
-the trace's size).
+the trace's size). Before timing, the per-row accumulators summed over the batch are
+checked equal to the contracted ones over the sequence (XLA).
 
 A floor is not a bound proved for every schedule, but no learning step that does this
 work in these kernels can be faster than it: when a floor alone misses a target, the
@@ -135,6 +136,28 @@ def floor_steps(H: int) -> dict:
                 zeros({**hidden, **traces, **contracted})),
             "d-rtrl, gradient per batch row": (
                 lambda p, s, x: drtrl(p, s, x, "rows"), zeros({**hidden, **traces, **rows}))}
+
+
+def check_gradient_forms(H: int, w: dict, xs) -> float:
+    """Raise unless the D-RTRL floor's two gradient forms agree over ``xs`` (XLA): the
+    per-row accumulators summed over the batch against the contracted ones. Returns the
+    largest difference relative to the gradient's largest entry."""
+    import jax
+    import numpy as np
+
+    floors = floor_steps(H)
+    (contracted, _), (rows, _) = (
+        xla_sequence(*floors[k])(w, xs) for k in ("d-rtrl, gradient contracted",
+                                                 "d-rtrl, gradient per batch row"))
+    worst = 0.0
+    for k in ("W1", "R1", "W2", "R2"):
+        want = np.asarray(jax.device_get(contracted["g" + k]))
+        got = np.asarray(jax.device_get(rows["g" + k])).sum(axis=1)
+        worst = max(worst, float(np.abs(got - want).max() / max(1e-6, np.abs(want).max())))
+    if worst > 1e-4:
+        raise SystemExit(f"step_floor: the per-row D-RTRL gradient differs from the "
+                         f"contracted one by {worst:.1e} (relative)")
+    return worst
 
 
 def chunked_es_step(H: int, K: int):
@@ -278,6 +301,7 @@ def main(argv=None) -> int:
     w = weights(H)
     calls = {}
     os.environ["TRACEC_CACHE"] = "0"  # compile times below are cold ones
+    check_gradient_forms(H, w, xs)
     with tempfile.TemporaryDirectory() as tmp:
         for i, (name, (step, init_state)) in enumerate(floor_steps(H).items()):
             # the D-RTRL floor with its gradient: a row of work "d-rtrl", not a floor
