@@ -13,9 +13,16 @@ chosen rule (``passes/learning/d_rtrl.py``, ``es_d_rtrl.py``; element-wise param
 keep exact traces under both, ``rule.py``); every parameter adds its direct same-step
 gradient with the new states of the groups it feeds held.
 
-Options: ``algorithm`` (``d-rtrl`` | ``es-d-rtrl``), ``decay`` (α in [0, 1)).
+Options: ``algorithm`` (``d-rtrl`` | ``es-d-rtrl``), ``decay`` (α in [0, 1)),
+``row_gradients`` (bool, default false: a dense weight's D-RTRL gradient returned per
+batch row, laid out as its trace ``[M, B, I]``, for an optimizer that sums it over the
+batch once per window; where the relation is the weight's only one and uses the weight
+itself).
 Before: ``@step`` analysed (find-param-relations has run), ``@loss`` exists.
 After: ``@learn_step`` (private) with roles on arguments and results; ``@step`` unchanged.
+A gradient kept per batch row is named in ``tracec.learning``'s ``batch_rows``
+(parameter name -> the permutation that maps its batch sum, ``[M, I]``, to the
+parameter).
 Diagnostics: a relation kind or layout the rules do not cover (a gather that is not a
 row lookup, an output element feeding several neurons, values moving between batch
 elements), a model without ``loss``/``target``, a model with no trainable relation.
@@ -45,6 +52,7 @@ class InsertEligibilityTracesPass(ModulePass):
 
     algorithm: str = "es-d-rtrl"  # run on its own, the pass builds a learning rule
     decay: float = CompileOptions.decay
+    row_gradients: bool = False
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.algorithm not in rules():
@@ -77,8 +85,17 @@ class InsertEligibilityTracesPass(ModulePass):
             fed.setdefault(g.param_names.index(rel.param), set()).update(rel.groups)
         grads = ls.direct_gradients(fed, prim_of)
         rule.prepare(ls)
+        uses = {}
         for rp in plans:
-            G = relation_gradient(ls, rule, rp)
+            uses[rp.param] = uses.get(rp.param, 0) + 1
+        for rp in plans:
+            # per batch row only where this relation's gradient is the parameter's whole
+            # gradient: one relation in one group, no direct same-step part
+            rows = self.row_gradients and uses[rp.param] == 1 and grads[rp.param] is None
+            G = relation_gradient(ls, rule, rp, rows=rows)
             if G is not None:
                 grads[rp.param] = ls.em.add(grads[rp.param], G)
-        ls.finish(grads, {"algorithm": self.algorithm, "decay": float(self.decay)})
+        learning = {"algorithm": self.algorithm, "decay": float(self.decay)}
+        if ls.rows:
+            learning["batch_rows"] = {g.param_names[k]: perm for k, perm in sorted(ls.rows.items())}
+        ls.finish(grads, learning)

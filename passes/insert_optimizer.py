@@ -5,10 +5,13 @@ Builds ``@train_core`` around ``@learn_step``:
     train_core(params..., opt..., state..., traces..., accum..., n, k, x, target, mask)
         -> (params'..., opt'..., state'..., traces'..., accum'..., n', k', loss, outputs...)
 
-``accum`` holds ``Σ_t m_t G_t`` since the last update; ``k`` counts steps since the last
-reset; after every ``update_every``-th of them the optimizer runs and ``accum`` is
-cleared. ``n`` (steps since reset, for ES-D-RTRL's bias correction) advances by one,
-up to 2^30 (``Builder.next_count``), where it stays.
+``accum`` holds ``Σ_t m_t G_t`` since the last update, laid out as ``@learn_step``'s
+gradient: as the parameter, or per batch row for a parameter named in
+``tracec.learning``'s ``batch_rows``, summed over the batch where the optimizer reads it
+(the cores then carry that mapping as ``tracec.accumulator_rows``, for the manifest).
+``k`` counts steps since the last reset; after every ``update_every``-th of them the
+optimizer runs and ``accum`` is cleared. ``n`` (steps since reset, for ES-D-RTRL's bias
+correction) advances by one, up to 2^30 (``Builder.next_count``), where it stays.
 SGD: ``θ ← θ − lr·accum``. Adam (β1 0.9, β2 0.999, ε 1e-8, bias-corrected): ``opt``
 holds ``m``, ``v`` per parameter and the update count ``t``.
 
@@ -53,7 +56,7 @@ from tracec.dialects import stablehlo as shlo
 from tracec.options import CompileOptions
 from tracec.passes.autodiff.engine import remove_dead_code
 from tracec.passes.ir.builder import Builder, clone_block_ops
-from tracec.passes.ir.module import get_function, role_attrs, roles
+from tracec.passes.ir.module import from_attr, get_function, role_attrs, roles, to_attr
 
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
 #: The most elements an iota of ``@advance_core`` may have to be written as a constant.
@@ -79,6 +82,15 @@ def _iotas_as_constants(block: Block) -> None:
         const = Builder(block, before=op, loc=op.location).constant(values, t)
         op.results[0].replace_all_uses_with(const)
         block.erase_op(op)
+
+
+def _batch_sum(b: Builder, acc, perm):
+    """A gradient accumulated per batch row (``[M, B, I]``) as its parameter: summed over
+    the batch, then permuted (``perm``); with ``perm`` None, ``acc`` itself."""
+    if perm is None:
+        return acc
+    total = b.reduce_sum(acc, [1])
+    return total if list(perm) == [0, 1] else b.transpose(total, list(perm))
 
 
 @dataclass(frozen=True)
@@ -109,32 +121,45 @@ class InsertOptimizerPass(ModulePass):
         if self.kind == "adam":
             opt = ([(f"m/{n}", t) for n, t in params] + [(f"v/{n}", t) for n, t in params]
                    + [("t", TensorType(f32, []))])
-        accum = [(n, t) for n, t in params]
+        # an accumulator is laid out as its gradient: as the parameter, or per batch row
+        grad_types = [t for (r, _), t in zip(roles(learn.res_attrs), learn.function_type.outputs.data)
+                      if r == "grad"]
+        accum = [(n, t) for (n, _), t in zip(params, grad_types)]
+        learning = (from_attr(learn.attributes["tracec.learning"])
+                    if "tracec.learning" in learn.attributes else {})
+        rows = learning.get("batch_rows", {})
+        row_perms = [rows.get(n) for n, _ in params]
         # learn_step args: params, state..., traces..., n, x, target, mask
         n_before_counter = rest_roles.index(("counter", "n"))
         layout = (params, opt, accum, rest_roles[:n_before_counter], rest_types[:n_before_counter],
                   rest_roles[n_before_counter + 1:], rest_types[n_before_counter + 1:])
-        op.body.block.add_op(self._core(learn, "train_core", layout, advance=False))
+        cores = [self._core(learn, "train_core", layout, row_perms, advance=False)]
         if self.skip_masked:
-            op.body.block.add_op(self._core(learn, "advance_core", layout, advance=True))
+            cores.append(self._core(learn, "advance_core", layout, row_perms, advance=True))
         if self.apart:
-            op.body.block.add_op(self._update_core(learn, params, opt))
+            cores.append(self._update_core(learn, params, opt, accum, row_perms))
+        for fn in cores:
+            if rows:
+                fn.attributes["tracec.accumulator_rows"] = to_attr(rows)
+            op.body.block.add_op(fn)
 
-    def _update_core(self, learn: func.FuncOp, params: list, opt: list) -> func.FuncOp:
+    def _update_core(self, learn: func.FuncOp, params: list, opt: list, accum: list,
+                     rows: list) -> func.FuncOp:
         """``@update_core``: the optimizer applied to ``accum``, unconditionally."""
-        types = [t for _, t in params] + [t for _, t in opt] + [t for _, t in params]
+        types = [t for _, t in params] + [t for _, t in opt] + [t for _, t in accum]
         block = Block(arg_types=types)
         a = list(block.args)
         n_p, n_o = len(params), len(opt)
         p_args, o_args, acc_args = a[:n_p], a[n_p:n_p + n_o], a[n_p + n_o:]
         em = Builder(block, loc=learn.location)
         new_params, new_opt = [], list(o_args)
+        sums = [_batch_sum(em, acc, perm) for acc, perm in zip(acc_args, rows)]
         if self.kind == "sgd":
-            new_params = [self._step(em, p, acc) for p, acc in zip(p_args, acc_args)]
+            new_params = [self._step(em, p, acc) for p, acc in zip(p_args, sums)]
         else:
             bc1, bc2 = self._bias_corrections(em, o_args[-1])
             new_opt[-1] = em.add(o_args[-1], em.full(1.0, o_args[-1]))
-            for i, (p, acc) in enumerate(zip(p_args, acc_args)):
+            for i, (p, acc) in enumerate(zip(p_args, sums)):
                 m1 = self._first_moment(em, o_args[i], acc)
                 v1 = self._second_moment(em, o_args[n_p + i], acc)
                 new_params.append(self._step(em, p, acc, m1, v1, bc1, bc2))
@@ -142,7 +167,7 @@ class InsertOptimizerPass(ModulePass):
         new_acc = [em.zeros(acc) for acc in acc_args]
         final = em.insert(func.ReturnOp(*new_params, *new_opt, *new_acc))
         names = ([("param", n) for n, _ in params] + [("opt", n) for n, _ in opt]
-                 + [("accum", n) for n, _ in params])
+                 + [("accum", n) for n, _ in accum])
         fn = func.FuncOp("update_core",
                          FunctionType.from_lists(types, [v.type for v in final.operands]),
                          Region(block), visibility="private", arg_attrs=role_attrs(names),
@@ -150,7 +175,8 @@ class InsertOptimizerPass(ModulePass):
         fn.location = learn.location
         return fn
 
-    def _core(self, learn: func.FuncOp, name: str, layout: tuple, advance: bool) -> func.FuncOp:
+    def _core(self, learn: func.FuncOp, name: str, layout: tuple, rows: list,
+              advance: bool) -> func.FuncOp:
         """``@train_core``, or with ``advance`` ``@advance_core``: the same step with the
         mask 0 and no gradient, so that nothing that only feeds the gradient (the loss's
         derivative, the learning signals, the products with the traces) is left to run.
@@ -196,7 +222,8 @@ class InsertOptimizerPass(ModulePass):
             # makes it 0, every step leaves it 0): SGD on a zero gradient changes nothing.
             new_params, new_opt, new_acc = p_args, o_args, acc_args
         else:
-            new_params, new_opt, new_acc = self._update(em, due, p_args, o_args, acc_args, grads)
+            new_params, new_opt, new_acc = self._update(em, due, p_args, o_args, acc_args, grads,
+                                                         rows)
         final = em.insert(func.ReturnOp(*new_params, *new_opt, *new_carried, *new_acc, n_next,
                                         k_out, *loss_and_outputs))
         arg_roles = ([("param", n) for n, _ in params] + [("opt", n) for n, _ in opt]
@@ -214,17 +241,19 @@ class InsertOptimizerPass(ModulePass):
         fn.location = learn.location
         return fn
 
-    def _update(self, em: Builder, due, p_args, o_args, acc_args, grads):
+    def _update(self, em: Builder, due, p_args, o_args, acc_args, grads, rows):
         """The parameters, optimizer state and accumulators after this step: each gradient
         is added to its accumulator; when ``due``, the optimizer applies the sum and the
         accumulator restarts from zero. With an update every step (``update_every`` 1)
         the update is computed and selected element by element; otherwise each updated
         tensor comes out of its own ``stablehlo.if`` taken when due, so the steps in
         between pay for the accumulation alone (a network with millions of weights
-        spends most of a step in Adam's arithmetic otherwise)."""
+        spends most of a step in Adam's arithmetic otherwise). An accumulator kept per
+        batch row (``rows``: its permutation, else None) is summed over the batch for the
+        optimizer."""
         if self.update_every == 1:
-            return self._selected(em, due, p_args, o_args, acc_args, grads)
-        return self._branched(em, due, p_args, o_args, acc_args, grads)
+            return self._selected(em, due, p_args, o_args, acc_args, grads, rows)
+        return self._branched(em, due, p_args, o_args, acc_args, grads, rows)
 
     @staticmethod
     def _next_t(em: Builder, due, t_arg):
@@ -256,29 +285,31 @@ class InsertOptimizerPass(ModulePass):
         step = b.div(mhat, b.add(b.unary(shlo.SqrtOp, vhat), b.full(EPS, vhat)))
         return b.sub(p, b.mul(b.full(self.lr, p), step))
 
-    def _selected(self, em: Builder, due, p_args, o_args, acc_args, grads):
+    def _selected(self, em: Builder, due, p_args, o_args, acc_args, grads, rows):
         """The update computed every step and selected where ``due``."""
         n_p = len(p_args)
         new_params, new_opt, new_acc = [], list(o_args), []
         if self.kind == "adam":
             new_opt[-1] = self._next_t(em, due, o_args[-1])
             bc1, bc2 = self._bias_corrections(em, o_args[-1])
-        for i, (p, acc, gr) in enumerate(zip(p_args, acc_args, grads)):
+        for i, (p, acc, gr, perm) in enumerate(zip(p_args, acc_args, grads, rows)):
             total = em.add(acc, gr)
+            g = _batch_sum(em, total, perm)
             pred = em.broadcast_in_dim(due, p.type.get_shape(), [])
             if self.kind == "sgd":
-                updated = self._step(em, p, total)
+                updated = self._step(em, p, g)
             else:
                 m, v = o_args[i], o_args[n_p + i]
-                m1, v1 = self._first_moment(em, m, total), self._second_moment(em, v, total)
-                updated = self._step(em, p, total, m1, v1, bc1, bc2)
+                m1, v1 = self._first_moment(em, m, g), self._second_moment(em, v, g)
+                updated = self._step(em, p, g, m1, v1, bc1, bc2)
                 new_opt[i] = em.select(pred, m1, m)
                 new_opt[n_p + i] = em.select(pred, v1, v)
             new_params.append(em.select(pred, updated, p))
-            new_acc.append(em.select(pred, em.zeros(total), total))
+            new_acc.append(em.select(em.broadcast_in_dim(due, total.type.get_shape(), []),
+                                     em.zeros(total), total))
         return new_params, new_opt, new_acc
 
-    def _branched(self, em: Builder, due, p_args, o_args, acc_args, grads):
+    def _branched(self, em: Builder, due, p_args, o_args, acc_args, grads, rows):
         """The update computed only when ``due``: one ``stablehlo.if`` per updated tensor,
         each returning that tensor alone, behind an optimization barrier.
 
@@ -293,8 +324,8 @@ class InsertOptimizerPass(ModulePass):
         computed in each parameter's branch."""
         n_p = len(p_args)
         totals = [em.add(acc, gr) for acc, gr in zip(acc_args, grads)]
-        new_acc = [em.select(em.broadcast_in_dim(due, p.type.get_shape(), []), em.zeros(s), s)
-                   for p, s in zip(p_args, totals)]
+        new_acc = [em.select(em.broadcast_in_dim(due, s.type.get_shape(), []), em.zeros(s), s)
+                   for s in totals]
 
         def when_due(old, compute):
             then, keep = Block(), Block()
@@ -308,6 +339,10 @@ class InsertOptimizerPass(ModulePass):
         new_params, new_opt = [], list(o_args)
         if self.kind == "adam":
             new_opt[-1] = self._next_t(em, due, o_args[-1])
+        # a gradient kept per batch row is summed in a branch of its own, when due
+        totals = [total if perm is None else
+                  when_due(em.zeros(p), lambda b, total=total, perm=perm: _batch_sum(b, total, perm))
+                  for p, total, perm in zip(p_args, totals, rows)]
         for i, (p, total) in enumerate(zip(p_args, totals)):
             if self.kind == "sgd":
                 new_params.append(when_due(p, lambda b, p=p, total=total: self._step(b, p, total)))

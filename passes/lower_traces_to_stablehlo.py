@@ -7,7 +7,8 @@ becomes the element-wise products, broadcasts, reductions and the one
 ``dot_general`` it stands for. Both backends run it first in their input stage, so
 the ``tracec`` stage keeps the readable form. D-RTRL's gradient over its neuron-major
 ``[H, B, I]`` trace is a ``dot_general`` batched over the neurons, ``[H, I]``, transposed
-to the parameter's ``[I, H]`` behind a ``stablehlo.optimization_barrier``; in modules
+to the parameter's ``[I, H]`` behind a ``stablehlo.optimization_barrier``, or, kept per
+batch row (a result shaped as the trace), the element-wise products; in modules
 without such traces, a batch sum (a bias's gradient) reduces its product behind a
 barrier too (why: the TraceGradOp branch below and docs/passes.md).
 
@@ -24,7 +25,6 @@ from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
 
-from tracec.dialects import stablehlo as shlo
 from tracec.dialects.tracec import (
     TRACE_OPS,
     FactoredGradOp,
@@ -78,7 +78,12 @@ def _lower(op: Operation, em: Builder, batch_sum_barrier: bool) -> SSAValue:
         dense, terms, products = [], [], {}
         for d, e in zip(op.delta, op.trace):
             es = _shape(e)
-            if len(es) == 3 and len(_shape(d)) == 2:
+            if len(es) == 3 and len(_shape(d)) == 2 and out == es:
+                # per batch row: δ[b, h] ε[h, b, i] -> [H, B, I], summed over the batch once
+                # per update window (insert-optimizer), one element-wise kernel with the
+                # trace's update
+                terms.append(em.mul(em.broadcast_in_dim(d, es, [1, 0]), e))
+            elif len(es) == 3 and len(_shape(d)) == 2:
                 # D-RTRL trace [H, B, I]: Σ_b δ[b, h] ε[h, b, i] -> [H, I], batched over h.
                 # IREE and XLA compute the trace's elements inside this contraction.
                 dense.append(em.dot_general(d, e, [1], [0], [0], [1]))

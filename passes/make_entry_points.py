@@ -43,7 +43,7 @@ from xdsl.passes import ModulePass
 from tracec.diagnostics import TracecError
 from tracec.dialects.tracec import ScanOp, YieldOp
 from tracec.passes.ir.builder import Builder, clone_block_ops
-from tracec.passes.ir.module import functions, get_function, role_attrs, roles
+from tracec.passes.ir.module import from_attr, functions, get_function, role_attrs, roles
 from tracec.versions import ABI_VERSION, FORMAT_VERSION
 
 
@@ -98,9 +98,14 @@ class MakeEntryPointsPass(ModulePass):
             if update is not None:
                 entries["apply_update"] = self._step_copy(update, "apply_update")
                 op.body.block.add_op(entries["apply_update"])
+            rows = (from_attr(core.attributes["tracec.accumulator_rows"])
+                    if "tracec.accumulator_rows" in core.attributes else {})
             for (r, n), t in zip(roles(core.arg_attrs), core.function_type.inputs.data):
                 if r in ("trace", "opt", "accum", "counter", "target", "mask"):
-                    learning_tensors.setdefault(r, []).append(_tensor_json(t, r, n))
+                    spec = _tensor_json(t, r, n)
+                    if r == "accum" and n in rows:  # kept per batch row (docs/abi.md)
+                        spec["batch_rows"] = list(rows[n])
+                    learning_tensors.setdefault(r, []).append(spec)
 
         manifest = {
             "format": "tracec-artifact",

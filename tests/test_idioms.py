@@ -53,6 +53,41 @@ def test_idiom_learns_the_bptt_gradient(name, tmp_path):
                                    err_msg=f"{name}: {k}")
 
 
+@pytest.mark.parametrize("name,per_row,parts", [
+    ("einsum_hi", {"w_in"}, 1), ("min_gru", {"w_in", "w_z"}, 1), ("min_gru", {"w_in", "w_z"}, 2),
+    ("embedding", {"w_in"}, 1), ("dale", set(), 1)])
+def test_gradient_kept_per_batch_row_learns_the_bptt_gradient(name, per_row, parts, tmp_path,
+                                                              monkeypatch):
+    """insert-eligibility-traces' ``row_gradients`` (off by default): a dense weight's
+    accumulator laid out as its trace, ``[M, B, I]``, summed over the batch when the
+    optimizer runs (in 2 parts: ``apply_update`` sums the parts' rows). The weight stored
+    [M, I] (einsum_hi) or [I, M]; a gathered relation (embedding) and a weight used
+    through a transform (dale: abs(W) * sign) keep the contracted form."""
+    import tracec.options
+    monkeypatch.setattr(tracec.options, "ROW_GRADIENTS", True)
+    model = IDIOMS[name]()
+    path = str(tmp_path / "m.vmfb")
+    art = tracec.compile(model, algorithm="d-rtrl", optimizer="sgd", lr=1.0, update_every=T,
+                         batch_shards=parts, use_cache=False)
+    art.save(path)
+    learner = tracec.runtime.load(path)
+    params = {p["name"]: p["shape"] for p in learner.manifest["params"]}
+    rows = [a for a in learner.manifest["accumulators"] if "batch_rows" in a]
+    assert {a["name"] for a in rows} == per_row
+    for a in rows:  # [M, B, I], the parameter once summed over axis 1 and permuted
+        M, _, I = a["shape"]
+        assert params[a["name"]] == ([I, M] if a["batch_rows"] == [1, 0] else [M, I]), a
+    xs, targets, mask = _data(model, sum(map(ord, name)))
+    before = learner.params
+    learner.train_sequence(xs, targets, mask)
+    after = learner.params
+    want = bptt_gradient(model, model.init_params(jax.random.PRNGKey(0)), xs, targets, mask)
+    for k, g in want.items():
+        scale = max(1e-3, float(np.abs(g).max()))
+        np.testing.assert_allclose(before[k] - after[k], g, rtol=1e-4, atol=1e-4 * scale,
+                                   err_msg=f"{name}: {k}")
+
+
 def test_streams_are_packed_and_checked_by_the_runtime(tmp_path):
     """A dict input is packed by the runtime; a missing stream, a wrong shape or an
     integer too large for the packed float32 tensor is a clear error."""

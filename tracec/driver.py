@@ -41,7 +41,7 @@ def stage_passes(options: CompileOptions, stage: str, manifest: str = "{}",
             make("flatten-control-flow"), make("identify-recurrent-state"),
             make("find-hidden-groups"), make("find-param-relations"),
             make("insert-eligibility-traces", algorithm=options.algorithm,
-                 decay=float(options.decay)),
+                 decay=float(options.decay), row_gradients=options.row_gradients()),
             make("insert-optimizer", kind=options.optimizer, lr=float(options.lr),
                  update_every=options.update_every, skip_masked=options.skip_masked_steps,
                  apart=options.update_apart())]
@@ -234,7 +234,8 @@ def cache_dir() -> str | None:
 def _cache_key(input_ir: str, options: CompileOptions, pipeline: str | None, source: dict) -> str:
     h = hashlib.sha256()
     payload = {"options": options.as_dict(), "pipeline": pipeline, "tools": tool_versions(),
-               "sources": sources_hash(), "source_file": source.get("file")}
+               "sources": sources_hash(), "source_file": source.get("file"),
+               "row_gradients": options.row_gradients()}  # a module switch, not an option
     h.update(json.dumps(payload, sort_keys=True).encode())
     h.update(input_ir.encode())
     return h.hexdigest()

@@ -21,6 +21,11 @@ STAGES = ("stablehlo", "tracec", "iree-input", "xla-input", "vmfb", "xla")
 # loop iterations apart: up to one iteration of steps around each update runs one step at a
 # time, and a single step costs more than quiet iterations save when updates come often.
 QUIET_ITERATIONS = 8
+#: Accumulate D-RTRL's dense weight gradients per batch row where updates are windowed
+#: (CompileOptions.row_gradients). Off: on llvm-cpu the per-row accumulator's extra
+#: read and write each step costs more than the contraction it saves
+#: (benchmarks/results/row_gradients_ab.md, which sets it to measure both forms).
+ROW_GRADIENTS = False
 
 
 @dataclass(frozen=True)
@@ -139,6 +144,13 @@ class CompileOptions:
         """Whether the unrolled iterations between updates run without the optimizer's
         branches (lower-scan-to-iree's quiet-windows)."""
         return self._quiet_at(self.scan_unroll)
+
+    def row_gradients(self) -> bool:
+        """Whether a dense weight's D-RTRL gradient is accumulated per batch row and summed
+        over the batch once per window (insert-eligibility-traces' ``row_gradients``):
+        with updates less often than every step, and only where ``ROW_GRADIENTS`` is set
+        (it is not by default)."""
+        return ROW_GRADIENTS and self.algorithm == "d-rtrl" and self.update_every > 1
 
     def update_apart(self) -> bool:
         """Whether the optimizer runs apart from the steps (``apply_update``): with a

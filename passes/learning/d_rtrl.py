@@ -3,6 +3,10 @@
     ε_t[a] = Σ_c D_t[a][c] ε_{t-1}[c] + x_t Df_t[a]          (tracec.param_trace)
     G_t    = Σ_b Σ_a δ_t[a] ε_t[a] + Σ_b Σ_c δ⁻_t[c] ε_{t-1}[c]   (tracec.trace_grad)
 
+or, for a dense weight whose gradient is accumulated over a window of steps, G_t per
+batch row (the same sum without Σ_b, laid out as the trace; ``contract_rows``): the batch
+sum is then taken once per window, by the optimizer.
+
 A dense (or gathered) relation's trace is stored neuron-major, ``eps/W/a [M, B, I]``, so
 the batch sum of the gradient fuses with the update; a convolution keeps a trace per
 kernel entry and neuron, ``[N, B, J]``, fed by the input's patches (the x of each kernel
@@ -99,3 +103,9 @@ class DRtrl(Rule):
         J, N = layout.shape(v.extra["patches"])[2], math.prod(layout.shape(v.y)[1:])
         G = ls.em.insert(TraceGradOp(ds, es, TensorType(f32, [J, N]))).results[0]
         return layout.kernel_of(ls.em, G, v.x, v.w, v.y, v.cp)
+
+    def contract_rows(self, ls, rp: RelationPlan, v: View, pairs: list):
+        if rp.kind != Kind.DENSE or not pairs:
+            return None
+        ds, es = [d for d, _ in pairs], [e for _, e in pairs]
+        return ls.em.insert(TraceGradOp(ds, es, es[0].type)).results[0]

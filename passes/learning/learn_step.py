@@ -89,6 +89,8 @@ class LearnStep:
         self.D: dict = {}
         self.delta: dict = {}
         self.delta_prev: dict = {}
+        #: parameter index -> permutation, for gradients kept per batch row
+        self.rows: dict = {}
 
     def ones(self, v):
         return self.em.full(1.0, v)
@@ -232,10 +234,13 @@ class LearnStep:
         return new
 
 
-def relation_gradient(ls: LearnStep, rule, rp):
+def relation_gradient(ls: LearnStep, rule, rp, rows: bool = False):
     """Update the traces of one relation of one group and contract its gradient:
     δ with this step's traces plus δ⁻ with the previous step's, mapped back to the
-    parameter through layout ops and transforms (abs(W), W * mask)."""
+    parameter through layout ops and transforms (abs(W), W * mask). With ``rows``, a
+    dense relation that uses the parameter itself keeps the gradient per batch row, laid
+    out as its trace, where the rule can (D-RTRL); ``ls.rows`` then records how the batch
+    sum maps back to the parameter (the permutation after summing axis 1)."""
     em, p = ls.em, ls.p_args[rp.param]
     rop = ls.op_map[rp.rel.op]
     em.loc = rop.location
@@ -283,6 +288,11 @@ def relation_gradient(ls: LearnStep, rule, rp):
         operand = v.w
     current = [(v.delta[a], new[a]) for a in prim if v.delta[a] is not None]
     previous = [(v.delta_prev[c], prev[c]) for c in prim if v.delta_prev[c] is not None]
+    if rows and operand is p and rp.kind == Kind.DENSE:
+        G = rule.contract_rows(ls, rp, v, current + previous)
+        if G is not None:  # [M, B, I]; the parameter is [I, M], or [M, I] for x·Wᵀ
+            ls.rows[rp.param] = [1, 0] if v.w_t is v.w.type else [0, 1]
+            return G
     G = gradient(current, previous)
     if G is not None and v.w_t is not None and v.w_t is not v.w.type:
         G = em.transpose(G, [1, 0])

@@ -67,6 +67,12 @@ class Rule:
         the previous step's traces."""
         raise NotImplementedError
 
+    def contract_rows(self, ls, rp: RelationPlan, v: View, pairs: list):
+        """The gradient of a dense relation per batch row, laid out as its trace
+        (``[M, B, I]``), δ with this step's traces and δ⁻ with the previous step's in
+        ``pairs``; None where the rule keeps no such trace."""
+        return None
+
 
 def exact_traces(ls, rp: RelationPlan, seed, D: dict) -> tuple[dict, dict]:
     """ε[a] = Σ_c D[a][c] ε[c] + ∂h^a/∂p for an element-wise parameter (per neuron) or a

@@ -211,7 +211,9 @@ class ParamTraceOp(IRDLOperation):
 
 @irdl_op_definition
 class TraceGradOp(IRDLOperation):
-    """``Σ_a Σ_batch δ_a ⊙ ε_a``: a parameter's gradient from its own traces."""
+    """``Σ_a Σ_batch δ_a ⊙ ε_a``: a parameter's gradient from its own traces; with a
+    result shaped like a D-RTRL trace ``[M, B, I]``, the products per batch row
+    ``δ_a[b, m] ε_a[m, b, i]``, not summed over the batch."""
 
     name = "tracec.trace_grad"
     delta = var_operand_def(TensorType)
@@ -229,7 +231,7 @@ class TraceGradOp(IRDLOperation):
         for d, e in zip(self.delta, self.trace):
             ds, es, rs = _shape(d), _shape(e), _shape(self.res)
             dense = len(es) == 3 and len(ds) == 2 and es[1] == ds[0] and es[0] == ds[1] \
-                and rs == [es[2], es[0]]
+                and rs in ([es[2], es[0]], es)
             per_neuron = ds == es and es[len(es) - len(rs):] == rs
             if not (dense or per_neuron):
                 raise VerifyException(f"tracec.trace_grad: delta {d.type} and trace {e.type} "

@@ -1,5 +1,6 @@
 // RUN: tracec-opt %S/Inputs/learn.mlir -p 'identify-recurrent-state,find-hidden-groups,find-param-relations,insert-eligibility-traces{algorithm=d-rtrl decay=0.0}' | filecheck %s --check-prefix=DRTRL
 // RUN: tracec-opt %S/Inputs/learn.mlir -p 'identify-recurrent-state,find-hidden-groups,find-param-relations,insert-eligibility-traces{algorithm=es-d-rtrl decay=0.5}' | filecheck %s --check-prefix=ES
+// RUN: tracec-opt %S/Inputs/learn.mlir -p 'identify-recurrent-state,find-hidden-groups,find-param-relations,insert-eligibility-traces{algorithm=d-rtrl decay=0.0 row-gradients=true}' | filecheck %s --check-prefix=ROWS
 
 // D-RTRL: one trace eps/w/v [H, B, I] updated by tracec.param_trace (D·eps + x·Df),
 // gradient Σ_b δ·eps by tracec.trace_grad; both at the relation's line (m.py:5:20).
@@ -25,3 +26,12 @@
 // ES: %[[NEF:[0-9]+]] = "tracec.neuron_trace"(%{{.*}}, %[[EF]], %{{.*}}) <{decay = 5.000000e-01 : f32, gain = 5.000000e-01 : f32, operandSegmentSizes = array<i32: 1, 1, 1>}>
 // ES: %[[G:[0-9]+]] = "tracec.factored_grad"(%[[NEX]], %{{.*}}, %[[NEF]], %[[CORR]]) {{.*}} -> tensor<2x3xf32> loc("m.py":5:20)
 // ES: "func.return"(%{{[0-9]+}}, %[[NEX]], %[[NEF]], %[[G]],
+
+// row-gradients: the gradient kept per batch row, laid out as the trace [H, B, I] (no
+// batch sum), named in batch_rows with the permutation back to w [I, H].
+// ROWS: sym_name = "learn_step"
+// ROWS-SAME: -> (tensor<4x3xf32>, tensor<3x4x2xf32>, tensor<3x4x2xf32>, tensor<f32>, tensor<4x3xf32>)
+// ROWS: %[[NEW:[0-9]+]] = "tracec.param_trace"
+// ROWS: %[[G:[0-9]+]] = "tracec.trace_grad"(%{{.*}}, %[[NEW]]) {{.*}} : (tensor<4x3xf32>, tensor<3x4x2xf32>) -> tensor<3x4x2xf32> loc("m.py":5:20)
+// ROWS: "func.return"(%{{[0-9]+}}, %[[NEW]], %[[G]],
+// ROWS: tracec.learning = {algorithm = "d-rtrl", decay = 0.000000e+00 : f64, batch_rows = {w = [1 : i64, 0 : i64]}}

@@ -4,6 +4,7 @@
 // RUN: tracec-opt %S/Inputs/learn.mlir -p 'identify-recurrent-state,find-hidden-groups,find-param-relations,insert-eligibility-traces{algorithm=d-rtrl decay=0.0},insert-optimizer{kind=sgd lr=0.5 update-every=1 skip-masked=true}' | filecheck %s --check-prefix=SKIP
 // RUN: tracec-opt %S/Inputs/learn.mlir -p 'identify-recurrent-state,find-hidden-groups,find-param-relations,insert-eligibility-traces{algorithm=d-rtrl decay=0.0},insert-optimizer{kind=adam lr=0.5 update-every=3 skip-masked=true}' | filecheck %s --check-prefix=SKIPADAM
 // RUN: tracec-opt %S/Inputs/learn.mlir -p 'identify-recurrent-state,find-hidden-groups,find-param-relations,insert-eligibility-traces{algorithm=d-rtrl decay=0.0},insert-optimizer{kind=sgd lr=0.5 update-every=3 apart=true}' | filecheck %s --check-prefix=APART
+// RUN: tracec-opt %S/Inputs/learn.mlir -p 'identify-recurrent-state,find-hidden-groups,find-param-relations,insert-eligibility-traces{algorithm=d-rtrl decay=0.0 row-gradients=true},insert-optimizer{kind=adam lr=0.5 update-every=3}' | filecheck %s --check-prefix=ROWS
 
 // Accumulate, count k, and when k+1 >= 3 apply θ - lr·accum and clear the accumulator.
 // CHECK: sym_name = "train_core"
@@ -80,3 +81,16 @@
 // APART-NEXT: %[[NEW:[0-9]+]] = "stablehlo.subtract"(%0, %[[STEP]])
 // APART-NEXT: %[[ZERO:[0-9]+]] = "stablehlo.constant"() <{value = dense<0.000000e+00> : tensor<2x3xf32>}>
 // APART-NEXT: "func.return"(%[[NEW]], %[[ZERO]])
+
+// A gradient kept per batch row: the accumulator is laid out as the trace [H, B, I];
+// when due, its own branch sums it over the batch and transposes it to w [I, H] (the
+// moments and w read that sum); the core names it in tracec.accumulator_rows.
+// ROWS: sym_name = "train_core"
+// ROWS-SAME: function_type = (tensor<2x3xf32>, tensor<2x3xf32>, tensor<2x3xf32>, tensor<f32>, tensor<4x3xf32>, tensor<3x4x2xf32>, tensor<3x4x2xf32>, tensor<i32>, tensor<i32>,
+// ROWS: %[[DUE:[0-9]+]] = "stablehlo.compare"{{.*}}comparison_direction GE
+// ROWS: %[[TOTAL:[0-9]+]] = "stablehlo.add"(%{{[0-9]+}}, %{{[0-9]+}}) : (tensor<3x4x2xf32>, tensor<3x4x2xf32>) -> tensor<3x4x2xf32>
+// ROWS: "stablehlo.if"(%[[DUE]]) ({
+// ROWS-NEXT: stablehlo.constant
+// ROWS-NEXT: "stablehlo.reduce"(%[[TOTAL]], %{{[0-9]+}}) <{dimensions = array<i64: 1>}>
+// ROWS: "stablehlo.transpose"(%{{[0-9]+}}) <{permutation = array<i64: 1, 0>}> : (tensor<3x2xf32>) -> tensor<2x3xf32>
+// ROWS: tracec.accumulator_rows = {w = [1 : i64, 0 : i64]}

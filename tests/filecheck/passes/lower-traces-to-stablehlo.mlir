@@ -1,5 +1,6 @@
 // RUN: tracec-opt %S/Inputs/traces.mlir -p lower-traces-to-stablehlo | filecheck %s
 // RUN: tracec-opt %S/Inputs/traces-factored.mlir -p lower-traces-to-stablehlo | filecheck %s --check-prefix=ES
+// RUN: tracec-opt %S/Inputs/learn.mlir -p 'identify-recurrent-state,find-hidden-groups,find-param-relations,insert-eligibility-traces{algorithm=d-rtrl decay=0.0 row-gradients=true},lower-traces-to-stablehlo' | filecheck %s --check-prefix=ROWS
 
 // CHECK: ^bb0(%[[EX:[a-z0-9]+]]: tensor<4x2xf32> {{.*}}, %[[X:[a-z0-9]+]]: tensor<4x2xf32> {{.*}}, %[[D:[a-z0-9]+]]: tensor<4x3xf32> {{.*}}, %[[EF:[a-z0-9]+]]: tensor<4x3xf32> {{.*}}, %[[DF:[a-z0-9]+]]: tensor<4x3xf32> {{.*}}, %[[EPS:[a-z0-9]+]]: tensor<3x4x2xf32> {{.*}}, %[[CORR:[a-z0-9]+]]: tensor<f32>
 // input_trace: 0.5 εx + x, at the relation's line.
@@ -58,3 +59,13 @@
 // ES-NOT: "stablehlo.reduce"
 // ES: "func.return"(%[[G2]])
 // ES-NOT: "tracec.
+
+// A D-RTRL gradient kept per batch row (result shaped as the trace): δ [B, H] broadcast
+// to [H, B, I] times the new trace, element-wise; no contraction, no barrier.
+// ROWS: sym_name = "learn_step"
+// ROWS: %[[NEW:[0-9]+]] = "stablehlo.add"({{.*}}) : (tensor<3x4x2xf32>, tensor<3x4x2xf32>) -> tensor<3x4x2xf32> loc("m.py":5:20)
+// ROWS-NEXT: %[[DB:[0-9]+]] = "stablehlo.broadcast_in_dim"(%{{[0-9]+}}) <{broadcast_dimensions = array<i64: 1, 0>}> : (tensor<4x3xf32>) -> tensor<3x4x2xf32>
+// ROWS-NEXT: %[[G:[0-9]+]] = "stablehlo.multiply"(%[[DB]], %[[NEW]]) : (tensor<3x4x2xf32>, tensor<3x4x2xf32>) -> tensor<3x4x2xf32> loc("m.py":5:20)
+// ROWS-NOT: stablehlo.dot_general
+// ROWS-NOT: optimization_barrier
+// ROWS: "func.return"(%{{[0-9]+}}, %[[NEW]], %[[G]],
