@@ -196,6 +196,24 @@ def test_compile_cache_hit_and_bypass(tmp_path):
     assert b.returncode == 0 and (tmp_path / "b.vmfb").read_bytes() == (tmp_path / "a.vmfb").read_bytes()
 
 
+def test_cache_key_holds_every_pass_option(monkeypatch):
+    """With the default pipeline the key holds the passes as run: a module switch that
+    reaches a pass without being a compile option (tracec.options.ROW_GRADIENTS) changes
+    it, so an artifact built with the switch on is never served with it off."""
+    import tracec.options
+    from tracec.driver import _cache_key
+    from tracec.options import CompileOptions
+
+    opts = CompileOptions(algorithm="d-rtrl", update_every=8)
+    off = _cache_key("module {}", opts, None, {})
+    monkeypatch.setattr(tracec.options, "ROW_GRADIENTS", True)
+    on = _cache_key("module {}", opts, None, {})
+    assert on != off
+    assert _cache_key("module {}", opts, None, {}) == on
+    monkeypatch.setattr(tracec.options, "ROW_GRADIENTS", False)
+    assert _cache_key("module {}", opts, None, {}) == off
+
+
 def test_gpu_and_cross_targets_compile_without_a_gpu(tmp_path):
     for flags in (["--target", "cuda"], ["--target", "rocm"], ["--target", "vulkan"],
                   ["--target-triple", "aarch64-linux-gnu"]):

@@ -233,9 +233,13 @@ def cache_dir() -> str | None:
 
 def _cache_key(input_ir: str, options: CompileOptions, pipeline: str | None, source: dict) -> str:
     h = hashlib.sha256()
+    # The pipelines as run, every pass's options spelled out: a switch that reaches a
+    # pass without being a compile option (tracec.options) changes the key too.
+    if pipeline is None:
+        pipeline = ";".join(pipeline_text(stage_passes(options, stage))
+                            for stage in ir_stages(options.target))
     payload = {"options": options.as_dict(), "pipeline": pipeline, "tools": tool_versions(),
-               "sources": sources_hash(), "source_file": source.get("file"),
-               "row_gradients": options.row_gradients()}  # a module switch, not an option
+               "sources": sources_hash(), "source_file": source.get("file")}
     h.update(json.dumps(payload, sort_keys=True).encode())
     h.update(input_ir.encode())
     return h.hexdigest()
