@@ -61,6 +61,11 @@ def _lower_traces_to_stablehlo():
     return LowerTracesToStablehloPass
 
 
+def _window_param_traces():
+    from tracec.passes.window_param_traces import WindowParamTracesPass
+    return WindowParamTracesPass
+
+
 def _leading_sums_to_dot():
     from tracec.passes.leading_sums_to_dot import LeadingSumsToDotPass
     return LeadingSumsToDotPass
@@ -131,6 +136,7 @@ PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "make-entry-points": _make_entry_points,
     "lower-scan-to-stablehlo": _lower_scan_to_stablehlo,
     "lower-scan-to-iree": _lower_scan_to_iree,
+    "window-param-traces": _window_param_traces,
     "lower-traces-to-stablehlo": _lower_traces_to_stablehlo,
     "leading-sums-to-dot": _leading_sums_to_dot,
     "algebraic-simplify": _algebraic_simplify,

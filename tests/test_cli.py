@@ -61,8 +61,8 @@ def test_dump_dir_writes_one_numbered_file_per_pass(tmp_path):
     assert files[1:] == ["01-strip-sharding.mlir", "02-inline-private-functions.mlir",
                          "03-extract-step.mlir", "04-check-backend-ops.mlir",
                          "05-make-entry-points.mlir", "06-event-driven-relations.mlir",
-                         "07-lower-traces-to-stablehlo.mlir", "08-leading-sums-to-dot.mlir",
-                         "09-algebraic-simplify.mlir", "10-lower-scan-to-iree.mlir",
+                         "07-lower-scan-to-iree.mlir", "08-lower-traces-to-stablehlo.mlir",
+                         "09-leading-sums-to-dot.mlir", "10-algebraic-simplify.mlir",
                          "11-fusion-barriers-to-iree.mlir", "12-guard-scatter-indices.mlir",
                          "13-strip-tracec-attributes.mlir"]
 

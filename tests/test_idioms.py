@@ -163,3 +163,55 @@ def _own_spike_jvp(primals, tangents):
         assert np.abs(change).max() > 1e-4, k  # the gradient reaches every parameter
         np.testing.assert_allclose(trained["own"][k], change, rtol=1e-4,
                                    atol=1e-5 * float(np.abs(change).max()), err_msg=k)
+
+
+@pytest.mark.parametrize("name,windowed", [
+    ("einsum_hi", {"w_in"}), ("transposed", {"w_in"}), ("min_gru", {"w_in", "w_z"}),
+    ("masked", set()), ("dale", set()), ("vmapped_per_sample", {"w_in"})])
+def test_traces_carried_over_windows_learn_the_bptt_gradient(name, windowed, tmp_path,
+                                                             monkeypatch):
+    """window-param-traces (tracec.options.WINDOW_TRACES): over the unrolled steps of a
+    quiet window (40 steps, the loop unrolled 4 times, one update at the end) a dense
+    weight's trace is carried in closed form and its gradient added once per window.
+    Held to BPTT like the per-step form; ``windowed`` names the weights whose traces the
+    pass rewrote (used as stored or transposed; a weight used through a mask or abs(W)
+    keeps the per-step form)."""
+    import tracec.options
+    from tracec.dialects.tracec import TraceGradOp
+
+    monkeypatch.setattr(tracec.options, "WINDOW_TRACES", True)
+    monkeypatch.setattr(tracec.options, "WINDOW_MIN_BYTES", 0)  # these traces are small
+    steps = 40
+    model = IDIOMS[name]()
+    counts = {}
+
+    def seen(stage, pass_name, ir):
+        if pass_name in ("lower-scan-to-iree", "window-param-traces"):
+            counts[pass_name] = ir.count(f'"{TraceGradOp.name}"')
+
+    path = str(tmp_path / "m.vmfb")
+    art = tracec.compile(model, algorithm="d-rtrl", optimizer="sgd", lr=1.0,
+                         update_every=steps, scan_unroll=4, callback=seen)
+    art.save(path)
+    # each windowed weight: 4 gradients per window become 1 (one window body)
+    assert counts["lower-scan-to-iree"] - counts["window-param-traces"] == 3 * len(windowed)
+    learner = tracec.runtime.load(path)
+    rng = np.random.default_rng(sum(map(ord, name)))
+    xs = (rng.random((steps, *model.input.shape)) < 0.5).astype(np.float32)
+    targets = _draw_n(rng, model.target, steps)
+    mask = (rng.random(steps) < 0.8).astype(np.float32)
+    before = learner.params
+    learner.train_sequence(xs, targets, mask)
+    after = learner.params
+    want = bptt_gradient(model, model.init_params(jax.random.PRNGKey(0)), xs, targets, mask)
+    for k, g in want.items():
+        scale = max(1e-3, float(np.abs(g).max()))
+        np.testing.assert_allclose(before[k] - after[k], g, rtol=1e-4, atol=1e-4 * scale,
+                                   err_msg=f"{name}: {k}")
+
+
+def _draw_n(rng, spec, steps):
+    shape = (steps,) + tuple(spec.shape)
+    if np.dtype(spec.dtype).kind == "i":
+        return rng.integers(0, 3, shape).astype(spec.dtype)
+    return (rng.random(shape) < 0.5).astype(np.float32)

@@ -20,6 +20,7 @@ from typing import Callable
 
 from tracec.diagnostics import SourceLoc, TracecError
 from tracec.fileio import atomic_write
+from tracec import options as _switches
 from tracec.options import CompileOptions
 from tracec.versions import sources_hash, tool_versions
 
@@ -56,9 +57,12 @@ def stage_passes(options: CompileOptions, stage: str, manifest: str = "{}",
                 else options.event_driven)
         fuse = options.fused_steps() if fuse_steps is None else fuse_steps
         return [make("event-driven-relations", mode=mode, capacity=float(options.event_capacity)),
-                make("lower-traces-to-stablehlo"), make("leading-sums-to-dot"),
-                make("algebraic-simplify"), make("lower-scan-to-iree", unroll=options.scan_unroll,
+                make("lower-scan-to-iree", unroll=options.scan_unroll,
                      fuse_steps=fuse, quiet_windows=options.quiet_windows()),
+                *([make("window-param-traces", min_bytes=_switches.WINDOW_MIN_BYTES)]
+                  if options.window_traces() else []),
+                make("lower-traces-to-stablehlo"), make("leading-sums-to-dot"),
+                make("algebraic-simplify"),
                 make("fusion-barriers-to-iree"), make("guard-scatter-indices"),
                 make("strip-tracec-attributes")]
     raise TracecError(f"unknown IR stage '{stage}'")
@@ -201,13 +205,20 @@ def parse_pipeline(spec: str):
                           hint="the syntax is pass-a,pass-b{option=value}") from e
 
 
-def run_passes(module, passes, stage: str, callback: IrCallback | None) -> None:
+def run_passes(module, passes, stage: str, callback: IrCallback | None,
+               marks: dict | None = None) -> None:
+    """Apply ``passes`` to ``module``, verifying after each; ``marks`` collects the unit
+    attributes that passes set on the module for the driver (before a later pass strips
+    them)."""
     from tracec.dialects import make_context
     from tracec.frontends.stablehlo_io import print_generic
+    from tracec.passes.window_param_traces import WINDOWED
 
     ctx = make_context()
     for p in passes:
         p.apply(ctx, module)
+        if marks is not None and WINDOWED in module.attributes:
+            marks[WINDOWED] = True
         try:
             module.verify()
         except TracecError:
@@ -369,13 +380,18 @@ def compile(source, options: CompileOptions | None = None, *, emit: str | None =
     # A learning rule's unrolled steps fused by default ("auto", where quiet windows
     # apply): IREE's aggressive fusion breaks some such modules, whose loop is then
     # lowered again with its steps apart (the module before the stage is kept for that).
+    # With D-RTRL's traces carried over windows (window-param-traces), IREE's aggressive
+    # fusion fails on the windowed loop: such a module is compiled again without that
+    # fusion, its windows kept, and nothing said (faster than the steps apart:
+    # benchmarks/results/window_traces_ab.md).
+    marks: dict = {}
     relower_apart = (pipeline is None and emit == final_stage and options.target != "xla"
               and options.fuse_steps is None and options.fused_steps())
     before_backend = None
     for stage in stages:
         if relower_apart and stage == stages[2]:
             before_backend = module.clone()
-        run_passes(module, passes_of[stage], stage, callback)
+        run_passes(module, passes_of[stage], stage, callback, marks)
         # Passes never print: they leave warnings on the module (tracec.warnings).
         warnings += [w for w in module_warnings(module) if w not in warnings]
         ir[stage] = print_generic(module)
@@ -388,15 +404,18 @@ def compile(source, options: CompileOptions | None = None, *, emit: str | None =
 
     manifest = _manifest_of(module)
     from tracec import backends
+    from tracec.passes.window_param_traces import WINDOWED
 
+    windowed = marks.get(WINDOWED, False)
+    relower_apart = relower_apart and not windowed
     if options.target == "xla":
         binary = backends.compile_xla(ir["xla-input"], manifest, options)
     else:
         try:
             binary = backends.compile_iree(
                 ir["iree-input"], options, source_file=source.get("file"),
-                aggressive_fusion=backends.aggressive_fusion_fits(module), warnings=warnings,
-                retry_without_fusion=not relower_apart)
+                aggressive_fusion=backends.aggressive_fusion_fits(module),
+                warnings=None if windowed else warnings, retry_without_fusion=not relower_apart)
         except backends.AggressiveFusionFailed:
             module = before_backend
             run_passes(module, stage_passes(options, stages[2], fuse_steps=False), stages[2],

@@ -26,6 +26,14 @@ QUIET_ITERATIONS = 8
 #: read and write each step costs more than the contraction it saves
 #: (benchmarks/results/row_gradients_ab.md, which sets it to measure both forms).
 ROW_GRADIENTS = False
+#: Carry D-RTRL's dense weight traces over the unrolled steps of a window without an
+#: update in one pass (window-param-traces; CompileOptions.window_traces): 3.4-3.6x
+#: faster steps on lif_v 2x256, 1.1-1.3x on 2x64 (benchmarks/results/window_traces_ab.md,
+#: which sets it to measure both forms).
+WINDOW_TRACES = True
+#: The smallest trace (bytes) carried over windows: smaller ones stay in cache, and their
+#: window would cost the module IREE's aggressive fusion for little.
+WINDOW_MIN_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -151,6 +159,14 @@ class CompileOptions:
         with updates less often than every step, and only where ``ROW_GRADIENTS`` is set
         (it is not by default)."""
         return ROW_GRADIENTS and self.algorithm == "d-rtrl" and self.update_every > 1
+
+    def window_traces(self) -> bool:
+        """Whether D-RTRL's weight traces are carried over an unrolled window of steps
+        in closed form (window-param-traces): on IREE targets where the unrolled steps
+        run without the optimizer's branches (quiet windows, or the optimizer apart),
+        while ``WINDOW_TRACES`` is set (it is by default)."""
+        return (WINDOW_TRACES and self.algorithm == "d-rtrl" and self.target != "xla"
+                and (self.quiet_windows() or self.update_apart()))
 
     def update_apart(self) -> bool:
         """Whether the optimizer runs apart from the steps (``apply_update``): with a
