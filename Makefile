@@ -6,6 +6,8 @@
 # versions are pinned, per Python version where they differ).
 
 PYTHON ?= python3
+# pip keeps no cache of what it installs: the venvs hold the only copies (disk)
+export PIP_NO_CACHE_DIR := 1
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.tracec-installed
@@ -50,11 +52,19 @@ pytest: $(STAMP) vulkan-driver aarch64-runtime interop-venvs
 
 # The optional venvs of the interop tests (snnTorch for NIR, PyTorch + torch-mlir): made
 # when their pinned packages install here; where they do not, those tests skip and say why.
+# Each holds a PyTorch (about 1 GiB): one is made only while INTEROP_MIN_FREE_MB stay free
+# on this disk beside it, so that the Python 3.12 run that follows still has room.
+INTEROP_MIN_FREE_MB ?= 4096
+FREE_MB = $$(df -Pm . | awk 'NR == 2 { print $$4 }')
 interop-venvs:
-	@$(MAKE) --no-print-directory nir-venv >/dev/null 2>&1 || { rm -rf $(NIR_VENV); \
-	  echo "could not make $(NIR_VENV) (snnTorch): the snnTorch interop tests will skip"; }
-	@$(MAKE) --no-print-directory torch-venv >/dev/null 2>&1 || { rm -rf $(TORCH_VENV); \
-	  echo "could not make $(TORCH_VENV) (torch-mlir): the torch-mlir tests will skip"; }
+	@if [ -f $(NIR_STAMP) ] || [ "$(FREE_MB)" -gt $$(( $(INTEROP_MIN_FREE_MB) + 1200 )) ]; then \
+	  $(MAKE) --no-print-directory nir-venv >/dev/null 2>&1 || { rm -rf $(NIR_VENV); \
+	  echo "could not make $(NIR_VENV) (snnTorch): the snnTorch interop tests will skip"; }; \
+	else echo "$(FREE_MB) MB free: not making $(NIR_VENV) (snnTorch): the snnTorch interop tests will skip"; fi
+	@if [ -f $(TORCH_STAMP) ] || [ "$(FREE_MB)" -gt $$(( $(INTEROP_MIN_FREE_MB) + 1400 )) ]; then \
+	  $(MAKE) --no-print-directory torch-venv >/dev/null 2>&1 || { rm -rf $(TORCH_VENV); \
+	  echo "could not make $(TORCH_VENV) (torch-mlir): the torch-mlir tests will skip"; }; \
+	else echo "$(FREE_MB) MB free: not making $(TORCH_VENV) (torch-mlir): the torch-mlir tests will skip"; fi
 
 # A Vulkan device on the CPU (Mesa's lavapipe) for tests/test_vulkan.py, installed with apt
 # when running as root; elsewhere those tests skip and say why.
