@@ -19,29 +19,26 @@ from reference_rules import bptt_gradient
 T = 7
 
 
-def _draw(rng, spec):
-    """T steps of data for one spec or a pytree of specs (several streams)."""
+def _draw(rng, spec, steps=T):
+    """``steps`` steps of data for one spec or a pytree of specs (several streams)."""
     if isinstance(spec, dict):
-        return {k: _draw(rng, v) for k, v in spec.items()}
-    shape = (T,) + tuple(spec.shape)
+        return {k: _draw(rng, v, steps) for k, v in spec.items()}
+    shape = (steps,) + tuple(spec.shape)
     if np.dtype(spec.dtype).kind == "i":
         return rng.integers(0, 3, shape).astype(spec.dtype)
     return (rng.random(shape) < 0.5).astype(np.float32)
 
 
-def _data(model, seed):
+def _data(model, seed, steps=T):
     rng = np.random.default_rng(seed)
-    mask = (rng.random(T) < 0.8).astype(np.float32)
-    return _draw(rng, model.input), _draw(rng, model.target), mask
+    mask = (rng.random(steps) < 0.8).astype(np.float32)
+    return _draw(rng, model.input, steps), _draw(rng, model.target, steps), mask
 
 
-@pytest.mark.parametrize("name", sorted(IDIOMS))
-def test_idiom_learns_the_bptt_gradient(name, tmp_path):
-    model = IDIOMS[name]()
-    path = str(tmp_path / "m.vmfb")
-    tracec.compile(model, algorithm="d-rtrl", optimizer="sgd", lr=1.0, update_every=T).save(path)
-    learner = tracec.runtime.load(path)
-    xs, targets, mask = _data(model, sum(map(ord, name)))
+def _learns_bptt(learner, model, name, data):
+    """One train_sequence with SGD(lr=1) over ``data`` moves each parameter by minus
+    jax.grad of Σ_t m_t L_t through time."""
+    xs, targets, mask = data
     before = learner.params
     learner.train_sequence(xs, targets, mask)
     after = learner.params
@@ -51,6 +48,15 @@ def test_idiom_learns_the_bptt_gradient(name, tmp_path):
         scale = max(1e-3, float(np.abs(g).max()))
         np.testing.assert_allclose(before[k] - after[k], g, rtol=1e-4, atol=1e-4 * scale,
                                    err_msg=f"{name}: {k}")
+
+
+@pytest.mark.parametrize("name", sorted(IDIOMS))
+def test_idiom_learns_the_bptt_gradient(name, tmp_path):
+    model = IDIOMS[name]()
+    path = str(tmp_path / "m.vmfb")
+    tracec.compile(model, algorithm="d-rtrl", optimizer="sgd", lr=1.0, update_every=T).save(path)
+    learner = tracec.runtime.load(path)
+    _learns_bptt(learner, model, name, _data(model, sum(map(ord, name))))
 
 
 @pytest.mark.parametrize("name,per_row,parts", [
@@ -77,15 +83,7 @@ def test_gradient_kept_per_batch_row_learns_the_bptt_gradient(name, per_row, par
     for a in rows:  # [M, B, I], the parameter once summed over axis 1 and permuted
         M, _, I = a["shape"]
         assert params[a["name"]] == ([I, M] if a["batch_rows"] == [1, 0] else [M, I]), a
-    xs, targets, mask = _data(model, sum(map(ord, name)))
-    before = learner.params
-    learner.train_sequence(xs, targets, mask)
-    after = learner.params
-    want = bptt_gradient(model, model.init_params(jax.random.PRNGKey(0)), xs, targets, mask)
-    for k, g in want.items():
-        scale = max(1e-3, float(np.abs(g).max()))
-        np.testing.assert_allclose(before[k] - after[k], g, rtol=1e-4, atol=1e-4 * scale,
-                                   err_msg=f"{name}: {k}")
+    _learns_bptt(learner, model, name, _data(model, sum(map(ord, name))))
 
 
 def test_streams_are_packed_and_checked_by_the_runtime(tmp_path):
@@ -196,22 +194,4 @@ def test_traces_carried_over_windows_learn_the_bptt_gradient(name, windowed, tmp
     # each windowed weight: 4 gradients per window become 1 (one window body)
     assert counts["lower-scan-to-iree"] - counts["window-param-traces"] == 3 * len(windowed)
     learner = tracec.runtime.load(path)
-    rng = np.random.default_rng(sum(map(ord, name)))
-    xs = (rng.random((steps, *model.input.shape)) < 0.5).astype(np.float32)
-    targets = _draw_n(rng, model.target, steps)
-    mask = (rng.random(steps) < 0.8).astype(np.float32)
-    before = learner.params
-    learner.train_sequence(xs, targets, mask)
-    after = learner.params
-    want = bptt_gradient(model, model.init_params(jax.random.PRNGKey(0)), xs, targets, mask)
-    for k, g in want.items():
-        scale = max(1e-3, float(np.abs(g).max()))
-        np.testing.assert_allclose(before[k] - after[k], g, rtol=1e-4, atol=1e-4 * scale,
-                                   err_msg=f"{name}: {k}")
-
-
-def _draw_n(rng, spec, steps):
-    shape = (steps,) + tuple(spec.shape)
-    if np.dtype(spec.dtype).kind == "i":
-        return rng.integers(0, 3, shape).astype(spec.dtype)
-    return (rng.random(shape) < 0.5).astype(np.float32)
+    _learns_bptt(learner, model, name, _data(model, sum(map(ord, name)), steps))
